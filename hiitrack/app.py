@@ -1,0 +1,46 @@
+"""The running application: one store and the services built on it.
+
+The web resources receive this object and nothing else; it owns the caches,
+so operations that touch several of them (deleting a bucket or a user) live
+here.  Tests: tests/conftest.py builds one per test.
+"""
+
+import time
+from collections.abc import Callable
+
+from hiitrack.accounts import Accounts
+from hiitrack.catalog import Catalog
+from hiitrack.reports import Reports
+from hiitrack.store import Store
+from hiitrack.tracking import Tracker
+
+__all__ = ["HiiTrack"]
+
+
+class HiiTrack:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        visitor_cache_size: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.accounts = Accounts(store)
+        self.catalog = Catalog(store)
+        self.tracker = Tracker(store, self.catalog, clock, visitor_cache_size)
+        self.reports = Reports(store, self.catalog)
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.accounts.start()
+
+    async def stop(self) -> None:
+        await self.store.close()
+
+    async def delete_bucket(self, user: str, bucket: str) -> None:
+        self.tracker.forget(await self.accounts.delete_bucket(user, bucket))
+
+    async def delete_user(self, user: str) -> None:
+        for scope in await self.accounts.delete_user(user):
+            self.tracker.forget(scope)

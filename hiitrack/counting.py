@@ -1,0 +1,248 @@
+"""The counting semantics of API.md, as pure functions.
+
+Given a visitor's state and what the visitor did (an event, a property value,
+a batch of both), these functions update the state and add the counter
+increments that the action causes.  Nothing here does I/O or knows a store:
+the write path persists what this returns, the report path reads the same
+rows back through the key helpers below.  Tests: tests/test_counting.py.
+
+Counters live in rows of cells.  A row key starts with one byte naming its
+kind; a cell's column key names the counter inside the row:
+
+=========================  ===============================  =======================
+row                        key                              columns
+=========================  ===============================  =======================
+event                      ``e`` E                          ``t``, ``u``, ``p`` X, ``q`` X
+segment (event × property) ``s`` E P                        V + one of the above
+holders of a property      ``v`` P                          V E
+event series               ``E`` g shard E                  T + one of the above
+segment series             ``S`` g shard E P                T V + one of the above
+=========================  ===============================  =======================
+
+E and X are event ids, P a property id, V a value id (which starts with P),
+``t`` a total, ``u`` a unique total, ``p``/``q`` a path / unique path from X,
+g ``h`` or ``d`` for hourly or daily series, T the series bucket's start as an
+8-byte big-endian Unix time.  Series rows are split into time shards so that
+no row grows without bound.
+"""
+
+import struct
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from hiitrack.ids import ID_SIZE
+
+__all__ = [
+    "DAY",
+    "HOUR",
+    "INTERVALS",
+    "Increments",
+    "Interval",
+    "Visitor",
+    "count_batch",
+    "count_event",
+    "count_property",
+    "event_row",
+    "holders_row",
+    "new_increments",
+    "segment_row",
+    "series_rows",
+    "split_counter",
+]
+
+EVENT = b"e"
+SEGMENT = b"s"
+HOLDERS = b"v"
+EVENT_SERIES = b"E"
+SEGMENT_SERIES = b"S"
+
+TOTAL = b"t"
+UNIQUE_TOTAL = b"u"
+PATH = b"p"
+UNIQUE_PATH = b"q"
+
+VALUE_ID_SIZE = 2 * ID_SIZE
+
+Increments = defaultdict[tuple[bytes, bytes], int]
+"""``Increments[row, column] = amount``: what one or more actions add."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A series granularity: its tag, its length and the span of one row."""
+
+    tag: bytes
+    seconds: int
+    shard_seconds: int
+
+    def start_of(self, when: int) -> int:
+        return when - when % self.seconds
+
+    def shards(self, start: int, finish: int) -> range:
+        return range(start // self.shard_seconds, finish // self.shard_seconds + 1)
+
+
+HOUR = Interval(b"h", 3600, 2**21)
+DAY = Interval(b"d", 86400, 2**25)
+INTERVALS = {"hour": HOUR, "day": DAY}
+
+
+def new_increments() -> Increments:
+    return defaultdict(int)
+
+
+@dataclass
+class Visitor:
+    """What the server remembers of one visitor in one bucket.
+
+    ``seen[E]`` counts the visitor's E events; ``followed[E][X]`` counts the
+    E events done while X had already happened; ``values`` holds the value
+    ids the visitor has.
+    """
+
+    seen: dict[bytes, int] = field(default_factory=dict)
+    followed: dict[bytes, dict[bytes, int]] = field(default_factory=dict)
+    values: set[bytes] = field(default_factory=set)
+
+    _COUNT = struct.Struct(">Q")
+
+    def to_bytes(self) -> bytes:
+        count = self._COUNT.pack
+        parts = [count(len(self.seen))]
+        for event, n in self.seen.items():
+            followed = self.followed.get(event, {})
+            parts += [event, count(n), count(len(followed))]
+            for earlier, m in followed.items():
+                parts += [earlier, count(m)]
+        parts.append(count(len(self.values)))
+        parts.extend(sorted(self.values))
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Visitor":
+        visitor = cls()
+        offset = 0
+
+        def take(size: int) -> bytes:
+            nonlocal offset
+            offset += size
+            return data[offset - size : offset]
+
+        def number() -> int:
+            return cls._COUNT.unpack(take(8))[0]
+
+        for _ in range(number()):
+            event = take(ID_SIZE)
+            visitor.seen[event] = number()
+            visitor.followed[event] = {
+                take(ID_SIZE): number() for _ in range(number())
+            }
+        visitor.values = {take(VALUE_ID_SIZE) for _ in range(number())}
+        return visitor
+
+
+def event_row(event: bytes) -> bytes:
+    return EVENT + event
+
+
+def segment_row(event: bytes, prop: bytes) -> bytes:
+    return SEGMENT + event + prop
+
+
+def holders_row(prop: bytes) -> bytes:
+    return HOLDERS + prop
+
+
+def series_rows(
+    event: bytes, prop: bytes | None, interval: Interval, start: int, finish: int
+) -> list[bytes]:
+    """The series rows that hold the buckets from `start` to `finish`."""
+    kind, tail = (EVENT_SERIES, event) if prop is None else (SEGMENT_SERIES, event + prop)
+    return [
+        kind + interval.tag + struct.pack(">I", shard) + tail
+        for shard in interval.shards(start, finish)
+    ]
+
+
+def _series_key(kind: bytes, interval: Interval, when: int, tail: bytes) -> tuple[bytes, bytes]:
+    start = interval.start_of(when)
+    row = kind + interval.tag + struct.pack(">I", start // interval.shard_seconds) + tail
+    return row, struct.pack(">Q", start)
+
+
+def split_counter(column: bytes) -> tuple[bytes, bytes | None]:
+    """Split the tail of a column into its tag and, for paths, the earlier event."""
+    return column[:1], (column[1:] or None)
+
+
+def _counters(visitor: Visitor, event: bytes) -> Iterator[tuple[bytes, int]]:
+    """The counters one more `event` of `visitor` adds to, before the state moves."""
+    followed = visitor.followed.get(event, {})
+    yield TOTAL, 1
+    if event not in visitor.seen:
+        yield UNIQUE_TOTAL, 1
+    for earlier in visitor.seen:
+        yield PATH + earlier, 1
+        if earlier not in followed:
+            yield UNIQUE_PATH + earlier, 1
+
+
+def count_event(visitor: Visitor, event: bytes, when: int, inc: Increments) -> None:
+    """Visitor does `event` at Unix time `when`: add its increments to `inc`."""
+    counters = list(_counters(visitor, event))
+    first = event not in visitor.seen
+    rows = [(event_row(event), b"")]
+    for interval in (HOUR, DAY):
+        rows.append(_series_key(EVENT_SERIES, interval, when, event))
+    for value in visitor.values:
+        prop = value[:ID_SIZE]
+        rows.append((segment_row(event, prop), value))
+        for interval in (HOUR, DAY):
+            row, stamp = _series_key(SEGMENT_SERIES, interval, when, event + prop)
+            rows.append((row, stamp + value))
+        if first:
+            inc[holders_row(prop), value + event] += 1
+    for row, prefix in rows:
+        for column, amount in counters:
+            inc[row, prefix + column] += amount
+
+    followed = visitor.followed.setdefault(event, {})
+    for earlier in visitor.seen:
+        followed[earlier] = followed.get(earlier, 0) + 1
+    visitor.seen[event] = visitor.seen.get(event, 0) + 1
+
+
+def count_property(visitor: Visitor, value: bytes, inc: Increments) -> bool:
+    """Visitor gets `value`; credit it with the visitor's history if it is new.
+
+    Returns whether the value was new to the visitor.  Series are not
+    back-filled (API.md).
+    """
+    if value in visitor.values:
+        return False
+    visitor.values.add(value)
+    prop = value[:ID_SIZE]
+    for event, n in visitor.seen.items():
+        row = segment_row(event, prop)
+        inc[row, value + TOTAL] += n
+        inc[row, value + UNIQUE_TOTAL] += 1
+        inc[holders_row(prop), value + event] += 1
+        for earlier, m in visitor.followed.get(event, {}).items():
+            inc[row, value + PATH + earlier] += m
+            inc[row, value + UNIQUE_PATH + earlier] += 1
+    return True
+
+
+def count_batch(
+    visitor: Visitor,
+    values: Iterable[bytes],
+    events: Iterable[bytes],
+    when: int,
+    inc: Increments,
+) -> None:
+    """A batch: its property values first, then its events in order."""
+    for value in values:
+        count_property(visitor, value, inc)
+    for event in events:
+        count_event(visitor, event, when, inc)

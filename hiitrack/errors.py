@@ -1,0 +1,51 @@
+"""The errors a client can cause, each with the HTTP status it answers.
+
+Any layer raises these; the one render helper (hiitrack.web.render) turns
+them into ``{"error": message}`` with the status.  Anything else that
+escapes is a bug: logged, and answered with a generic 500.
+"""
+
+__all__ = [
+    "ApiError",
+    "BadRequest",
+    "Conflict",
+    "NotAllowed",
+    "NotFound",
+    "TooLarge",
+    "Unauthorized",
+]
+
+
+class ApiError(Exception):
+    status = 500
+
+    def __init__(self, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Conflict(ApiError):
+    """Something that already exists (API.md answers 403 for it)."""
+
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class NotAllowed(ApiError):
+    status = 405
+
+
+class TooLarge(ApiError):
+    status = 413

@@ -1,0 +1,72 @@
+"""`twistd hiitrack`: command-line options and the service they build.
+
+Kept apart from the plugin file so that ``twistd --help`` does not import
+the application.  Tests: tests/test_tap.py.
+"""
+
+from twisted.application import service, strports
+from twisted.internet import defer, reactor
+from twisted.python import usage
+
+__all__ = ["Options", "makeService"]
+
+
+class Options(usage.Options):
+    synopsis = "[--port PORT] [--store URI]"
+    longdesc = "HiiTrack: funnel analytics over HTTP (see README.md and docs/api.md)."
+    optParameters = [
+        ["port", "p", "8080", "Port number or Twisted endpoint string, e.g. tcp:8080:interface=127.0.0.1."],
+        [
+            "store",
+            "s",
+            "sqlite:hiitrack.db",
+            "Where data lives: sqlite:PATH (embedded, the default) or "
+            "cassandra://HOST[,HOST...][:PORT]/KEYSPACE.",
+        ],
+        ["visitor-cache", None, 100000, "How many visitors' states to keep in memory.", int],
+        ["idle-timeout", None, 60.0, "Seconds before an idle connection is closed.", float],
+    ]
+
+    def postOptions(self) -> None:
+        port = self["port"]
+        if port.isdigit():
+            self["port"] = f"tcp:{port}"
+        store = self["store"]
+        if not (store.startswith("sqlite:") or store.startswith("cassandra://")):
+            raise usage.UsageError("--store must be sqlite:PATH or cassandra://HOST[,HOST...][:PORT]/KEYSPACE")
+        if self["visitor-cache"] < 1:
+            raise usage.UsageError("--visitor-cache must be at least 1")
+
+
+class HiiTrackService(service.MultiService):
+    """Opens the store before listening and closes it after the last request."""
+
+    def __init__(self, options: Options) -> None:
+        super().__init__()
+        from hiitrack.app import HiiTrack
+        from hiitrack.store import open_store
+        from hiitrack.web.site import make_site
+
+        self.app = HiiTrack(open_store(options["store"]), visitor_cache_size=options["visitor-cache"])
+        site = make_site(self.app, idle_timeout=options["idle-timeout"])
+        strports.service(options["port"], site).setServiceParent(self)
+
+    def startService(self) -> None:
+        def listen(_: object) -> None:
+            service.MultiService.startService(self)
+
+        def failed(failure: object) -> None:
+            from twisted.logger import Logger
+
+            Logger().failure("could not open the store", failure)
+            reactor.stop()
+
+        defer.ensureDeferred(self.app.start()).addCallbacks(listen, failed)
+
+    def stopService(self) -> defer.Deferred:
+        stopped = defer.maybeDeferred(service.MultiService.stopService, self)
+        return stopped.addCallback(lambda _: defer.ensureDeferred(self.app.stop()))
+
+
+def makeService(options: Options) -> service.IService:
+    return HiiTrackService(options)

@@ -1,0 +1,79 @@
+"""The write path: a visitor's actions become one durable batch of counters.
+
+For each request: wait for the visitor's earlier requests (per-visitor
+order), take the visitor's state (from a bounded cache, else the store), let
+hiitrack.counting work out the increments, and write the increments, the new
+state and any new names as one batch.  The request is answered when that
+batch is durable.  Tests: tests/test_http_tracking.py, tests/test_model.py.
+"""
+
+from collections.abc import Callable, Sequence
+
+from hiitrack.caching import LRU, KeyedLock
+from hiitrack.catalog import Catalog
+from hiitrack.counting import Visitor, count_batch, new_increments
+from hiitrack.ids import event_id, property_id, value_id
+from hiitrack.store import Store, WriteBatch
+
+__all__ = ["Tracker"]
+
+VISITOR = "visitor"
+
+
+class Tracker:
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog,
+        clock: Callable[[], float],
+        visitor_cache_size: int = 100_000,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._clock = clock
+        self._visitors: LRU[tuple[str, str], Visitor] = LRU(visitor_cache_size)
+        self._order: KeyedLock[tuple[str, str]] = KeyedLock()
+
+    async def track(
+        self,
+        scope: str,
+        visitor_id: str,
+        events: Sequence[str] = (),
+        properties: Sequence[tuple[str, object]] = (),
+    ) -> None:
+        """Apply properties, then events in order, for one visitor of a bucket."""
+        names = {event_id(name): name for name in events}
+        values: dict[bytes, tuple[str, object]] = {}
+        for name, content in properties:
+            values[value_id(property_id(name), content)] = (name, content)
+        steps = [event_id(name) for name in events]
+
+        async def apply() -> None:
+            key = (scope, visitor_id)
+            visitor = await self._visitor(scope, visitor_id)
+            increments = new_increments()
+            count_batch(visitor, values, steps, int(self._clock()), increments)
+            records = self._catalog.new_records(scope, names, values)
+            records[VISITOR, visitor_id] = visitor.to_bytes()
+            try:
+                await self._store.write(WriteBatch(scope, records, increments))
+            except BaseException:
+                # The state moved ahead of what was stored: read it again next time.
+                self._visitors.pop(key)
+                raise
+            self._visitors.put(key, visitor)
+            self._catalog.remember(scope, set(names) | set(values))
+
+        await self._order.run((scope, visitor_id), apply)
+
+    async def _visitor(self, scope: str, visitor_id: str) -> Visitor:
+        visitor = self._visitors.get((scope, visitor_id))
+        if visitor is None:
+            raw = await self._store.get(scope, VISITOR, visitor_id)
+            visitor = Visitor() if raw is None else Visitor.from_bytes(raw)
+        return visitor
+
+    def forget(self, scope: str) -> None:
+        """Drop cached state of a bucket that was deleted."""
+        self._visitors.forget_where(lambda key: key[0] == scope)
+        self._catalog.forget(scope)

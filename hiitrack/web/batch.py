@@ -1,0 +1,82 @@
+"""/{user}/{bucket}/batch: several events and properties of one visitor at once.
+
+The JavaScript tracker and the image pixel report here.  The message is
+checked whole before anything is recorded; a refused message records
+nothing.  With ``img=1`` the answer is a 1×1 transparent GIF whatever
+happens, so an ``<img>`` never shows a broken picture.  Tests:
+tests/test_http_tracking.py.
+"""
+
+from twisted.web.server import Request
+
+from hiitrack.app import HiiTrack
+from hiitrack.errors import ApiError, BadRequest
+from hiitrack.web.access import visitor_of
+from hiitrack.web.events import record_hit
+from hiitrack.web.params import (
+    Params,
+    check_event_name,
+    decode_base64,
+    decode_json,
+    decode_json_value,
+)
+from hiitrack.web.render import ApiResource, Raw
+
+__all__ = ["Batch", "PIXEL", "parse_message"]
+
+BATCH_LIMIT = 100
+
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+
+
+def parse_message(text: str) -> tuple[list[str], list[tuple[str, object]]]:
+    """``[[event, ...], [[property, value], ...]]`` from base64 JSON, checked."""
+    message = decode_json(decode_base64(text, "message"), "message")
+    if not isinstance(message, list) or len(message) != 2 or not all(isinstance(part, list) for part in message):
+        raise BadRequest("message must be a JSON list [[event, ...], [[property, value], ...]]")
+    events, properties = message
+    if len(events) > BATCH_LIMIT or len(properties) > BATCH_LIMIT:
+        raise BadRequest(f"a batch holds at most {BATCH_LIMIT} events and {BATCH_LIMIT} properties")
+    for name in events:
+        if not isinstance(name, str):
+            raise BadRequest("event names must be strings")
+        check_event_name(name)
+    pairs = []
+    for pair in properties:
+        if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
+            raise BadRequest("each property must be a [name, value] pair")
+        pairs.append((check_event_name(pair[0], "property"), decode_json_value(pair[1])))
+    return events, pairs
+
+
+class Batch(ApiResource):
+    def __init__(self, app: HiiTrack, user: str, bucket: str) -> None:
+        super().__init__()
+        self.app = app
+        self.user = user
+        self.bucket = bucket
+
+    async def handle_GET(self, request: Request, params: Params) -> dict | Raw:
+        pixel = params.get("img") == "1"
+        if pixel:
+            request.setHeader(b"Cache-Control", b"no-cache, no-store, must-revalidate")
+        visitor_id = None
+        try:
+            visitor_id = visitor_of(request, params)
+            events, properties = parse_message(params.require("message"))
+            await record_hit(self.app, self.user, self.bucket, visitor_id, events, properties)
+        except ApiError as error:
+            if pixel:
+                request.setResponseCode(error.status)
+                return Raw(PIXEL, b"image/gif")
+            if visitor_id is not None:
+                error.extra["visitor_id"] = visitor_id
+            raise
+        if pixel:
+            return Raw(PIXEL, b"image/gif")
+        return {"visitor_id": visitor_id}
+
+    handle_POST = handle_GET

@@ -1,0 +1,154 @@
+"""/{user}/{bucket}/event/{name}, /event_id/{id}, /property/{name}, /property_id/{id}.
+
+POST on a name records a hit (open to browsers); GET reads the report
+(credentials or the bucket's access key).  Tests:
+tests/test_http_tracking.py, tests/test_http_reports.py.
+"""
+
+from twisted.web.server import Request
+
+from hiitrack.app import HiiTrack
+from hiitrack.counting import INTERVALS
+from hiitrack.errors import ApiError, BadRequest
+from hiitrack.ids import InvalidId, decode_id, event_id, property_id
+from hiitrack.reports import Series
+from hiitrack.web.access import authorize, existing_bucket, visitor_of
+from hiitrack.web.params import (
+    Params,
+    check_event_name,
+    decode_base64,
+    decode_json,
+    decode_json_value,
+    decode_segment,
+)
+from hiitrack.web.render import ApiResource, ErrorResource
+
+__all__ = ["EventIndex", "PropertyIndex", "record_hit", "series_of"]
+
+
+async def record_hit(
+    app: HiiTrack,
+    user: str,
+    bucket: str,
+    visitor_id: str,
+    events: list[str] = (),
+    properties: list[tuple[str, object]] = (),
+) -> None:
+    """Record an already validated hit, creating the bucket on first use."""
+    scope = await app.accounts.ensure_bucket(user, bucket)
+    await app.tracker.track(scope, visitor_id, events, properties)
+
+
+def series_of(params: Params, now: float) -> Series | None:
+    """The time range of a report, if it asks for one."""
+    start = params.get("start")
+    if start is None:
+        return None
+    interval = params.get("interval") or "day"
+    if interval not in INTERVALS:
+        raise BadRequest("interval must be hour or day")
+    finish = params.get("finish")
+    try:
+        first = int(start)
+        last = int(finish) if finish is not None else int(now)
+    except ValueError:
+        raise BadRequest("start and finish must be integer Unix times") from None
+    if first < 0 or last < first:
+        raise BadRequest("start must be a Unix time no later than finish")
+    return Series(INTERVALS[interval], first, last)
+
+
+def _id_from_path(segment: bytes, what: str) -> bytes:
+    try:
+        return decode_id(decode_segment(segment, what))
+    except InvalidId as error:
+        raise BadRequest(str(error)) from None
+
+
+class _Index(ApiResource):
+    """The collection level (``event``, ``property``): it only has children."""
+
+    def __init__(self, app: HiiTrack, user: str, bucket: str, by_id: bool) -> None:
+        super().__init__()
+        self.app = app
+        self.user = user
+        self.bucket = bucket
+        self.by_id = by_id
+
+    def getChild(self, path: bytes, request: Request) -> ApiResource:
+        try:
+            return self.child(path)
+        except ApiError as error:
+            return ErrorResource(error)
+
+
+class EventIndex(_Index):
+    def child(self, path: bytes) -> ApiResource:
+        if self.by_id:
+            return EventReport(self.app, self.user, self.bucket, _id_from_path(path, "event id"))
+        name = check_event_name(decode_segment(path, "event name"))
+        return Event(self.app, self.user, self.bucket, name)
+
+
+class PropertyIndex(_Index):
+    def child(self, path: bytes) -> ApiResource:
+        if self.by_id:
+            return PropertyReport(self.app, self.user, self.bucket, _id_from_path(path, "property id"))
+        name = check_event_name(decode_segment(path, "property name"), "property")
+        return Property(self.app, self.user, self.bucket, name)
+
+
+class EventReport(ApiResource):
+    def __init__(self, app: HiiTrack, user: str, bucket: str, event: bytes) -> None:
+        super().__init__()
+        self.app = app
+        self.user = user
+        self.bucket = bucket
+        self.event = event
+
+    async def handle_GET(self, request: Request, params: Params) -> dict:
+        await authorize(self.app, request, self.user, self.bucket)
+        record = await existing_bucket(self.app, self.user, self.bucket)
+        series = series_of(params, self.app.clock())
+        if series is not None:
+            # Nothing was counted before the bucket existed: skip reading those rows.
+            series = Series(series.interval, max(series.start, record["created"] - 86400), series.finish)
+        prop = params.get("property")
+        return await self.app.reports.event(f"{self.user}/{self.bucket}", self.event, prop, series)
+
+
+class Event(EventReport):
+    def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
+        super().__init__(app, user, bucket, event_id(name))
+        self.name = name
+
+    async def handle_POST(self, request: Request, params: Params) -> dict:
+        visitor_id = visitor_of(request, params)
+        await record_hit(self.app, self.user, self.bucket, visitor_id, events=[self.name])
+        return {}
+
+
+class PropertyReport(ApiResource):
+    def __init__(self, app: HiiTrack, user: str, bucket: str, prop: bytes) -> None:
+        super().__init__()
+        self.app = app
+        self.user = user
+        self.bucket = bucket
+        self.prop = prop
+
+    async def handle_GET(self, request: Request, params: Params) -> dict:
+        await authorize(self.app, request, self.user, self.bucket)
+        await existing_bucket(self.app, self.user, self.bucket)
+        return await self.app.reports.property(f"{self.user}/{self.bucket}", self.prop)
+
+
+class Property(PropertyReport):
+    def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
+        super().__init__(app, user, bucket, property_id(name))
+        self.name = name
+
+    async def handle_POST(self, request: Request, params: Params) -> dict:
+        value = decode_json_value(decode_json(decode_base64(params.require("value"), "value"), "value"))
+        visitor_id = visitor_of(request, params)
+        await record_hit(self.app, self.user, self.bucket, visitor_id, properties=[(self.name, value)])
+        return {}

@@ -1,0 +1,151 @@
+"""Request parameters and the limits of API.md, checked before any work.
+
+Parameters come from the query string, then a form-encoded or JSON object
+body; repeated names keep their order.  Everything is decoded as strict
+UTF-8 here, so handlers only ever see text.  Tests:
+tests/test_http_conventions.py, tests/test_http_limits.py.
+"""
+
+import base64
+import binascii
+from urllib.parse import parse_qsl
+
+import ujson
+from twisted.web.server import Request
+
+from hiitrack.errors import BadRequest, TooLarge
+from hiitrack.ids import canonical_json
+
+__all__ = [
+    "BODY_LIMIT",
+    "Params",
+    "check_event_name",
+    "decode_base64",
+    "decode_json",
+    "decode_json_value",
+    "decode_segment",
+    "check_visitor_id",
+]
+
+BODY_LIMIT = 64 * 1024
+NAME_LIMIT = 256
+VALUE_LIMIT = 4 * 1024
+VISITOR_LIMIT = 256
+
+
+def decode_segment(segment: bytes, what: str) -> str:
+    """A percent-decoded path segment as text, or 400."""
+    try:
+        return segment.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(f"the {what} in the path is not valid UTF-8") from None
+
+
+def check_event_name(name: str, what: str = "event") -> str:
+    """Event, property and funnel names: 1-256 UTF-8 bytes."""
+    if not 1 <= len(name.encode("utf-8", "surrogatepass")) <= NAME_LIMIT:
+        raise BadRequest(f"{what} name must be 1-{NAME_LIMIT} UTF-8 bytes")
+    if "\x00" in name:
+        raise BadRequest(f"{what} name must not contain NUL")
+    return name
+
+
+def check_visitor_id(visitor_id: str) -> str:
+    if not 1 <= len(visitor_id) <= VISITOR_LIMIT or "\x00" in visitor_id:
+        raise BadRequest(f"visitor_id must be 1-{VISITOR_LIMIT} characters, without NUL")
+    return visitor_id
+
+
+def decode_base64(text: str, what: str) -> bytes:
+    """Standard or URL-safe base64, padding optional."""
+    cleaned = text.strip().replace("-", "+").replace("_", "/").replace(" ", "+")
+    try:
+        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"{what} is not valid base64") from None
+
+
+def decode_json(data: bytes, what: str) -> object:
+    try:
+        return ujson.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, OverflowError):
+        raise BadRequest(f"{what} is not valid JSON") from None
+
+
+def decode_json_value(value: object) -> object:
+    """Check a property value: JSON-encodable, finite, at most 4 KiB as JSON."""
+    try:
+        text = canonical_json(value)
+    except (ValueError, TypeError, RecursionError):
+        raise BadRequest("property value is not a JSON value") from None
+    if len(text.encode("utf-8")) > VALUE_LIMIT:
+        raise BadRequest(f"property value is over {VALUE_LIMIT} bytes as JSON")
+    return value
+
+
+class Params:
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs = pairs
+
+    @classmethod
+    def from_request(cls, request: Request) -> "Params":
+        query = request.uri.partition(b"?")[2]
+        if len(query) > BODY_LIMIT:
+            raise TooLarge(f"query string is over {BODY_LIMIT} bytes")
+        if getattr(request, "body_too_large", False):
+            raise TooLarge(f"request body is over {BODY_LIMIT} bytes")
+        request.content.seek(0)
+        body = request.content.read(BODY_LIMIT + 1)
+        if len(body) > BODY_LIMIT:
+            raise TooLarge(f"request body is over {BODY_LIMIT} bytes")
+        pairs = _form_pairs(query, "query string")
+        if body:
+            content_type = (request.getHeader(b"Content-Type") or b"").split(b";")[0].strip().lower()
+            if content_type == b"application/x-www-form-urlencoded":
+                pairs += _form_pairs(body, "form body")
+            elif content_type == b"application/json":
+                pairs += _json_pairs(body)
+            else:
+                raise BadRequest(
+                    "send parameters as application/x-www-form-urlencoded or an application/json object"
+                )
+        return cls(pairs)
+
+    def get(self, name: str) -> str | None:
+        """The first value of a parameter."""
+        for key, value in self._pairs:
+            if key == name:
+                return value
+        return None
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise BadRequest(f"missing parameter {name}")
+        return value
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self._pairs if key == name]
+
+    def without(self, name: str) -> "Params":
+        return Params([(key, value) for key, value in self._pairs if key != name])
+
+
+def _form_pairs(data: bytes, where: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(data.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest(f"the {where} is not valid percent-encoded UTF-8") from None
+
+
+def _json_pairs(body: bytes) -> list[tuple[str, str]]:
+    document = decode_json(body, "the JSON body")
+    if not isinstance(document, dict):
+        raise BadRequest("a JSON body must be an object")
+    pairs = []
+    for key, value in document.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, (dict, list)) or item is None:
+                raise BadRequest(f"parameter {key} must be a string, a number or a list of them")
+            pairs.append((key, item if isinstance(item, str) else ujson.dumps(item)))
+    return pairs

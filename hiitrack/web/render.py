@@ -1,0 +1,145 @@
+"""The one way every API resource answers: JSON, JSONP, errors.
+
+`ApiResource.render` dispatches to ``async def handle_<METHOD>(request,
+params)`` and answers 405 with ``Allow`` for verbs a resource lacks.  A
+handler returns a dict (the JSON answer) or `Raw` bytes (the pixel).  Known
+errors keep their status (hiitrack.errors); a store that cannot be reached is
+503; anything else is logged and answered with a generic 500, never a
+traceback.  A client that went away is only a log line.  Tests:
+tests/test_http_conventions.py.
+"""
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import ujson
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from hiitrack.errors import ApiError, BadRequest, NotAllowed, NotFound, Unauthorized
+from hiitrack.store import StoreUnavailable
+from hiitrack.web.params import Params
+
+__all__ = ["ApiResource", "ErrorResource", "Raw", "write_json"]
+
+log = Logger()
+
+CALLBACK = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
+CALLBACK_LIMIT = 128
+
+
+@dataclass
+class Raw:
+    """A non-JSON answer, such as the tracking pixel."""
+
+    body: bytes
+    content_type: bytes
+
+
+Handler = Callable[[Request, Params], Awaitable[dict | Raw]]
+
+
+def write_json(request: Request, status: int, body: dict, params: Params | None = None) -> None:
+    """Finish `request` with a JSON (or JSONP) answer."""
+    request_id = params.get("request_id") if params else None
+    if request_id is not None:
+        body = {**body, "request_id": request_id}
+    text = ujson.dumps(body, ensure_ascii=False, escape_forward_slashes=False).encode("utf-8")
+    callback = params.get("callback") if params else None
+    request.setResponseCode(status)
+    if callback is not None:
+        request.setHeader(b"Content-Type", b"application/javascript")
+        text = b"".join([callback.encode("ascii"), b"(", text, b");"])
+    else:
+        request.setHeader(b"Content-Type", b"application/json")
+    _finish(request, text)
+
+
+def _finish(request: Request, body: bytes) -> None:
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    request.setHeader(b"Content-Length", str(len(body)).encode())
+    if request.method != b"HEAD":
+        request.write(body)
+    request.finish()
+
+
+def _error_body(request: Request, error: ApiError) -> dict:
+    if isinstance(error, Unauthorized) and request.getHeader(b"X-Requested-With") != b"XMLHttpRequest":
+        request.setHeader(b"WWW-Authenticate", b'Basic realm="hiitrack"')
+    return {"error": error.message, **error.extra}
+
+
+async def _answer(request: Request, handler: Handler) -> None:
+    params = None
+    try:
+        params = Params.from_request(request)
+        callback = params.get("callback")
+        if callback is not None and (len(callback) > CALLBACK_LIMIT or not CALLBACK.fullmatch(callback)):
+            params = params.without("callback")
+            raise BadRequest("callback must be a plain JavaScript identifier path")
+        result = await handler(request, params)
+        status = request.code
+    except ApiError as error:
+        status, result = error.status, _error_body(request, error)
+    except StoreUnavailable as error:
+        log.warn("store unavailable: {error}", error=error)
+        status, result = 503, {"error": "storage unavailable, try again"}
+    except Exception:
+        log.failure("unexpected error answering {uri}", uri=request.uri)
+        status, result = 500, {"error": "internal server error"}
+    if request.finished or request._disconnected:
+        log.info("client went away before the answer to {uri}", uri=request.uri)
+        return
+    if isinstance(result, Raw):
+        request.setResponseCode(status)
+        request.setHeader(b"Content-Type", result.content_type)
+        _finish(request, result.body)
+    else:
+        write_json(request, status, result, params)
+
+
+def render_async(request: Request, handler: Handler) -> object:
+    Deferred.fromCoroutine(_answer(request, handler))
+    return NOT_DONE_YET
+
+
+class ApiResource(Resource):
+    """Base of every resource of the API: dispatch, 405, the render helper."""
+
+    def render(self, request: Request) -> object:
+        method = request.method.decode("ascii", "replace")
+        if method == "HEAD":
+            method = "GET"
+        handler = getattr(self, f"handle_{method}", None)
+        if handler is None:
+            allowed = sorted(name[len("handle_") :] for name in dir(self) if name.startswith("handle_"))
+            if "GET" in allowed:
+                allowed.append("HEAD")
+            request.setHeader(b"Allow", ", ".join(allowed).encode())
+            return self._fail(request, NotAllowed(f"method {method} not allowed here"))
+        return render_async(request, handler)
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return ErrorResource(NotFound("no such path"))
+
+    def _fail(self, request: Request, error: ApiError) -> object:
+        async def fail(request: Request, params: Params) -> dict:
+            raise error
+
+        return render_async(request, fail)
+
+
+class ErrorResource(ApiResource):
+    """Answers every method with one error (bad path segments, unknown paths)."""
+
+    isLeaf = True
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__()
+        self.error = error
+
+    def render(self, request: Request) -> object:
+        return self._fail(request, self.error)

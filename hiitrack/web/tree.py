@@ -1,0 +1,141 @@
+"""The top of the tree: the root, users and buckets.
+
+Each level decodes and checks its path segment in ``getChild`` and hands an
+error resource back instead of raising, as twisted.web.static does.  A path
+with a trailing slash is redirected to the same path without it.
+Tests: tests/test_http_accounts.py, tests/test_http_conventions.py.
+"""
+
+from twisted.web.server import NOT_DONE_YET, Request
+
+from hiitrack.accounts import check_name
+from hiitrack.app import HiiTrack
+from hiitrack.errors import ApiError, Conflict, NotFound
+from hiitrack.ids import encode_id
+from hiitrack.web.access import authorize, existing_bucket
+from hiitrack.web.batch import Batch
+from hiitrack.web.events import EventIndex, PropertyIndex
+from hiitrack.web.funnels import FunnelIndex
+from hiitrack.web.params import Params, decode_segment
+from hiitrack.web.render import ApiResource, ErrorResource, write_json
+
+__all__ = ["Root"]
+
+
+class WithoutSlash(ApiResource):
+    """301 to the same path without its trailing slash, query kept."""
+
+    isLeaf = True
+
+    def render(self, request: Request) -> object:
+        path, question, query = request.uri.partition(b"?")
+        request.setHeader(b"Location", (path.rstrip(b"/") or b"/") + question + query)
+        request.setResponseCode(301)
+        write_json(request, 301, {"error": "moved to the path without its trailing slash"})
+        return NOT_DONE_YET
+
+
+class Root(ApiResource):
+    def __init__(self, app: HiiTrack) -> None:
+        super().__init__()
+        self.app = app
+
+    def getChild(self, path: bytes, request: Request) -> ApiResource:
+        if len(request.path) > 1 and request.path.endswith(b"/"):
+            return WithoutSlash()
+        if path == b"":
+            return self
+        try:
+            return User(self.app, check_name(decode_segment(path, "user name"), "user"))
+        except ApiError as error:
+            return ErrorResource(error)
+
+    async def handle_GET(self, request: Request, params: Params) -> dict:
+        return {"service": "hiitrack"}
+
+
+class User(ApiResource):
+    def __init__(self, app: HiiTrack, user: str) -> None:
+        super().__init__()
+        self.app = app
+        self.user = user
+
+    def getChild(self, path: bytes, request: Request) -> ApiResource:
+        try:
+            return Bucket(self.app, self.user, check_name(decode_segment(path, "bucket name"), "bucket"))
+        except ApiError as error:
+            return ErrorResource(error)
+
+    async def handle_POST(self, request: Request, params: Params) -> dict:
+        """Create the user; with the user's credentials, change the password."""
+        password = params.require("password")
+        if request.getHeader(b"Authorization") is not None:
+            await authorize(self.app, request, self.user)
+            await self.app.accounts.change_password(self.user, password)
+            return {}
+        await self.app.accounts.create_user(self.user, password)
+        request.setResponseCode(201)
+        return {}
+
+    async def handle_GET(self, request: Request, params: Params) -> dict:
+        await authorize(self.app, request, self.user)
+        buckets = await self.app.accounts.buckets(self.user)
+        return {
+            "user_name": self.user,
+            "buckets": {name: {"description": record["description"]} for name, record in buckets.items()},
+        }
+
+    async def handle_DELETE(self, request: Request, params: Params) -> dict:
+        await authorize(self.app, request, self.user)
+        await self.app.delete_user(self.user)
+        return {}
+
+
+class Bucket(ApiResource):
+    def __init__(self, app: HiiTrack, user: str, bucket: str) -> None:
+        super().__init__()
+        self.app = app
+        self.user = user
+        self.bucket = bucket
+        self.children = {
+            b"event": EventIndex(app, user, bucket, by_id=False),
+            b"event_id": EventIndex(app, user, bucket, by_id=True),
+            b"property": PropertyIndex(app, user, bucket, by_id=False),
+            b"property_id": PropertyIndex(app, user, bucket, by_id=True),
+            b"funnel": FunnelIndex(app, user, bucket),
+            b"batch": Batch(app, user, bucket),
+        }
+
+    def getChild(self, path: bytes, request: Request) -> ApiResource:
+        return self.children.get(path) or ErrorResource(NotFound("no such path"))
+
+    async def handle_POST(self, request: Request, params: Params) -> dict:
+        await authorize(self.app, request, self.user)
+        if not await self.app.accounts.create_bucket(self.user, self.bucket, params.get("description") or ""):
+            raise Conflict(f"bucket {self.bucket} already exists")
+        request.setResponseCode(201)
+        return {}
+
+    async def handle_GET(self, request: Request, params: Params) -> dict:
+        access = await authorize(self.app, request, self.user, self.bucket)
+        record = await existing_bucket(self.app, self.user, self.bucket)
+        scope = f"{self.user}/{self.bucket}"
+        catalog = self.app.catalog
+        user_record = await self.app.accounts.user(access.user)
+        return {
+            "bucket_name": self.bucket,
+            "description": record["description"],
+            "access_key": self.app.accounts.access_key(self.user, user_record, self.bucket),
+            "events": {name: {"id": encode_id(event)} for event, name in (await catalog.events(scope)).items()},
+            "properties": {encode_id(prop): name for prop, name in (await catalog.properties(scope)).items()},
+            "funnels": {
+                name: {"description": funnel["description"]}
+                for name, funnel in (await catalog.funnels(scope)).items()
+            },
+        }
+
+    async def handle_DELETE(self, request: Request, params: Params) -> dict:
+        await authorize(self.app, request, self.user)
+        await existing_bucket(self.app, self.user, self.bucket)
+        await self.app.delete_bucket(self.user, self.bucket)
+        return {}
