@@ -10,12 +10,12 @@ import struct
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from hiitrack.catalog import Catalog
 from hiitrack.counting import (
     PATH,
     TOTAL,
-    UNIQUE_PATH,
     UNIQUE_TOTAL,
     VALUE_ID_SIZE,
     Interval,
@@ -223,7 +223,7 @@ class Reports:
 def _funnel(steps: Sequence[bytes], counts: dict[bytes, _Counts], total: str, path: str) -> list[list]:
     """``[[s0, total[s0]], [s1, path[s1][s0]], ...]`` with wire ids."""
     funnel = [[encode_id(steps[0]), getattr(counts[steps[0]], total)]]
-    for earlier, step in zip(steps, steps[1:]):
+    for earlier, step in pairwise(steps):
         funnel.append([encode_id(step), getattr(counts[step], path).get(encode_id(earlier), 0)])
     return funnel
 

@@ -18,6 +18,7 @@ from hiitrack.store import Store, WriteBatch
 __all__ = ["Tracker"]
 
 VISITOR = "visitor"
+INSERT = "insert"
 
 
 class Tracker:
@@ -33,6 +34,8 @@ class Tracker:
         self._clock = clock
         self._visitors: LRU[tuple[str, str], Visitor] = LRU(visitor_cache_size)
         self._order: KeyedLock[tuple[str, str]] = KeyedLock()
+        self._inserts: KeyedLock[tuple[str, str]] = KeyedLock()
+        self._insert_ids: LRU[tuple[str, str], bool] = LRU(visitor_cache_size)
 
     async def track(
         self,
@@ -40,21 +43,30 @@ class Tracker:
         visitor_id: str,
         events: Sequence[str] = (),
         properties: Sequence[tuple[str, object]] = (),
-    ) -> None:
-        """Apply properties, then events in order, for one visitor of a bucket."""
+        insert_id: str | None = None,
+    ) -> bool:
+        """Apply properties, then events in order, for one visitor of a bucket.
+
+        With an `insert_id` already applied in this bucket nothing changes and
+        the answer is False: a retried request counts once.
+        """
         names = {event_id(name): name for name in events}
         values: dict[bytes, tuple[str, object]] = {}
         for name, content in properties:
             values[value_id(property_id(name), content)] = (name, content)
         steps = [event_id(name) for name in events]
 
-        async def apply() -> None:
+        async def apply() -> bool:
             key = (scope, visitor_id)
+            if insert_id is not None and await self._applied(scope, insert_id):
+                return False
             visitor = await self._visitor(scope, visitor_id)
             increments = new_increments()
             count_batch(visitor, values, steps, int(self._clock()), increments)
             records = self._catalog.new_records(scope, names, values)
             records[VISITOR, visitor_id] = visitor.to_bytes()
+            if insert_id is not None:
+                records[INSERT, insert_id] = str(int(self._clock())).encode()
             try:
                 await self._store.write(WriteBatch(scope, records, increments))
             except BaseException:
@@ -63,8 +75,22 @@ class Tracker:
                 raise
             self._visitors.put(key, visitor)
             self._catalog.remember(scope, set(names) | set(values))
+            if insert_id is not None:
+                self._insert_ids.put((scope, insert_id), True)
+            return True
 
-        await self._order.run((scope, visitor_id), apply)
+        if insert_id is None:
+            return await self._order.run((scope, visitor_id), apply)
+        # The same insert_id may come back from another visitor's connection:
+        # hold the id too, so the check and the write cannot interleave.
+        return await self._inserts.run(
+            (scope, insert_id), lambda: self._order.run((scope, visitor_id), apply)
+        )
+
+    async def _applied(self, scope: str, insert_id: str) -> bool:
+        if self._insert_ids.get((scope, insert_id)) is not None:
+            return True
+        return await self._store.get(scope, INSERT, insert_id) is not None
 
     async def _visitor(self, scope: str, visitor_id: str) -> Visitor:
         visitor = self._visitors.get((scope, visitor_id))
@@ -76,4 +102,5 @@ class Tracker:
     def forget(self, scope: str) -> None:
         """Drop cached state of a bucket that was deleted."""
         self._visitors.forget_where(lambda key: key[0] == scope)
+        self._insert_ids.forget_where(lambda key: key[0] == scope)
         self._catalog.forget(scope)

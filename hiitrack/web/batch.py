@@ -67,7 +67,7 @@ class Batch(ApiResource):
         try:
             visitor_id = visitor_of(request, params)
             events, properties = parse_message(params.require("message"))
-            await record_hit(self.app, self.user, self.bucket, visitor_id, events, properties)
+            answer = await record_hit(self.app, self.user, self.bucket, params, visitor_id, events, properties)
         except ApiError as error:
             if pixel:
                 request.setResponseCode(error.status)
@@ -77,6 +77,6 @@ class Batch(ApiResource):
             raise
         if pixel:
             return Raw(PIXEL, b"image/gif")
-        return {"visitor_id": visitor_id}
+        return {"visitor_id": visitor_id, **answer}
 
     handle_POST = handle_GET
