@@ -11,6 +11,6 @@ setup(
     package_data={"hiitrack": ["store/sqlite/*.sql", "store/cassandra/schema/*.cql", "static/*"]},
     install_requires=["twisted>=23.10", "ujson>=5.8", "cassandra-driver>=3.29"],
     extras_require={
-        "test": ["pytest>=8", "pytest-twisted>=1.14", "hypothesis>=6.100", "treq>=23.11", "ruff>=0.6", "pytest-timeout>=2.3"],
+        "test": ["pytest>=8", "pytest-twisted>=1.14", "hypothesis>=6.100", "treq>=23.11", "ruff>=0.6", "pytest-timeout>=2.3", "schemathesis>=4.0"],
     },
 )

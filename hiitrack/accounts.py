@@ -15,6 +15,7 @@ import hmac
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import ujson
@@ -61,8 +62,15 @@ class Access:
 
 
 class Accounts:
-    def __init__(self, store: Store, login_cache_size: int = 4096, user_cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        login_cache_size: int = 4096,
+        user_cache_size: int = 4096,
+    ) -> None:
         self._store = store
+        self._clock = clock
         self._secret = b""
         self._logins: LRU[bytes, bool] = LRU(login_cache_size)
         self._users: LRU[str, dict] = LRU(user_cache_size)
@@ -149,7 +157,7 @@ class Accounts:
         return None if raw is None else ujson.loads(raw)
 
     async def create_bucket(self, user: str, bucket: str, description: str) -> bool:
-        record = {"description": description, "created": int(time.time())}
+        record = {"description": description, "created": int(self._clock())}
         created = await self._store.create(user, "bucket", bucket, ujson.dumps(record).encode())
         self._buckets.put(bucket_scope(user, bucket), True)
         return created

@@ -26,7 +26,7 @@ class HiiTrack:
     ) -> None:
         self.store = store
         self.clock = clock
-        self.accounts = Accounts(store)
+        self.accounts = Accounts(store, clock)
         self.catalog = Catalog(store)
         self.tracker = Tracker(store, self.catalog, clock, visitor_cache_size)
         self.reports = Reports(store, self.catalog)

@@ -42,6 +42,9 @@ class Series:
     start: int
     finish: int
 
+    def clamped(self, earliest: int, latest: int) -> "Series":
+        return Series(self.interval, max(self.start, earliest), min(self.finish, latest))
+
 
 class _Counts:
     """The four counters of an event (or of an event for one value)."""

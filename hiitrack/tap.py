@@ -23,6 +23,19 @@ class Options(usage.Options):
             "Where data lives: sqlite:PATH (embedded, the default) or "
             "cassandra://HOST[,HOST...][:PORT]/KEYSPACE.",
         ],
+        [
+            "cassandra-replication",
+            None,
+            "SimpleStrategy:1",
+            "Replication of a keyspace the Cassandra store creates: SimpleStrategy:N or "
+            "NetworkTopologyStrategy:DC=N[,DC=N...].",
+        ],
+        [
+            "cassandra-consistency",
+            None,
+            "LOCAL_QUORUM",
+            "Consistency level of the Cassandra store's reads and writes, e.g. ONE, LOCAL_QUORUM, QUORUM.",
+        ],
         ["visitor-cache", None, 100000, "How many visitors' states to keep in memory.", int],
         ["idle-timeout", None, 60.0, "Seconds before an idle connection is closed.", float],
     ]
@@ -47,7 +60,12 @@ class HiiTrackService(service.MultiService):
         from hiitrack.store import open_store
         from hiitrack.web.site import make_site
 
-        self.app = HiiTrack(open_store(options["store"]), visitor_cache_size=options["visitor-cache"])
+        store = open_store(
+            options["store"],
+            replication=options["cassandra-replication"],
+            consistency=options["cassandra-consistency"],
+        )
+        self.app = HiiTrack(store, visitor_cache_size=options["visitor-cache"])
         site = make_site(self.app, idle_timeout=options["idle-timeout"])
         strports.service(options["port"], site).setServiceParent(self)
 

@@ -34,7 +34,10 @@ async def test_simultaneous_retries_of_a_batch_count_once(server, user_name):
     answers = await defer.gatherResults(
         [
             defer.ensureDeferred(
-                client.post(path(user_name, "site", "batch"), {"message": message, "insert_id": "same", "visitor_id": f"v{i % 2}"})
+                client.post(
+                    path(user_name, "site", "batch"),
+                    {"message": message, "insert_id": "same", "visitor_id": f"v{i % 2}"},
+                )
             )
             for i in range(10)
         ]

@@ -53,6 +53,8 @@ def parse_message(text: str) -> tuple[list[str], list[tuple[str, object]]]:
 
 
 class Batch(ApiResource):
+    cors_methods = frozenset({b"GET", b"POST"})
+
     def __init__(self, app: HiiTrack, user: str, bucket: str) -> None:
         super().__init__()
         self.app = app

@@ -8,7 +8,7 @@ tests/test_http_tracking.py, tests/test_http_reports.py.
 from twisted.web.server import Request
 
 from hiitrack.app import HiiTrack
-from hiitrack.counting import INTERVALS
+from hiitrack.counting import DAY, INTERVALS
 from hiitrack.errors import ApiError, BadRequest
 from hiitrack.ids import InvalidId, decode_id, event_id, property_id
 from hiitrack.reports import Series
@@ -26,6 +26,7 @@ from hiitrack.web.render import ApiResource, ErrorResource
 __all__ = ["EventIndex", "PropertyIndex", "record_hit", "series_of"]
 
 INSERT_ID_LIMIT = 256
+LATEST = 2**40  # far beyond any real time, well inside the 8-byte series stamps
 
 
 async def record_hit(
@@ -59,13 +60,16 @@ def series_of(params: Params, now: float) -> Series | None:
     if interval not in INTERVALS:
         raise BadRequest("interval must be hour or day")
     finish = params.get("finish")
+    if not all(text.isascii() and text.isdigit() for text in (start, finish or "0")):
+        # int() would also take " 1", "1_0" and non-ASCII digits.
+        raise BadRequest("start and finish must be integer Unix times")
     try:
         first = int(start)
         last = int(finish) if finish is not None else int(now)
     except ValueError:
         raise BadRequest("start and finish must be integer Unix times") from None
-    if first < 0 or last < first:
-        raise BadRequest("start must be a Unix time no later than finish")
+    if not 0 <= first <= last < LATEST:
+        raise BadRequest("start and finish must be Unix times, start no later than finish")
     return Series(INTERVALS[interval], first, last)
 
 
@@ -120,15 +124,20 @@ class EventReport(ApiResource):
     async def handle_GET(self, request: Request, params: Params) -> dict:
         await authorize(self.app, request, self.user, self.bucket)
         record = await existing_bucket(self.app, self.user, self.bucket)
-        series = series_of(params, self.app.clock())
+        now = self.app.clock()
+        series = series_of(params, now)
         if series is not None:
-            # Nothing was counted before the bucket existed: skip reading those rows.
-            series = Series(series.interval, max(series.start, record["created"] - 86400), series.finish)
+            # Read only the rows of the time data can exist in: between the
+            # bucket's creation and now.  This also bounds the work a huge
+            # range could ask for.
+            series = series.clamped(record["created"] - DAY.seconds, int(now) + DAY.seconds)
         prop = params.get("property")
         return await self.app.reports.event(f"{self.user}/{self.bucket}", self.event, prop, series)
 
 
 class Event(EventReport):
+    cors_methods = frozenset({b"POST"})
+
     def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
         super().__init__(app, user, bucket, event_id(name))
         self.name = name
@@ -153,6 +162,8 @@ class PropertyReport(ApiResource):
 
 
 class Property(PropertyReport):
+    cors_methods = frozenset({b"POST"})
+
     def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
         super().__init__(app, user, bucket, property_id(name))
         self.name = name

@@ -67,9 +67,13 @@ def decode_base64(text: str, what: str) -> bytes:
 
 def decode_json(data: bytes, what: str) -> object:
     try:
-        return ujson.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, OverflowError):
+        document = ujson.loads(data.decode("utf-8"))
+        # JSON can spell lone surrogates ("\ud800") that UTF-8 cannot carry;
+        # refuse them here rather than fail later while storing a name.
+        ujson.dumps(document, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, OverflowError):
         raise BadRequest(f"{what} is not valid JSON") from None
+    return document
 
 
 def decode_json_value(value: object) -> object:

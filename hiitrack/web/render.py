@@ -21,13 +21,14 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from hiitrack.errors import ApiError, BadRequest, NotAllowed, NotFound, Unauthorized
 from hiitrack.store import StoreUnavailable
+from hiitrack.web.cors import apply_cors
 from hiitrack.web.params import Params
 
 __all__ = ["ApiResource", "ErrorResource", "Raw", "write_json"]
 
 log = Logger()
 
-CALLBACK = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*")
+CALLBACK = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*", re.ASCII)
 CALLBACK_LIMIT = 128
 
 
@@ -93,12 +94,17 @@ async def _answer(request: Request, handler: Handler) -> None:
     if request.finished or request._disconnected:
         log.info("client went away before the answer to {uri}", uri=request.uri)
         return
-    if isinstance(result, Raw):
-        request.setResponseCode(status)
-        request.setHeader(b"Content-Type", result.content_type)
-        _finish(request, result.body)
-    else:
-        write_json(request, status, result, params)
+    try:
+        if isinstance(result, Raw):
+            request.setResponseCode(status)
+            request.setHeader(b"Content-Type", result.content_type)
+            _finish(request, result.body)
+        else:
+            write_json(request, status, result, params)
+    except Exception:
+        log.failure("could not write the answer to {uri}", uri=request.uri)
+        if not request.finished:
+            write_json(request, 500, {"error": "internal server error"})
 
 
 def render_async(request: Request, handler: Handler) -> object:
@@ -109,13 +115,21 @@ def render_async(request: Request, handler: Handler) -> object:
 class ApiResource(Resource):
     """Base of every resource of the API: dispatch, 405, the render helper."""
 
+    # The methods open to browsers on other origins (hiitrack.web.cors).
+    cors_methods: frozenset[bytes] = frozenset()
+
     def render(self, request: Request) -> object:
+        if self.cors_methods and apply_cors(request, self.cors_methods):
+            return b""
         method = request.method.decode("ascii", "replace")
         if method == "HEAD":
             method = "GET"
         handler = getattr(self, f"handle_{method}", None)
         if handler is None:
             allowed = sorted(name[len("handle_") :] for name in dir(self) if name.startswith("handle_"))
+            if not allowed:
+                # A level with only children (``/event``) is not a route.
+                return self._fail(request, NotFound("no such path"))
             if "GET" in allowed:
                 allowed.append("HEAD")
             request.setHeader(b"Allow", ", ".join(allowed).encode())

@@ -27,6 +27,9 @@ TOO_LARGE = (
 class ApiRequest(Request):
     body_too_large = False
     _received = 0
+    # hiitrack.web.params reads bodies itself; Twisted's own form parsing
+    # would answer a malformed multipart body with a bare 400.
+    _parsePOSTFormSubmission = False
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > BODY_LIMIT:

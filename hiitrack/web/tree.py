@@ -18,6 +18,8 @@ from hiitrack.web.events import EventIndex, PropertyIndex
 from hiitrack.web.funnels import FunnelIndex
 from hiitrack.web.params import Params, decode_segment
 from hiitrack.web.render import ApiResource, ErrorResource, write_json
+from hiitrack.web.static import StaticFile
+from hiitrack.web.tracker import TrackerScript
 
 __all__ = ["Root"]
 
@@ -39,12 +41,18 @@ class Root(ApiResource):
     def __init__(self, app: HiiTrack) -> None:
         super().__init__()
         self.app = app
+        self.files = {
+            b"openapi.json": StaticFile("openapi.json", b"application/json"),
+            b"hiitrack.js": TrackerScript(),
+        }
 
     def getChild(self, path: bytes, request: Request) -> ApiResource:
         if len(request.path) > 1 and request.path.endswith(b"/"):
             return WithoutSlash()
         if path == b"":
             return self
+        if path in self.files:
+            return self.files[path]
         try:
             return User(self.app, check_name(decode_segment(path, "user name"), "user"))
         except ApiError as error:

@@ -1,0 +1,221 @@
+"""The Cassandra store beyond the shared contract: its schema, deletes checked
+with CQL, options, and failing fast when the cluster cannot be reached.
+
+Uses the real node of scripts/cassandra and the session's test keyspace; the
+node outage test is tests/test_cassandra_outage.py.
+"""
+
+import time
+import uuid
+import zlib
+
+import pytest
+import pytest_twisted
+from cassandra.cluster import Cluster
+from cassandra.query import dict_factory
+from twisted.internet import threads
+
+from hiitrack.store import StoreUnavailable, WriteBatch
+from hiitrack.store.cassandra import VISITOR_SHARDS, CassandraStore, replication_map
+from tests.conftest import CASSANDRA_URI
+
+
+@pytest.fixture(scope="module")
+def cql():
+    """A plain driver session on the test keyspace, for checking what is stored."""
+    cluster = Cluster([CASSANDRA_URI.split("//")[1].split(":")[0]], protocol_version=5)
+    session = cluster.connect()
+    session.row_factory = dict_factory
+    yield session
+    cluster.shutdown()
+
+
+async def query(session, statement: str, *parameters: object) -> list[dict]:
+    # The driver's blocking execute, kept off the reactor thread.
+    return list(await threads.deferToThread(session.execute, statement, parameters))
+
+
+async def opened(**options: object) -> CassandraStore:
+    store = CassandraStore.from_uri(CASSANDRA_URI, **options)
+    await store.open()
+    return store
+
+
+@pytest_twisted.ensureDeferred
+async def test_second_store_sees_the_data_and_schema_creation_is_idempotent(monkeypatch, user_name):
+    scope = f"{user_name}/b"
+    first = await opened()
+    try:
+        assert await first.create(user_name, "bucket", "b", b"bucket record")
+        await first.write(WriteBatch(scope, {("event", "e1"): b"A"}, {(b"row", b"col"): 5}))
+    finally:
+        await first.close()
+
+    # Make the next open apply every CREATE ... IF NOT EXISTS again, as a
+    # first start against this keyspace would.
+    monkeypatch.setattr(CassandraStore, "_schema_present", lambda self, cluster: False)
+    second = await opened()
+    try:
+        assert await second.get(user_name, "bucket", "b") == b"bucket record"
+        assert await second.scan(scope, "event") == {"e1": b"A"}
+        assert await second.read_rows(scope, [b"row"]) == [{b"col": 5}]
+        assert not await second.create(user_name, "bucket", "b", b"other")
+        await second.write(WriteBatch(scope, increments={(b"row", b"col"): 1}))
+        assert await second.read_rows(scope, [b"row"]) == [{b"col": 6}]
+    finally:
+        await second.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
+    keyspace = CASSANDRA_URI.rsplit("/", 1)[1]
+    scope, kept = f"{user_name}/doomed", f"{user_name}/kept"
+    store = await opened()
+    try:
+        for each in (scope, kept):
+            await store.write(
+                WriteBatch(
+                    each,
+                    records={
+                        ("event", "e"): b"E",
+                        ("property", "p"): b"P",
+                        ("value p", "pv"): b"1",
+                        ("funnel", "f"): b"[]",
+                        ("secret", "s"): b"S",
+                        **{("visitor", f"v{i}"): b"state" for i in range(20)},
+                    },
+                    increments={(b"row%d" % i, b"c"): 1 for i in range(10)},
+                )
+            )
+        assert await store.create(user_name, "bucket", "doomed", b"{}")
+
+        async def rows(table: str, condition: str, *parameters: object) -> int:
+            return len(await query(cql, f"SELECT * FROM {keyspace}.{table} WHERE {condition}", *parameters))
+
+        (found,) = await query(cql, f"SELECT generation FROM {keyspace}.scope_generations WHERE scope = %s", scope)
+        generation = found["generation"]
+
+        async def stored() -> dict[str, int]:
+            found = {
+                table: await rows(table, "scope = %s", scope)
+                for table in ["events", "properties", "funnels", "records", "scope_partitions", "scope_generations"]
+            }
+            found["property_values"] = await rows("property_values", "scope = %s AND property = %s", scope, "p")
+            found["visitors"] = sum(
+                [await rows("visitors", "scope = %s AND shard = %s", scope, shard) for shard in range(VISITOR_SHARDS)]
+            )
+            in_row = "scope = %s AND generation = %s AND row = %s"
+            found["counters"] = sum(
+                [await rows("counters", in_row, scope, generation, b"row%d" % n) for n in range(10)]
+            )
+            return found
+
+        before = await stored()
+        assert before == {
+            "events": 1,
+            "properties": 1,
+            "property_values": 1,
+            "funnels": 1,
+            "records": 1,
+            # 10 counter rows, 1 property's values, the visitor shards in use.
+            "scope_partitions": 10 + 1 + len({zlib.crc32(b"v%d" % i) % VISITOR_SHARDS for i in range(20)}),
+            "scope_generations": 1,
+            "visitors": 20,
+            "counters": 10,
+        }
+
+        await store.drop(scope)
+        assert await stored() == dict.fromkeys(before, 0)
+        # The user's bucket record lives in the user's scope: dropping the
+        # bucket's scope does not touch it; dropping the user's scope does.
+        assert len(await query(cql, f"SELECT * FROM {keyspace}.buckets WHERE scope = %s", user_name)) == 1
+        await store.drop(user_name)
+        assert await query(cql, f"SELECT * FROM {keyspace}.buckets WHERE scope = %s", user_name) == []
+        # The other bucket is whole.
+        assert await store.count(kept) == 5 + 20 + 10
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unreachable_cluster_fails_fast_with_store_unavailable():
+    store = CassandraStore.from_uri("cassandra://127.0.0.1:1/hiitrack_test")
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        await store.open()
+    assert time.monotonic() - started < 10
+    # A store that never opened answers every call the same way.
+    with pytest.raises(StoreUnavailable):
+        await store.get("", "user", "x")
+    with pytest.raises(StoreUnavailable):
+        await store.write(WriteBatch("x", increments={(b"r", b"c"): 1}))
+    await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_consistency_option(user_name):
+    store = await opened(consistency="one", replication="NetworkTopologyStrategy:datacenter1=1")
+    try:
+        await store.write(WriteBatch(user_name, increments={(b"r", b"c"): 2}))
+        assert await store.read_rows(user_name, [b"r"]) == [{b"c": 2}]
+    finally:
+        await store.close()
+
+
+def test_uri_and_options():
+    store = CassandraStore.from_uri("cassandra://db1,db2.example:9043/analytics", consistency="QUORUM")
+    assert (store.hosts, store.port, store.keyspace) == (["db1", "db2.example"], 9043, "analytics")
+    assert CassandraStore.from_uri("cassandra://127.0.0.1/k").port == 9042
+    assert replication_map("SimpleStrategy:3") == "{'class': 'SimpleStrategy', 'replication_factor': 3}"
+    assert (
+        replication_map("NetworkTopologyStrategy:dc1=3,dc2=2")
+        == "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 2}"
+    )
+    for bad in ["cassandra://", "cassandra://h/", "cassandra://h:x/k", "cassandra://h/k;drop", "cassandra://h/1k"]:
+        with pytest.raises(ValueError):
+            CassandraStore.from_uri(bad)
+    for replication in ["SimpleStrategy", "SimpleStrategy:0", "NetworkTopologyStrategy:", "Other:1", "NTS:dc1=x"]:
+        with pytest.raises(ValueError):
+            CassandraStore.from_uri("cassandra://h/k", replication=replication)
+    with pytest.raises(ValueError):
+        CassandraStore.from_uri("cassandra://h/k", consistency="MOST")
+
+
+def test_tap_passes_the_cassandra_options():
+    from hiitrack.tap import HiiTrackService, Options
+
+    options = Options()
+    options.parseOptions(
+        [
+            "--store",
+            f"cassandra://127.0.0.1/k{uuid.uuid4().hex[:8]}",
+            "--cassandra-replication",
+            "NetworkTopologyStrategy:dc1=3,dc2=2",
+            "--cassandra-consistency",
+            "QUORUM",
+        ]
+    )
+    store = HiiTrackService(options).app.store
+    assert store.replication == "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 2}"
+    assert store.consistency == 4  # ConsistencyLevel.QUORUM
+
+
+@pytest_twisted.ensureDeferred
+async def test_results_longer_than_a_page(user_name):
+    store = await opened()
+    try:
+        # Tiny pages: every read below takes several round trips by paging state.
+        store._session.default_fetch_size = 3
+        records = {("event", f"e{i:02d}"): b"%d" % i for i in range(10)}
+        increments = {(b"row", b"c%02d" % i): i for i in range(10)}
+        await store.write(WriteBatch(user_name, records, increments))
+        assert await store.scan(user_name, "event") == {key: value for (_, key), value in records.items()}
+        assert await store.read_rows(user_name, [b"row"]) == [{column: n for (_, column), n in increments.items()}]
+        assert await store.read_rows(user_name, [b"row"], b"c02", b"c09") == [
+            {b"c%02d" % i: i for i in range(2, 9)}
+        ]
+        assert await store.count(user_name) == 20
+        await store.drop(user_name)
+        assert await store.count(user_name) == 0
+    finally:
+        await store.close()

@@ -1,0 +1,156 @@
+"""The store contract (hiitrack/store/__init__.py), run against every backend.
+
+The `store` fixture gives an opened store of each kind; Cassandra's keyspace
+is shared by the session, so every test works in scopes of its own.
+"""
+
+import uuid
+
+import pytest_twisted
+from twisted.internet import defer
+
+from hiitrack.store import WriteBatch, open_store
+from tests.conftest import store_uri_for
+
+KINDS = ["user", "bucket", "event", "property", "value p1", "funnel", "visitor", "secret", "some other kind"]
+
+
+def new_scope(user_name: str) -> str:
+    return f"{user_name}/b{uuid.uuid4().hex[:8]}"
+
+
+@pytest_twisted.ensureDeferred
+async def test_records_of_every_kind(store, user_name):
+    scope = new_scope(user_name)
+    for kind in KINDS:
+        assert await store.get(scope, kind, "k1") is None
+        assert await store.scan(scope, kind) == {}
+        assert await store.create(scope, kind, "k1", b"first") is True
+        assert await store.create(scope, kind, "k1", b"second") is False
+        assert await store.get(scope, kind, "k1") == b"first"
+        await store.write(WriteBatch(scope, records={(kind, "k2"): b"\x00two\xff"}))
+        assert await store.scan(scope, kind) == {"k1": b"first", "k2": b"\x00two\xff"}
+        await store.delete(scope, kind, "k1")
+        assert await store.get(scope, kind, "k1") is None
+        assert await store.scan(scope, kind) == {"k2": b"\x00two\xff"}
+    # Kinds do not see each other's records.
+    assert await store.scan(scope, "value p2") == {}
+    assert await store.count(scope) == len(KINDS)
+
+
+@pytest_twisted.ensureDeferred
+async def test_installation_scope(store, user_name):
+    # The installation's scope is "" (users, the secret): it must work like any other.
+    assert await store.create("", "user", user_name, b"record") is True
+    assert await store.create("", "user", user_name, b"again") is False
+    assert (await store.scan("", "user"))[user_name] == b"record"
+    await store.delete("", "user", user_name)
+    assert await store.get("", "user", user_name) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_writes_are_summed(store, user_name):
+    scope = new_scope(user_name)
+    writes = [
+        store.write(
+            WriteBatch(
+                scope,
+                records={("visitor", f"v{i % 7}"): f"state {i}".encode(), ("event", "e"): b"name"},
+                increments={(b"e1", b"t"): 1, (b"e1", b"u"): i, (b"e2", b"t"): 2, (f"r{i % 3}".encode(), b"x"): 1},
+            )
+        )
+        for i in range(60)
+    ]
+    await defer.gatherResults(writes, consumeErrors=True)
+    rows = await store.read_rows(scope, [b"e1", b"e2", b"r0", b"r1", b"r2", b"missing"])
+    assert rows == [
+        {b"t": 60, b"u": sum(range(60))},
+        {b"t": 120},
+        {b"x": 20},
+        {b"x": 20},
+        {b"x": 20},
+        {},
+    ]
+    # Records are last-wins in the order the writes were made.
+    assert await store.get(scope, "visitor", "v3") == b"state 59"
+    assert len(await store.scan(scope, "visitor")) == 7
+    # A later write adds to what is there.
+    await store.write(WriteBatch(scope, increments={(b"e1", b"t"): -10}))
+    assert (await store.read_rows(scope, [b"e1"]))[0][b"t"] == 50
+
+
+@pytest_twisted.ensureDeferred
+async def test_read_rows_bounds(store, user_name):
+    scope = new_scope(user_name)
+    columns = [b"\x00", b"a", b"a\x00", b"ab", b"b", b"b\xff", b"\xff\xff"]
+    await store.write(
+        WriteBatch(scope, increments={(row, column): n for n, column in enumerate(columns, 1) for row in (b"r", b"s")})
+    )
+
+    async def cells(start: bytes = b"", end: bytes | None = None) -> list[bytes]:
+        (row,) = await store.read_rows(scope, [b"r"], start, end)
+        return sorted(row)
+
+    assert await cells() == columns
+    assert await cells(b"a") == columns[1:]
+    assert await cells(b"a", b"b") == [b"a", b"a\x00", b"ab"]
+    assert await cells(b"a\x00", b"ab") == [b"a\x00"]
+    assert await cells(end=b"a") == [b"\x00"]
+    assert await cells(b"b\x00") == [b"b\xff", b"\xff\xff"]
+    assert await cells(b"c", b"c") == []
+    assert await cells(b"zz", b"a") == []
+    both = await store.read_rows(scope, [b"s", b"r"], b"b", b"\xff")
+    assert both == [{b"b": 5, b"b\xff": 6}] * 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_drop_removes_the_scope_only(store, user_name):
+    doomed, kept = new_scope(user_name), new_scope(user_name)
+    for scope in (doomed, kept, user_name):
+        await store.write(
+            WriteBatch(
+                scope,
+                records={(kind, "k"): b"v" for kind in KINDS},
+                increments={(b"row%d" % i, b"col%d" % j): 1 for i in range(5) for j in range(3)},
+            )
+        )
+    assert await store.create(doomed, "funnel", "f", b"steps") is True
+    before = await store.count(kept)
+    assert before == len(KINDS) + 15
+    assert await store.count(doomed) == before + 1
+
+    await store.drop(doomed)
+    assert await store.count(doomed) == 0
+    for kind in KINDS:
+        assert await store.scan(doomed, kind) == {}
+    assert await store.read_rows(doomed, [b"row0", b"row4"]) == [{}, {}]
+    # Neither the sibling bucket nor the user's own scope lost anything.
+    assert await store.count(kept) == before
+    assert await store.count(user_name) == before
+    assert await store.get(kept, "visitor", "k") == b"v"
+    assert (await store.read_rows(kept, [b"row4"]))[0] == {b"col0": 1, b"col1": 1, b"col2": 1}
+
+    # The scope can be used again after the drop, from zero.
+    await store.write(WriteBatch(doomed, records={("event", "e"): b"E"}, increments={(b"row0", b"col0"): 3}))
+    assert await store.read_rows(doomed, [b"row0"]) == [{b"col0": 3}]
+    assert await store.count(doomed) == 2
+    await store.drop(doomed)
+    assert await store.count(doomed) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_close_waits_for_pending_writes(store, store_kind, tmp_path, user_name):
+    scope = new_scope(user_name)
+    other = open_store(store_uri_for(store_kind, tmp_path))
+    await other.open()
+    writes = [
+        other.write(WriteBatch(scope, records={("visitor", f"v{i}"): b"s"}, increments={(b"r", b"c"): 1}))
+        for i in range(40)
+    ]
+    closed = other.close()
+    assert not all(write.called for write in writes)
+    await closed
+    assert all(write.called for write in writes)
+    await defer.gatherResults(writes, consumeErrors=True)
+    assert await store.read_rows(scope, [b"r"]) == [{b"c": 40}]
+    assert len(await store.scan(scope, "visitor")) == 40
