@@ -4,8 +4,11 @@ Kept apart from the plugin file so that ``twistd --help`` does not import
 the application.  Tests: tests/test_tap.py.
 """
 
+import os
+
 from twisted.application import service, strports
 from twisted.internet import defer, reactor
+from twisted.logger import Logger
 from twisted.python import usage
 
 __all__ = ["Options", "makeService"]
@@ -69,14 +72,22 @@ class HiiTrackService(service.MultiService):
         site = make_site(self.app, idle_timeout=options["idle-timeout"])
         strports.service(options["port"], site).setServiceParent(self)
 
+    def privilegedStartService(self) -> None:
+        """Listen only in startService, once the store is open.
+
+        A port below 1024 therefore needs a proxy in front (nginx.conf.example)
+        rather than twistd's privilege dropping.
+        """
+
     def startService(self) -> None:
         def listen(_: object) -> None:
             service.MultiService.startService(self)
 
         def failed(failure: object) -> None:
-            from twisted.logger import Logger
-
-            Logger().failure("could not open the store", failure)
+            Logger().failure("could not open the store; stopping", failure)
+            # twistd has no exit status of its own for this: leave with 1 so
+            # that supervisors see the failure and restart the server.
+            reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
             reactor.stop()
 
         defer.ensureDeferred(self.app.start()).addCallbacks(listen, failed)

@@ -54,8 +54,7 @@ def store(store_kind: str, tmp_path: object):
         pytest_twisted.blockon(opened.open())
     except Exception as error:
         pytest.fail(
-            f"the {store_kind} store did not open ({error!r}); "
-            "for Cassandra run `scripts/cassandra start` first",
+            f"the {store_kind} store did not open ({error!r}); for Cassandra run `scripts/cassandra start` first",
             pytrace=False,
         )
     yield opened
@@ -89,3 +88,8 @@ def server(store):
     yield running
     pytest_twisted.blockon(defer.ensureDeferred(running.client.close()))
     pytest_twisted.blockon(port.stopListening())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that stop the shared Cassandra node run after all the others."""
+    items.sort(key=lambda item: item.get_closest_marker("outage") is not None)

@@ -1,0 +1,103 @@
+"""Nothing acknowledged is lost: SIGKILL a real twistd mid-load, restart, count.
+
+Each request is a batch with event names of its own (`A<i>`, `B<i>`) and a
+property value of its own, so after the restart every request can be checked
+on its own: a request answered 200 must be counted whole (both events, the
+path between them, its segment), and no request may be counted twice.  On
+the embedded store a request is one transaction, so an unanswered one is
+counted whole or not at all; Cassandra promises only the first two.
+"""
+
+import base64
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+import pytest
+
+from hiitrack.ids import encode_id, event_id, property_id, value_id
+from tests.conftest import store_uri_for
+from tests.processes import TwistdServer
+
+CLIENTS = 8
+
+
+def _call(url: str, data: dict | None = None, auth: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(data).encode() if data else None)
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def _load(server: TwistdServer, user: str, first: int, answered: set[int], stop: threading.Event) -> None:
+    """One client: sequential batches until the server dies or `stop`."""
+    i = first
+    while not stop.is_set() and i < first + 10_000:
+        message = [[f"A{i}", f"B{i}"], [["request", i]]]
+        data = {"visitor_id": f"v{i % 13}", "message": base64.b64encode(json.dumps(message).encode()).decode()}
+        try:
+            status, _ = _call(f"{server.url}/{user}/site/batch", data)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return
+        if status == 200:
+            answered.add(i)
+        i += CLIENTS
+
+
+def _counts(url: str, user: str, i: int) -> tuple[int, ...]:
+    """(total A, total B, path B←A, segment total of B) for request i."""
+    auth = f"{user}:pw"
+    status, a = _call(f"{url}/{user}/site/event/A{i}", auth=auth)
+    if status == 404:
+        a = {"total": 0}
+    status, b = _call(f"{url}/{user}/site/event/B{i}?property=request", auth=auth)
+    if status == 404:
+        return a["total"], 0, 0, 0
+    segment = encode_id(value_id(property_id("request"), i))
+    status, plain = _call(f"{url}/{user}/site/event/B{i}", auth=auth)
+    return a["total"], plain["total"], plain["path"].get(encode_id(event_id(f"A{i}")), 0), b["totals"].get(segment, 0)
+
+
+@pytest.mark.parametrize("kill_after", [0.4, 1.2, 2.5])
+def test_sigkill_loses_nothing_answered(store_kind, tmp_path, kill_after):
+    store_uri = store_uri_for(store_kind, tmp_path)
+    server = TwistdServer(store_uri, tmp_path).start()
+    user = f"d{uuid.uuid4().hex[:12]}"
+    try:
+        assert _call(f"{server.url}/{user}", {"password": "pw"})[0] == 201
+        answered: set[int] = set()
+        stop = threading.Event()
+        clients = [threading.Thread(target=_load, args=(server, user, n, answered, stop)) for n in range(CLIENTS)]
+        for client in clients:
+            client.start()
+        time.sleep(kill_after)
+        server.kill()
+        stop.set()
+        for client in clients:
+            client.join(timeout=60)
+        sent = max(answered, default=0) + CLIENTS * 2
+        assert len(answered) > 10, "the load did not get going before the kill"
+        print(f"{store_kind}: {len(answered)} requests answered before SIGKILL at {kill_after} s")
+    finally:
+        server.kill()
+
+    restarted = TwistdServer(store_uri, tmp_path).start()
+    try:
+        for i in range(sent):
+            counts = _counts(restarted.url, user, i)
+            if i in answered:
+                assert counts == (1, 1, 1, 1), f"request {i} was answered 200 but counted {counts}"
+            elif store_kind == "sqlite":
+                assert counts in {(0, 0, 0, 0), (1, 1, 1, 1)}, f"request {i} half applied: {counts}"
+            else:
+                assert max(counts) <= 1, f"request {i} counted twice: {counts}"
+    finally:
+        restarted.stop()
