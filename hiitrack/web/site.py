@@ -4,7 +4,8 @@ Twisted reads a request line of at most 16 KiB and a body of any size by
 default.  API.md allows a 64 KiB query string and a 64 KiB body and answers
 413 beyond them, so the channel accepts longer lines (and answers 413 to
 longer still), and the request stops keeping a body once it is over the
-limit instead of buffering it whole.  Tests: tests/test_http_limits.py.
+limit instead of buffering it whole: it answers 413 at once and closes the
+connection, without waiting for the rest of the body.  Tests: tests/test_http_limits.py.
 """
 
 import io
@@ -18,10 +19,20 @@ from hiitrack.web.tree import Root
 
 __all__ = ["make_site"]
 
-TOO_LARGE = (
-    b"HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\n"
-    b'Connection: close\r\nContent-Length: 41\r\n\r\n{"error":"request line or header too long"}'
-)
+
+
+def _refusal(message: str) -> bytes:
+    """A whole 413 answer, written straight to the connection before closing it."""
+    body = b'{"error":"' + message.encode() + b'"}'
+    return (
+        b"HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\n"
+        b"X-Content-Type-Options: nosniff\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+LINE_TOO_LONG = _refusal("request line or header too long")
+BODY_TOO_LARGE = _refusal(f"request body is over {BODY_LIMIT} bytes")
 
 
 class ApiRequest(Request):
@@ -47,8 +58,11 @@ class ApiRequest(Request):
             super().handleContentChunk(data)
 
     def _refuse_body(self) -> None:
+        """Answer 413 now and hang up, rather than read a body we will not use."""
         self.body_too_large = True
         self.content = io.BytesIO()
+        self.channel.transport.write(BODY_TOO_LARGE)
+        self.channel.transport.loseConnection()
 
 
 class ApiChannel(HTTPChannel):
@@ -57,7 +71,7 @@ class ApiChannel(HTTPChannel):
     totalHeadersSize = BODY_LIMIT + 32 * 1024
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self.transport.write(TOO_LARGE)
+        self.transport.write(LINE_TOO_LONG)
         self.transport.loseConnection()
 
 
