@@ -462,12 +462,13 @@ class CassandraStore:
 
     async def _commit(self, merged: MergedWrite) -> None:
         index: set[tuple[str, str, bytes]] = set()
+        records: list[tuple[Any, Any]] = []
         statements: list[tuple[Any, Any]] = []
         for (scope, kind, key), value in merged.records.items():
             table, part = _locate(kind, key)
             if table.indexed:
                 index.add((_stored(scope), table.name, table.encode_part(part)))
-            statements.append((self._record(table, "upsert"), _address(table, scope, part, key, value)))
+            records.append((self._record(table, "upsert"), _address(table, scope, part, key, value)))
         rows: defaultdict[tuple[str, bytes], list[tuple[bytes, int]]] = defaultdict(list)
         for (scope, row, column), amount in merged.increments.items():
             rows[_stored(scope), row].append((column, amount))
@@ -489,6 +490,11 @@ class CassandraStore:
                 statements.append((batch, None))
         # The index first: a partition is never written without being findable by drop.
         await self._index(index)
+        # Records (visitor state, insert ids) before counters: Cassandra cannot
+        # make both one atomic write, and if the process dies between them a
+        # retried hit is then seen as applied (an undercount at worst), never
+        # counted twice.
+        await self._run_all(records)
         await self._run_all(statements)
 
     def _generation_of(self, stored: str) -> Deferred:
