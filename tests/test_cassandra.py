@@ -16,7 +16,7 @@ from cassandra.query import dict_factory
 from twisted.internet import threads
 
 from hiitrack.store import StoreUnavailable, WriteBatch
-from hiitrack.store.cassandra import VISITOR_SHARDS, CassandraStore, replication_map
+from hiitrack.store.cassandra import SHARDS, CassandraStore, replication_map
 from tests.conftest import CASSANDRA_URI
 
 
@@ -102,7 +102,7 @@ async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
             }
             found["property_values"] = await rows("property_values", "scope = %s AND property = %s", scope, "p")
             found["visitors"] = sum(
-                [await rows("visitors", "scope = %s AND shard = %s", scope, shard) for shard in range(VISITOR_SHARDS)]
+                [await rows("visitors", "scope = %s AND shard = %s", scope, shard) for shard in range(SHARDS)]
             )
             in_row = "scope = %s AND generation = %s AND row = %s"
             found["counters"] = sum(
@@ -118,7 +118,7 @@ async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
             "funnels": 1,
             "records": 1,
             # 10 counter rows, 1 property's values, the visitor shards in use.
-            "scope_partitions": 10 + 1 + len({zlib.crc32(b"v%d" % i) % VISITOR_SHARDS for i in range(20)}),
+            "scope_partitions": 10 + 1 + len({zlib.crc32(b"v%d" % i) % SHARDS for i in range(20)}),
             "scope_generations": 1,
             "visitors": 20,
             "counters": 10,

@@ -56,7 +56,7 @@ MAX_IN_FLIGHT = 64
 """Statements one commit, read or drop keeps in flight at once."""
 BATCH_CELLS = 64
 """Counter cells per COUNTER batch: well under Cassandra's batch size limits."""
-VISITOR_SHARDS = 64
+SHARDS = 64
 INDEX_CACHE = 200_000
 """Partitions remembered as already written to scope_partitions."""
 GENERATION_CACHE = 100_000
@@ -114,6 +114,7 @@ class _Table:
     name: str
     part: str | None = None
     indexed: bool = False
+    shards: int = 0
 
     def columns(self, with_key: bool = True) -> list[str]:
         return ["scope"] + ([self.part] if self.part else []) + (["key"] if with_key else [])
@@ -142,9 +143,11 @@ EVENTS = _Table("events")
 PROPERTIES = _Table("properties")
 PROPERTY_VALUES = _Table("property_values", "property", indexed=True)
 FUNNELS = _Table("funnels")
-VISITORS = _Table("visitors", "shard", indexed=True)
+VISITORS = _Table("visitors", "shard", indexed=True, shards=SHARDS)
+INSERT_IDS = _Table("insert_ids", "shard", indexed=True, shards=SHARDS)
 RECORDS = _Table("records", "kind")
-TABLES = [USERS, BUCKETS, EVENTS, PROPERTIES, PROPERTY_VALUES, FUNNELS, VISITORS, RECORDS]
+TABLES = [USERS, BUCKETS, EVENTS, PROPERTIES, PROPERTY_VALUES, FUNNELS, VISITORS, INSERT_IDS, RECORDS]
+SHARDED = {"visitor": VISITORS, "insert": INSERT_IDS}
 BY_KIND = {"user": USERS, "bucket": BUCKETS, "event": EVENTS, "property": PROPERTIES, "funnel": FUNNELS}
 VALUE_KIND = "value "
 
@@ -156,8 +159,9 @@ def _locate(kind: str, key: str) -> tuple[_Table, object]:
         return table, None
     if kind.startswith(VALUE_KIND):
         return PROPERTY_VALUES, kind[len(VALUE_KIND) :]
-    if kind == "visitor":
-        return VISITORS, zlib.crc32(key.encode("utf-8", "surrogatepass")) % VISITOR_SHARDS
+    if kind in SHARDED:
+        table = SHARDED[kind]
+        return table, zlib.crc32(key.encode("utf-8", "surrogatepass")) % table.shards
     return RECORDS, kind
 
 
@@ -385,7 +389,7 @@ class CassandraStore:
 
     def scan(self, scope: str, kind: str) -> Deferred:
         table, part = _locate(kind, "")
-        parts = range(VISITOR_SHARDS) if table is VISITORS else [part]
+        parts = range(table.shards) if table.shards else [part]
 
         async def scan() -> dict[str, bytes]:
             limit = DeferredSemaphore(MAX_IN_FLIGHT)
