@@ -9,9 +9,9 @@ tests/test_http_tracking.py.
 
 from twisted.web.server import Request
 
-from hiitrack.app import HiiTrack
 from hiitrack.errors import ApiError, BadRequest
 from hiitrack.web.access import visitor_of
+from hiitrack.web.bucket import BucketResource
 from hiitrack.web.events import record_hit
 from hiitrack.web.params import (
     Params,
@@ -20,7 +20,7 @@ from hiitrack.web.params import (
     decode_json,
     decode_json_value,
 )
-from hiitrack.web.render import ApiResource, Raw
+from hiitrack.web.render import Raw
 
 __all__ = ["Batch", "PIXEL", "parse_message"]
 
@@ -52,14 +52,8 @@ def parse_message(text: str) -> tuple[list[str], list[tuple[str, object]]]:
     return events, pairs
 
 
-class Batch(ApiResource):
+class Batch(BucketResource):
     cors_methods = frozenset({b"GET", b"POST"})
-
-    def __init__(self, app: HiiTrack, user: str, bucket: str) -> None:
-        super().__init__()
-        self.app = app
-        self.user = user
-        self.bucket = bucket
 
     async def handle_GET(self, request: Request, params: Params) -> dict | Raw:
         pixel = params.get("img") == "1"

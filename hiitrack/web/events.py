@@ -12,7 +12,8 @@ from hiitrack.counting import DAY, INTERVALS
 from hiitrack.errors import ApiError, BadRequest
 from hiitrack.ids import InvalidId, decode_id, event_id, property_id
 from hiitrack.reports import Series
-from hiitrack.web.access import authorize, existing_bucket, visitor_of
+from hiitrack.web.access import visitor_of
+from hiitrack.web.bucket import BucketResource
 from hiitrack.web.params import (
     Params,
     check_event_name,
@@ -80,14 +81,11 @@ def _id_from_path(segment: bytes, what: str) -> bytes:
         raise BadRequest(str(error)) from None
 
 
-class _Index(ApiResource):
+class _Index(BucketResource):
     """The collection level (``event``, ``property``): it only has children."""
 
     def __init__(self, app: HiiTrack, user: str, bucket: str, by_id: bool) -> None:
-        super().__init__()
-        self.app = app
-        self.user = user
-        self.bucket = bucket
+        super().__init__(app, user, bucket)
         self.by_id = by_id
 
     def getChild(self, path: bytes, request: Request) -> ApiResource:
@@ -113,17 +111,13 @@ class PropertyIndex(_Index):
         return Property(self.app, self.user, self.bucket, name)
 
 
-class EventReport(ApiResource):
+class EventReport(BucketResource):
     def __init__(self, app: HiiTrack, user: str, bucket: str, event: bytes) -> None:
-        super().__init__()
-        self.app = app
-        self.user = user
-        self.bucket = bucket
+        super().__init__(app, user, bucket)
         self.event = event
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
-        await authorize(self.app, request, self.user, self.bucket)
-        record = await existing_bucket(self.app, self.user, self.bucket)
+        record = await self.authorize_existing(request)
         now = self.app.clock()
         series = series_of(params, now)
         if series is not None:
@@ -132,7 +126,7 @@ class EventReport(ApiResource):
             # range could ask for.
             series = series.clamped(record["created"] - DAY.seconds, int(now) + DAY.seconds)
         prop = params.get("property")
-        return await self.app.reports.event(f"{self.user}/{self.bucket}", self.event, prop, series)
+        return await self.app.reports.event(self.scope, self.event, prop, series)
 
 
 class Event(EventReport):
@@ -147,18 +141,14 @@ class Event(EventReport):
         return await record_hit(self.app, self.user, self.bucket, params, visitor_id, events=[self.name])
 
 
-class PropertyReport(ApiResource):
+class PropertyReport(BucketResource):
     def __init__(self, app: HiiTrack, user: str, bucket: str, prop: bytes) -> None:
-        super().__init__()
-        self.app = app
-        self.user = user
-        self.bucket = bucket
+        super().__init__(app, user, bucket)
         self.prop = prop
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
-        await authorize(self.app, request, self.user, self.bucket)
-        await existing_bucket(self.app, self.user, self.bucket)
-        return await self.app.reports.property(f"{self.user}/{self.bucket}", self.prop)
+        await self.authorize_existing(request)
+        return await self.app.reports.property(self.scope, self.prop)
 
 
 class Property(PropertyReport):

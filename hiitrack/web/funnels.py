@@ -10,7 +10,7 @@ from twisted.web.server import Request
 from hiitrack.app import HiiTrack
 from hiitrack.errors import ApiError, BadRequest, NotFound
 from hiitrack.ids import InvalidId, decode_id, encode_id, event_id
-from hiitrack.web.access import authorize, existing_bucket
+from hiitrack.web.bucket import BucketResource
 from hiitrack.web.params import Params, check_event_name, decode_segment
 from hiitrack.web.render import ApiResource, ErrorResource
 
@@ -35,20 +35,7 @@ def _property(params: Params) -> str | None:
     return None if name is None else check_event_name(name, "property")
 
 
-class _BucketLevel(ApiResource):
-    def __init__(self, app: HiiTrack, user: str, bucket: str) -> None:
-        super().__init__()
-        self.app = app
-        self.user = user
-        self.bucket = bucket
-        self.scope = f"{user}/{bucket}"
-
-    async def _authorize(self, request: Request) -> None:
-        await authorize(self.app, request, self.user, self.bucket)
-        await existing_bucket(self.app, self.user, self.bucket)
-
-
-class FunnelIndex(_BucketLevel):
+class FunnelIndex(BucketResource):
     def getChild(self, path: bytes, request: Request) -> ApiResource:
         try:
             name = check_event_name(decode_segment(path, "funnel name"), "funnel")
@@ -58,17 +45,17 @@ class FunnelIndex(_BucketLevel):
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
         """A preview: the report of a funnel that is not saved."""
-        await self._authorize(request)
+        await self.authorize_existing(request)
         return await self.app.reports.funnel(self.scope, _steps(params), _property(params))
 
 
-class Funnel(_BucketLevel):
+class Funnel(BucketResource):
     def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
         super().__init__(app, user, bucket)
         self.name = name
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
-        await self._authorize(request)
+        await self.authorize_existing(request)
         funnel = {
             "description": params.get("description") or "",
             "event_ids": [encode_id(step) for step in _steps(params)],
@@ -79,14 +66,14 @@ class Funnel(_BucketLevel):
         return {}
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
-        await self._authorize(request)
+        await self.authorize_existing(request)
         funnel = await self._saved()
         steps = [decode_id(text) for text in funnel["event_ids"]]
         report = await self.app.reports.funnel(self.scope, steps, funnel["property"])
         return {**report, "description": funnel["description"]}
 
     async def handle_DELETE(self, request: Request, params: Params) -> dict:
-        await self._authorize(request)
+        await self.authorize_existing(request)
         await self._saved()
         await self.app.catalog.delete_funnel(self.scope, self.name)
         return {}

@@ -10,6 +10,7 @@ tests/test_http_conventions.py.
 """
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from hiitrack.errors import ApiError, BadRequest, NotAllowed, NotFound, Unauthorized
 from hiitrack.store import StoreUnavailable
 from hiitrack.web.cors import apply_cors
+from hiitrack.web.metrics import observe
 from hiitrack.web.params import Params
 
 __all__ = ["ApiResource", "ErrorResource", "Raw", "write_json"]
@@ -108,7 +110,10 @@ async def _answer(request: Request, handler: Handler) -> None:
 
 
 def render_async(request: Request, handler: Handler) -> object:
-    Deferred.fromCoroutine(_answer(request, handler))
+    started = time.monotonic()
+    Deferred.fromCoroutine(_answer(request, handler)).addBoth(
+        lambda _: observe(request, getattr(handler, "__self__", None), request.code if request.finished else 499, started)
+    )
     return NOT_DONE_YET
 
 

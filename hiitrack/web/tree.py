@@ -14,8 +14,10 @@ from hiitrack.errors import ApiError, Conflict, NotFound
 from hiitrack.ids import encode_id
 from hiitrack.web.access import authorize, existing_bucket
 from hiitrack.web.batch import Batch
+from hiitrack.web.bucket import BucketResource
 from hiitrack.web.events import EventIndex, PropertyIndex
 from hiitrack.web.funnels import FunnelIndex
+from hiitrack.web.metrics import metrics_resource
 from hiitrack.web.params import Params, decode_segment
 from hiitrack.web.render import ApiResource, ErrorResource, write_json
 from hiitrack.web.static import StaticFile
@@ -51,6 +53,8 @@ class Root(ApiResource):
             return WithoutSlash()
         if path == b"":
             return self
+        if path == b"metrics":
+            return metrics_resource(self.app)
         if path in self.files:
             return self.files[path]
         try:
@@ -99,12 +103,9 @@ class User(ApiResource):
         return {}
 
 
-class Bucket(ApiResource):
+class Bucket(BucketResource):
     def __init__(self, app: HiiTrack, user: str, bucket: str) -> None:
-        super().__init__()
-        self.app = app
-        self.user = user
-        self.bucket = bucket
+        super().__init__(app, user, bucket)
         self.children = {
             b"event": EventIndex(app, user, bucket, by_id=False),
             b"event_id": EventIndex(app, user, bucket, by_id=True),
@@ -125,11 +126,9 @@ class Bucket(ApiResource):
         return {}
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
-        access = await authorize(self.app, request, self.user, self.bucket)
-        record = await existing_bucket(self.app, self.user, self.bucket)
-        scope = f"{self.user}/{self.bucket}"
-        catalog = self.app.catalog
-        user_record = await self.app.accounts.user(access.user)
+        record = await self.authorize_existing(request)
+        scope, catalog = self.scope, self.app.catalog
+        user_record = await self.app.accounts.user(self.user)
         return {
             "bucket_name": self.bucket,
             "description": record["description"],

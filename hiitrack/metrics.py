@@ -1,0 +1,113 @@
+"""What an operator watches: the server's Prometheus collectors.
+
+One process-wide `METRICS` holds the counters and histograms that the code
+paths feed (requests by route template and status, their latency, events
+recorded, group-commit sizes and latencies); `CacheCollector` reads the
+hit and miss counts of an application's bounded caches when scraped.  They
+are served in the Prometheus text format by hiitrack.web.metrics, behind
+the operator's Basic credentials (``--metrics-auth``).  Tests:
+tests/test_metrics.py.
+"""
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+__all__ = ["METRICS", "CacheCollector", "Metrics"]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+CELL_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
+
+
+class Metrics:
+    """The collectors; not registered anywhere until a registry takes them."""
+
+    def __init__(self) -> None:
+        self.requests = Counter(
+            "hiitrack_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=None,
+        )
+        self.latency = Histogram(
+            "hiitrack_http_request_seconds",
+            "Time from the request's arrival at its resource to its answer, by route template.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
+        self.events = Counter("hiitrack_events_recorded", "Events recorded (retried duplicates excluded).", registry=None)
+        self.commit_batches = Histogram(
+            "hiitrack_store_commit_batches",
+            "Requests' write batches merged into one store commit (group commit).",
+            buckets=SIZE_BUCKETS,
+            registry=None,
+        )
+        self.commit_cells = Histogram(
+            "hiitrack_store_commit_cells",
+            "Records and distinct counter cells written by one store commit.",
+            buckets=CELL_BUCKETS,
+            registry=None,
+        )
+        self.commit_seconds = Histogram(
+            "hiitrack_store_commit_seconds",
+            "Duration of one store commit, from its start to its durability.",
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
+        self.commit_failures = Counter(
+            "hiitrack_store_commit_failures", "Store commits that failed (their requests got 503).", registry=None
+        )
+
+    def collectors(self) -> list:
+        return [
+            self.requests,
+            self.latency,
+            self.events,
+            self.commit_batches,
+            self.commit_cells,
+            self.commit_seconds,
+            self.commit_failures,
+        ]
+
+    def registry(self, *extra: object) -> CollectorRegistry:
+        """A registry of these collectors and `extra` ones (e.g. a CacheCollector)."""
+        registry = CollectorRegistry(auto_describe=True)
+        for collector in [*self.collectors(), *extra]:
+            registry.register(collector)
+        return registry
+
+
+METRICS = Metrics()
+
+
+class CacheCollector:
+    """Hits, misses, size and hit ratio of an application's caches, read when scraped.
+
+    `caches` maps a cache's name to an object with ``hits``, ``misses``,
+    ``size`` and ``len()`` (hiitrack.caching.LRU).
+    """
+
+    def __init__(self, caches: Callable[[], dict[str, object]]) -> None:
+        self._caches = caches
+
+    def collect(self) -> Iterator[Metric]:
+        lookups = CounterMetricFamily(
+            "hiitrack_cache_lookups", "Cache lookups by cache and result (hit or miss).", labels=["cache", "result"]
+        )
+        ratio = GaugeMetricFamily(
+            "hiitrack_cache_hit_ratio", "Share of lookups that hit since start, by cache.", labels=["cache"]
+        )
+        entries = GaugeMetricFamily("hiitrack_cache_entries", "Entries held, by cache.", labels=["cache"])
+        limit = GaugeMetricFamily("hiitrack_cache_limit", "Most entries a cache holds, by cache.", labels=["cache"])
+        for name, cache in sorted(self._caches().items()):
+            hits, misses = cache.hits, cache.misses
+            lookups.add_metric([name, "hit"], hits)
+            lookups.add_metric([name, "miss"], misses)
+            ratio.add_metric([name], hits / (hits + misses) if hits + misses else 0.0)
+            entries.add_metric([name], len(cache))
+            limit.add_metric([name], cache.size)
+        yield from (lookups, ratio, entries, limit)
+
