@@ -2,7 +2,7 @@
 
 A page on a second origin (another loopback port, so the tracking requests
 are cross-origin and CORS is exercised) loads the snippet of
-docs/tracker.md, makes calls, navigates and reloads; tests/browser/drive.js
+the README, makes calls, navigates and reloads; tests/browser/drive.js
 does the visiting.  The reports must then hold exactly what the page did,
 with one visitor across the reload.  Three browsers: a modern one (fetch,
 and sendBeacon as a page is left), one without fetch and sendBeacon (JSONP),
@@ -42,8 +42,8 @@ PAGE = """<!doctype html>
 
 
 def snippet(tracker: str, user: str, bucket: str, mode: str) -> str:
-    """The snippet of docs/tracker.md, pointed at the test server."""
-    text = (ROOT / "docs" / "tracker.md").read_text(encoding="utf-8")
+    """The snippet of the README, pointed at the test server."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
     block = re.search(r"```html\n(<script>.*?</script>)\n```", text, re.S).group(1)
     block = block.replace("https://track.example.com", tracker)
     block = block.replace("user: 'acme'", f"user: '{user}'").replace("bucket: 'site'", f"bucket: '{bucket}'")
@@ -51,7 +51,7 @@ def snippet(tracker: str, user: str, bucket: str, mode: str) -> str:
         # Nothing leaves before a flush or the page hiding: the click away
         # from page 1 must go by sendBeacon.
         block = block.replace("pageviews: true", "pageviews: true, batchDelay: 60000")
-    assert tracker in block and user in block, "the snippet in docs/tracker.md changed shape"
+    assert tracker in block and user in block, "the snippet in README.md changed shape"
     return block
 
 
