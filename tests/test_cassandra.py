@@ -17,13 +17,14 @@ from twisted.internet import threads
 
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import SHARDS, CassandraStore, replication_map
-from tests.conftest import CASSANDRA_URI
+from tests.conftest import CASSANDRA, CASSANDRA_URI
 
 
 @pytest.fixture(scope="module")
 def cql():
     """A plain driver session on the test keyspace, for checking what is stored."""
-    cluster = Cluster([CASSANDRA_URI.split("//")[1].split(":")[0]], protocol_version=5)
+    host, _, port = CASSANDRA.partition(":")
+    cluster = Cluster([host], port=int(port or 9042), protocol_version=5)
     session = cluster.connect()
     session.row_factory = dict_factory
     yield session
