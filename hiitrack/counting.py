@@ -63,6 +63,7 @@ PATH = b"p"
 UNIQUE_PATH = b"q"
 
 VALUE_ID_SIZE = 2 * ID_SIZE
+_COUNT_PAIR = struct.Struct(">QQ")
 
 Increments = defaultdict[tuple[bytes, bytes], int]
 """``Increments[row, column] = amount``: what one or more actions add."""
@@ -121,24 +122,28 @@ class Visitor:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Visitor":
+        # On every cache hit of the write path (the cache holds this form):
+        # plain offsets and unpack_from, no helper calls per field.
+        count = cls._COUNT.unpack_from
         visitor = cls()
-        offset = 0
-
-        def take(size: int) -> bytes:
-            nonlocal offset
-            offset += size
-            return data[offset - size : offset]
-
-        def number() -> int:
-            return cls._COUNT.unpack(take(8))[0]
-
-        for _ in range(number()):
-            event = take(ID_SIZE)
-            visitor.seen[event] = number()
-            visitor.followed[event] = {
-                take(ID_SIZE): number() for _ in range(number())
-            }
-        visitor.values = {take(VALUE_ID_SIZE) for _ in range(number())}
+        seen, followed = visitor.seen, visitor.followed
+        offset = 8
+        for _ in range(count(data, 0)[0]):
+            event = data[offset : offset + ID_SIZE]
+            n, pairs = _COUNT_PAIR.unpack_from(data, offset + ID_SIZE)
+            offset += ID_SIZE + 16
+            earlier: dict[bytes, int] = {}
+            for _ in range(pairs):
+                earlier[data[offset : offset + ID_SIZE]] = count(data, offset + ID_SIZE)[0]
+                offset += ID_SIZE + 8
+            seen[event] = n
+            followed[event] = earlier
+        values = count(data, offset)[0]
+        offset += 8
+        visitor.values = {
+            data[start : start + VALUE_ID_SIZE]
+            for start in range(offset, offset + values * VALUE_ID_SIZE, VALUE_ID_SIZE)
+        }
         return visitor
 
 

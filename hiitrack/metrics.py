@@ -38,7 +38,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
-        self.events = Counter("hiitrack_events_recorded", "Events recorded (retried duplicates excluded).", registry=None)
+        self.events = Counter(
+            "hiitrack_events_recorded", "Events recorded (retried duplicates excluded).", registry=None
+        )
         self.commit_batches = Histogram(
             "hiitrack_store_commit_batches",
             "Requests' write batches merged into one store commit (group commit).",

@@ -39,11 +39,20 @@ class Options(usage.Options):
             "LOCAL_QUORUM",
             "Consistency level of the Cassandra store's reads and writes, e.g. ONE, LOCAL_QUORUM, QUORUM.",
         ],
+        [
+            "metrics-auth",
+            None,
+            None,
+            "USER:PASS of the operator account that may read /metrics (Prometheus); without it /metrics is off.",
+        ],
         ["visitor-cache", None, 100000, "How many visitors' states to keep in memory.", int],
         ["idle-timeout", None, 60.0, "Seconds before an idle connection is closed.", float],
     ]
 
     def postOptions(self) -> None:
+        auth = self["metrics-auth"]
+        if auth is not None and not (":" in auth and auth.split(":", 1)[0] and auth.split(":", 1)[1]):
+            raise usage.UsageError("--metrics-auth must be USER:PASS, both non-empty")
         port = self["port"]
         if port.isdigit():
             self["port"] = f"tcp:{port}"
@@ -69,6 +78,8 @@ class HiiTrackService(service.MultiService):
             consistency=options["cassandra-consistency"],
         )
         self.app = HiiTrack(store, visitor_cache_size=options["visitor-cache"])
+        if options["metrics-auth"] is not None:
+            self.app.metrics_auth = tuple(options["metrics-auth"].split(":", 1))
         site = make_site(self.app, idle_timeout=options["idle-timeout"])
         strports.service(options["port"], site).setServiceParent(self)
 

@@ -13,6 +13,7 @@ from hiitrack.caching import LRU, KeyedLock
 from hiitrack.catalog import Catalog
 from hiitrack.counting import Visitor, count_batch, new_increments
 from hiitrack.ids import event_id, property_id, value_id
+from hiitrack.metrics import METRICS
 from hiitrack.store import Store, WriteBatch
 
 __all__ = ["Tracker"]
@@ -32,7 +33,9 @@ class Tracker:
         self._store = store
         self._catalog = catalog
         self._clock = clock
-        self._visitors: LRU[tuple[str, str], Visitor] = LRU(visitor_cache_size)
+        # Visitors' states as stored (Visitor.to_bytes): about a KB each where
+        # the objects took several, so --visitor-cache bounds memory tightly.
+        self._visitors: LRU[tuple[str, str], bytes] = LRU(visitor_cache_size)
         self._order: KeyedLock[tuple[str, str]] = KeyedLock()
         self._inserts: KeyedLock[tuple[str, str]] = KeyedLock()
         self._insert_ids: LRU[tuple[str, str], bool] = LRU(visitor_cache_size)
@@ -64,19 +67,20 @@ class Tracker:
             increments = new_increments()
             count_batch(visitor, values, steps, int(self._clock()), increments)
             records = self._catalog.new_records(scope, names, values)
-            records[VISITOR, visitor_id] = visitor.to_bytes()
+            state = records[VISITOR, visitor_id] = visitor.to_bytes()
             if insert_id is not None:
                 records[INSERT, insert_id] = str(int(self._clock())).encode()
             try:
                 await self._store.write(WriteBatch(scope, records, increments))
             except BaseException:
-                # The state moved ahead of what was stored: read it again next time.
+                # What the store holds is uncertain now: read it again next time.
                 self._visitors.pop(key)
                 raise
-            self._visitors.put(key, visitor)
+            self._visitors.put(key, state)
             self._catalog.remember(scope, set(names) | set(values))
             if insert_id is not None:
                 self._insert_ids.put((scope, insert_id), True)
+            METRICS.events.inc(len(steps))
             return True
 
         if insert_id is None:
@@ -93,11 +97,10 @@ class Tracker:
         return await self._store.get(scope, INSERT, insert_id) is not None
 
     async def _visitor(self, scope: str, visitor_id: str) -> Visitor:
-        visitor = self._visitors.get((scope, visitor_id))
-        if visitor is None:
+        raw = self._visitors.get((scope, visitor_id))
+        if raw is None:
             raw = await self._store.get(scope, VISITOR, visitor_id)
-            visitor = Visitor() if raw is None else Visitor.from_bytes(raw)
-        return visitor
+        return Visitor() if raw is None else Visitor.from_bytes(raw)
 
     def forget(self, scope: str) -> None:
         """Drop cached state of a bucket that was deleted."""

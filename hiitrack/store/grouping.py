@@ -7,12 +7,14 @@ batch goes out at once.  Both backends use this.  Tests:
 tests/test_store_contract.py.
 """
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
+from hiitrack.metrics import METRICS
 from hiitrack.store import WriteBatch
 
 __all__ = ["GroupCommitter", "MergedWrite", "merge"]
@@ -74,10 +76,17 @@ class GroupCommitter:
         del self._waiting[: self._max_batches]
         self.commits += 1
         self.batches += len(group)
-        self._in_flight = self._commit(merge(batch for batch, _ in group))
-        self._in_flight.addBoth(self._finished, group)
+        merged = merge(batch for batch, _ in group)
+        METRICS.commit_batches.observe(len(group))
+        METRICS.commit_cells.observe(len(merged))
+        started = time.monotonic()
+        self._in_flight = self._commit(merged)
+        self._in_flight.addBoth(self._finished, group, started)
 
-    def _finished(self, result: object, group: list[tuple[WriteBatch, Deferred]]) -> None:
+    def _finished(self, result: object, group: list[tuple[WriteBatch, Deferred]], started: float) -> None:
+        METRICS.commit_seconds.observe(time.monotonic() - started)
+        if isinstance(result, Failure):
+            METRICS.commit_failures.inc()
         self._in_flight = None
         if self._waiting:
             self._next()

@@ -110,9 +110,9 @@ async def _answer(request: Request, handler: Handler) -> None:
 
 
 def render_async(request: Request, handler: Handler) -> object:
-    started = time.monotonic()
+    started, resource = time.monotonic(), getattr(handler, "__self__", None)
     Deferred.fromCoroutine(_answer(request, handler)).addBoth(
-        lambda _: observe(request, getattr(handler, "__self__", None), request.code if request.finished else 499, started)
+        lambda _: observe(request, resource, request.code if request.finished else 499, started)
     )
     return NOT_DONE_YET
 

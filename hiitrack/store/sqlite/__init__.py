@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import ujson
 from twisted.internet import reactor as default_reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
@@ -26,8 +27,15 @@ __all__ = ["SQLiteStore"]
 SCHEMA = (Path(__file__).parent / "schema.sql").read_text()
 
 UPSERT_RECORD = "INSERT OR REPLACE INTO records (scope, kind, key, value) VALUES (?, ?, ?, ?)"
-ADD_COUNTER = (
-    "INSERT INTO counters (scope, row, col, n) VALUES (?, ?, ?, ?)"
+# All the increments of a commit in one statement: ?2 is a JSON list of
+# [row offset, row length, column offset, column length, amount] into the
+# blob ?3 of every key laid end to end.  The statement runs whole inside
+# SQLite, which releases the GIL meanwhile, where executemany took it back
+# for every row; under load the reactor thread keeps working in parallel.
+ADD_COUNTERS = (
+    "INSERT INTO counters (scope, row, col, n)"
+    " SELECT ?1, substr(?3, value ->> 0, value ->> 1), substr(?3, value ->> 2, value ->> 3), value ->> 4"
+    " FROM json_each(?2) WHERE true"
     " ON CONFLICT (scope, row, col) DO UPDATE SET n = n + excluded.n"
 )
 CREATE_RECORD = (
@@ -48,6 +56,22 @@ class _Connection(threading.local):
     """Each worker thread's own connection to the file."""
 
     connection: sqlite3.Connection | None = None
+
+
+def _packed(merged: MergedWrite) -> dict[str, tuple[list[tuple[int, ...]], list[bytes]]]:
+    """Per scope, the increments as ADD_COUNTERS takes them (offsets count from 1)."""
+    packed: dict[str, tuple[list[tuple[int, ...]], list[bytes]]] = {}
+    offsets: dict[str, int] = {}
+    for (scope, row, column), amount in merged.increments.items():
+        if scope not in packed:
+            packed[scope] = ([], [])
+            offsets[scope] = 1
+        index, keys = packed[scope]
+        offset = offsets[scope]
+        index.append((offset, len(row), offset + len(row), len(column), amount))
+        keys += (row, column)
+        offsets[scope] = offset + len(row) + len(column)
+    return packed
 
 
 class SQLiteStore:
@@ -135,9 +159,8 @@ class SQLiteStore:
             connection.executemany(
                 UPSERT_RECORD, [(*address, value) for address, value in merged.records.items()]
             )
-            connection.executemany(
-                ADD_COUNTER, [(*address, amount) for address, amount in merged.increments.items()]
-            )
+            for scope, (index, keys) in _packed(merged).items():
+                connection.execute(ADD_COUNTERS, (scope, ujson.dumps(index), b"".join(keys)))
 
         return self._transaction(commit)
 

@@ -1,0 +1,112 @@
+"""/metrics: off without --metrics-auth, the operator's only with it, Prometheus text.
+
+Runs on both stores (the `server` fixture).  The collectors are process-wide,
+so the tests compare values before and after their own requests.
+"""
+
+import re
+
+import pytest
+import pytest_twisted
+from twisted.python import usage
+
+from hiitrack.metrics import METRICS
+from hiitrack.tap import Options
+from hiitrack.web.metrics import route_of
+from tests.http import b64json, path
+
+OPERATOR = ("ops", "s3cret-metrics")
+EVENT_ROUTE = "/{user}/{bucket}/event/{name}"
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text, 0 when it is absent."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
+        if match and match[1] == name and ",".join(sorted((match[2] or "").split(","))) == wanted:
+            return float(match[3])
+    return 0.0
+
+
+def enable(server: object) -> None:
+    server.app.metrics_auth = OPERATOR
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_are_off_without_the_option(server) -> None:
+    answer = await server.client.get("/metrics")
+    assert answer.status == 404
+    assert answer.json == {"error": "no such path"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_need_the_operator_credentials(server, user_name) -> None:
+    enable(server)
+    assert (await server.client.post(path(user_name), {"password": "pw"})).status == 201
+    for auth in (None, ("ops", "wrong"), (user_name, "pw"), ("ops2", OPERATOR[1])):
+        answer = await server.client.get("/metrics", auth=auth)
+        assert answer.status == 401, auth
+        assert answer.header("WWW-Authenticate") == 'Basic realm="hiitrack metrics"'
+        assert b"hiitrack_" not in answer.body
+    answer = await server.client.get("/metrics", auth=OPERATOR)
+    assert answer.status == 200
+    assert answer.header("Content-Type").startswith("text/plain; version=")
+
+
+@pytest_twisted.ensureDeferred
+async def test_metrics_count_requests_by_route_template_events_commits_and_caches(server, user_name) -> None:
+    enable(server)
+    client = server.client
+    assert (await client.post(path(user_name), {"password": "pw"})).status == 201
+    before = (await client.get("/metrics", auth=OPERATOR)).body.decode()
+    for visitor in ("a", "b", "a"):
+        answer = await client.post(path(user_name, "site", "event", "Signed up"), {"visitor_id": visitor})
+        assert answer.status == 200
+    message = b64json([["Paid", "Left"], [["plan", "pro"]]])
+    assert (await client.post(path(user_name, "site", "batch"), {"visitor_id": "a", "message": message})).status == 200
+    assert (await client.get(path(user_name, "site", "event", "Paid"))).status == 401
+    assert (await client.get(path(user_name, "site", "nothing", "here"))).status == 404
+    after = (await client.get("/metrics", auth=OPERATOR)).body.decode()
+
+    def grew(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert grew("hiitrack_http_requests_total", route=EVENT_ROUTE, method="POST", status="200") == 3
+    assert grew("hiitrack_http_requests_total", route="/{user}/{bucket}/batch", method="POST", status="200") == 1
+    assert grew("hiitrack_http_requests_total", route=EVENT_ROUTE, method="GET", status="401") == 1
+    assert grew("hiitrack_http_requests_total", route="other", method="GET", status="404") == 1
+    # The raw path never becomes a label: the series stay bounded.
+    assert user_name not in after
+    assert grew("hiitrack_http_request_seconds_count", route=EVENT_ROUTE) == 4
+    assert grew("hiitrack_events_recorded_total") == 5
+    assert grew("hiitrack_store_commit_batches_count") >= 1
+    assert grew("hiitrack_store_commit_batches_sum") >= 4
+    assert grew("hiitrack_store_commit_seconds_count") >= 1
+    assert grew("hiitrack_cache_lookups_total", cache="visitor", result="hit") >= 2
+    assert grew("hiitrack_cache_lookups_total", cache="visitor", result="miss") >= 2
+    assert 0 <= sample(after, "hiitrack_cache_hit_ratio", cache="visitor") <= 1
+    assert sample(after, "hiitrack_cache_limit", cache="visitor") == server.app.tracker._visitors.size
+
+
+def test_route_labels_are_templates() -> None:
+    class Event:
+        pass
+
+    class Unknown:
+        pass
+
+    assert route_of(Event()) == EVENT_ROUTE
+    assert route_of(Unknown()) == "other"
+    assert route_of(None) == "other"
+    assert "hiitrack_events_recorded" in [c._name for c in METRICS.collectors()]
+
+
+def test_metrics_auth_option() -> None:
+    options = Options()
+    options.parseOptions(["--metrics-auth", "ops:pass:with:colons"])
+    assert options["metrics-auth"] == "ops:pass:with:colons"
+    for bad in ("nocolon", ":pass", "ops:"):
+        with pytest.raises(usage.UsageError):
+            Options().parseOptions(["--metrics-auth", bad])
+    assert Options().parseOptions([]) is None
