@@ -137,6 +137,7 @@ local QUOTA = %(quota)d
 local NAMES = {%(names)s}
 local MESSAGES = {%(messages)s}
 local REPORT = "%(report)s"
+local IN_QUERY = %(in_query)s
 local AUTH = {["Authorization"] = "%(auth)s"}
 local FORM = {["Content-Type"] = "application/x-www-form-urlencoded"}
 
@@ -179,6 +180,10 @@ function request()
   end
   sent = sent + 1
   local v = math.random(VISITORS)
+  if MODE == "event" and IN_QUERY then
+    -- Where a proxy routes by visitor, it sees only the query string.
+    return wrk.format("POST", PREFIX .. "/event/" .. NAMES[math.random(#NAMES)] .. "?visitor_id=v" .. v, FORM, "")
+  end
   if MODE == "event" then
     return wrk.format("POST", PREFIX .. "/event/" .. NAMES[math.random(#NAMES)], FORM, "visitor_id=v" .. v)
   end
@@ -294,6 +299,7 @@ def run_wrk(
     seed: int = 1,
     cap: float = 120.0,
     events_per_message: int = BATCH_EVENTS,
+    visitor_in_query: bool = False,
 ) -> Load:
     """One wrk run against 127.0.0.1:port, bounded by `cap` seconds past its work."""
     wrk = shutil.which("wrk")
@@ -311,6 +317,7 @@ def run_wrk(
         "report": report,
         "auth": auth,
         "seed": seed,
+        "in_query": "true" if visitor_in_query else "false",
         "done": DONE,
         "result": RESULT,
     }
@@ -617,6 +624,39 @@ class Bench:
         finally:
             server.stop()
 
+    def scale_out(self, floor: dict[str, float]) -> None:
+        """Two processes on one Cassandra keyspace behind nginx, visitor-sticky.
+
+        nginx routes with the upstream of nginx.conf.example (consistent hash
+        of the visitor id); the figure is the combined event ingest rate.
+        """
+        nginx = shutil.which("nginx")
+        if nginx is None:
+            self.failures.append("scale-out: nginx is missing (apt-get install -y nginx-light)")
+            return
+        print("scale-out: 2 processes on one Cassandra keyspace behind nginx", flush=True)
+        store = self.store_uri("cassandra", "scale-out")
+        servers = [start_hiitrack(self.work, store, f"scale-out-{n}") for n in range(2)]
+        port = free_port()
+        conf = self.work / "nginx.conf"
+        conf.write_text(NGINX % {"work": self.work, "port": port, "a": servers[0].port, "b": servers[1].port})
+        proxy = Server([nginx, "-p", str(self.work), "-c", str(conf)], port, self.work / "nginx.log", self.work)
+        user, bucket = "bench", "scaled"
+        try:
+            create_user(servers[0].port, user)
+            load = run_wrk(self.work, port, mode="event", prefix=f"/{user}/{bucket}", visitors=100_000,
+                           seconds=self.args.duration, seed=self.next_seed(), visitor_in_query=True)
+            self.check("scale-out", load, 1, recorded(servers[1].port, user, bucket))
+            ratio = load.rate / floor["event"] if floor.get("event") else 0.0
+            self.row(
+                "cassandra event, 2 processes behind nginx: requests/s ÷ floor",
+                f"{load.rate:,.0f} ÷ {floor['event']:,.0f} = {ratio:.2f}",
+            )
+        finally:
+            proxy.stop()
+            for server in servers:
+                server.stop()
+
     def load(self, port: int, user: str, bucket: str, events: int, visitors: int) -> Load:
         """Record `events` events (rounded up to whole messages) through /batch.
 
@@ -699,6 +739,39 @@ class Bench:
         return "\n".join(lines)
 
 
+NGINX = """
+# Written by hiitrack.bench: the upstream of nginx.conf.example on loopback.
+daemon off;
+worker_processes 1;
+pid %(work)s/nginx.pid;
+error_log %(work)s/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %(work)s/nginx-body;
+    proxy_temp_path %(work)s/nginx-proxy;
+    map $arg_visitor_id $hiitrack_visitor {
+        "" $cookie_v;
+        default $arg_visitor_id;
+    }
+    upstream hiitrack {
+        hash $hiitrack_visitor consistent;
+        server 127.0.0.1:%(a)d;
+        server 127.0.0.1:%(b)d;
+        keepalive 32;
+    }
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            proxy_pass http://hiitrack;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+"""
+
+
 def cassandra_ready() -> str | None:
     """Why the Cassandra store cannot be benchmarked, or None."""
     try:
@@ -758,6 +831,8 @@ def main(argv: list[str] | None = None) -> int:
                     bench.row("cassandra ingest", f"not measured: {why}", f"≥ {TARGETS['cassandra']}", False)
                     continue
                 bench.ingest(kind, floor)
+                if kind == "cassandra" and not args.quick:
+                    bench.scale_out(floor)
             bench.funnel(args.stores[0] if args.stores[0] == "sqlite" or cassandra_ready() is None else "sqlite")
         finally:
             bench.drop_keyspaces()
