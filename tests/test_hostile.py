@@ -45,7 +45,7 @@ def _rows(user: str) -> list[tuple]:
         ("GET", f"{site}/batch", {"message": b64json([["A"], []]), "visitor_id": "v" * 257}, None, {}, 400),
         ("GET", f"{site}/batch", {"message": b64json([["A"], []]), "callback": "alert(1)//"}, None, {}, 400),
         ("POST", f"{site}/event/A", None, b"visitor_id=v", {"Content-Type": ["text/plain"]}, 400),
-        ("POST", f"{site}/event/A", None, b"--x\r\n", {"Content-Type": ["multipart/form-data; boundary=x"]}, 400),
+        ("POST", f"{site}/event/A", None, b"visitor_id=v", {"Content-Type": ["multipart/form-data"]}, 400),
         ("POST", f"{site}/event/A", None, b'{"visitor_id": {"a": 1}}', {"Content-Type": ["application/json"]}, 400),
         ("POST", f"{site}/event/A", None, b'["visitor_id"]', {"Content-Type": ["application/json"]}, 400),
         ("POST", f"{site}/event/A", None, b"{not json", {"Content-Type": ["application/json"]}, 400),
@@ -91,8 +91,8 @@ async def test_hostile_requests_are_refused_and_store_nothing(server, user_name)
         case = f"{method} {where[:80]} {str(params)[:80]}"
         assert answer.status == status, f"{case}: {answer.status} {answer.body[:200]!r}"
         assert b"Traceback" not in answer.body, case
-        if answer.header("Content-Type") == "application/json":
-            assert isinstance(answer.json.get("error"), str), case
+        assert answer.header("Content-Type") == "application/json", case
+        assert isinstance(answer.json.get("error"), str), case
         if status == 405:
             assert answer.header("Allow"), case
         assert await _snapshot(server, user_name) == before, f"{case} changed the stored data"

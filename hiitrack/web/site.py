@@ -38,9 +38,6 @@ BODY_TOO_LARGE = _refusal(f"request body is over {BODY_LIMIT} bytes")
 class ApiRequest(Request):
     body_too_large = False
     _received = 0
-    # hiitrack.web.params reads bodies itself; Twisted's own form parsing
-    # would answer a malformed multipart body with a bare 400.
-    _parsePOSTFormSubmission = False
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > BODY_LIMIT:
@@ -76,7 +73,10 @@ class ApiChannel(HTTPChannel):
 
 
 def make_site(app: HiiTrack, idle_timeout: float = 60) -> Site:
-    site = Site(Root(app), requestFactory=ApiRequest, timeout=idle_timeout)
+    # hiitrack.web.params reads bodies itself: Twisted's own form parsing
+    # would answer a malformed multipart body with a bare 400, and costs a
+    # Content-Type parse through the email package on every POST.
+    site = Site(Root(app), requestFactory=ApiRequest, timeout=idle_timeout, parsePOSTFormSubmission=False)
     site.protocol = ApiChannel
     site.displayTracebacks = False
     return site
