@@ -23,9 +23,12 @@ class HiiTrack:
         store: Store,
         clock: Callable[[], float] = time.time,
         visitor_cache_size: int = 100_000,
+        metrics_auth: tuple[str, str] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        # The operator's Basic credentials for /metrics; None turns it off.
+        self.metrics_auth = metrics_auth
         self.accounts = Accounts(store, clock)
         self.catalog = Catalog(store)
         self.tracker = Tracker(store, self.catalog, clock, visitor_cache_size)

@@ -77,9 +77,12 @@ class HiiTrackService(service.MultiService):
             replication=options["cassandra-replication"],
             consistency=options["cassandra-consistency"],
         )
-        self.app = HiiTrack(store, visitor_cache_size=options["visitor-cache"])
-        if options["metrics-auth"] is not None:
-            self.app.metrics_auth = tuple(options["metrics-auth"].split(":", 1))
+        metrics_auth = options["metrics-auth"]
+        self.app = HiiTrack(
+            store,
+            visitor_cache_size=options["visitor-cache"],
+            metrics_auth=None if metrics_auth is None else tuple(metrics_auth.split(":", 1)),
+        )
         site = make_site(self.app, idle_timeout=options["idle-timeout"])
         strports.service(options["port"], site).setServiceParent(self)
 

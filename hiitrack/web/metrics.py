@@ -105,7 +105,7 @@ def metrics_resource(app: object) -> Resource:
     """/metrics for the app: served with its ``metrics_auth``, else 404."""
     from hiitrack.web.render import ErrorResource
 
-    auth = getattr(app, "metrics_auth", None)
+    auth = app.metrics_auth
     if auth is None:
         return ErrorResource(NotFound("no such path"))
     login, password = auth
