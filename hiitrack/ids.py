@@ -7,6 +7,7 @@ On the wire ids are URL-safe base64 without padding.  Tests: tests/test_ids.py.
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import math
@@ -60,7 +61,9 @@ def value_id(prop_id: bytes, value: object) -> bytes:
     return prop_id + _digest(canonical_json(value))
 
 
+@functools.lru_cache(maxsize=65536)
 def encode_id(raw: bytes) -> str:
+    """The wire form of an id; cached, as a report encodes the same few ids thousands of times."""
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 

@@ -16,7 +16,7 @@ from hiitrack.catalog import Catalog
 from hiitrack.counting import (
     PATH,
     TOTAL,
-    UNIQUE_TOTAL,
+    UNIQUE_PATH,
     VALUE_ID_SIZE,
     Interval,
     event_row,
@@ -47,37 +47,32 @@ class Series:
 
 
 class _Counts:
-    """The four counters of an event (or of an event for one value)."""
+    """The four counters of an event (or of an event for one value).
 
-    def __init__(self) -> None:
-        self.total: object = 0
-        self.unique_total: object = 0
+    Plain reports hold numbers; time-bounded ones lists of ``[start, n]``.
+    """
+
+    def __init__(self, series: bool) -> None:
+        self.total: int | list = [] if series else 0
+        self.unique_total: int | list = [] if series else 0
         self.path: dict[str, object] = {}
         self.unique_path: dict[str, object] = {}
 
     def add(self, column: bytes, n: int, stamp: int | None) -> None:
+        """One cell: `column` is a counter tag (and earlier event); `stamp` its series bucket."""
         tag, earlier = column[:1], column[1:]
-        if stamp is None:
-            if tag == TOTAL:
-                self.total = n
-            elif tag == UNIQUE_TOTAL:
-                self.unique_total = n
+        if tag in (PATH, UNIQUE_PATH):
+            paths = self.path if tag == PATH else self.unique_path
+            if stamp is None:
+                paths[encode_id(earlier)] = n
             else:
-                self._paths(tag)[encode_id(earlier)] = n
-        elif tag == TOTAL:
-            self._series("total").append([stamp, n])
-        elif tag == UNIQUE_TOTAL:
-            self._series("unique_total").append([stamp, n])
+                paths.setdefault(encode_id(earlier), []).append([stamp, n])
+            return
+        name = "total" if tag == TOTAL else "unique_total"
+        if stamp is None:
+            setattr(self, name, n)
         else:
-            self._paths(tag).setdefault(encode_id(earlier), []).append([stamp, n])
-
-    def _paths(self, tag: bytes) -> dict[str, object]:
-        return self.path if tag == PATH else self.unique_path
-
-    def _series(self, name: str) -> list:
-        if not isinstance(getattr(self, name), list):
-            setattr(self, name, [])
-        return getattr(self, name)
+            getattr(self, name).append([stamp, n])
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -101,44 +96,42 @@ class Reports:
             scope, rows, STAMP.pack(first), STAMP.pack(max(first, series.finish + 1))
         )
 
-    async def _event_counts(
-        self, scope: str, event: bytes, series: Series | None
-    ) -> _Counts:
-        if series is None:
-            rows = [event_row(event)]
-        else:
-            rows = series_rows(event, None, series.interval, series.start, series.finish)
-        counts = _Counts()
-        if series is not None:
-            counts.total, counts.unique_total = [], []
-        for cells in await self._rows(scope, rows, series):
-            for column, n in sorted(cells.items()):
-                if series is None:
-                    counts.add(column, n, None)
-                else:
-                    counts.add(column[8:], n, STAMP.unpack(column[:8])[0])
-        return counts
+    async def _counts(
+        self,
+        scope: str,
+        events: Sequence[bytes],
+        prop: bytes | None = None,
+        values: Sequence[bytes] = (),
+        series: Series | None = None,
+    ) -> dict[bytes, dict[bytes | None, _Counts]]:
+        """Each event's counters, per value of `prop` (or overall, under None).
 
-    async def _segment_counts(
-        self, scope: str, event: bytes, prop: bytes, values: Sequence[bytes], series: Series | None
-    ) -> dict[bytes, _Counts]:
-        """An event's counters for each value of a property."""
-        if series is None:
-            rows = [segment_row(event, prop)]
-        else:
-            rows = series_rows(event, prop, series.interval, series.start, series.finish)
-        counts = {value: _Counts() for value in values}
-        if series is not None:
-            for value_counts in counts.values():
-                value_counts.total, value_counts.unique_total = [], []
-        for cells in await self._rows(scope, rows, series):
-            for column, n in sorted(cells.items()):
+        All the rows go to the store in one read, so a funnel of many steps
+        costs one trip to the store, not one per step.
+        """
+        keys: list[bytes | None] = [None] if prop is None else list(values)
+        counts = {event: {key: _Counts(series is not None) for key in keys} for event in events}
+        owners: list[bytes] = []
+        rows: list[bytes] = []
+        for event in events:
+            if series is not None:
+                wanted = series_rows(event, prop, series.interval, series.start, series.finish)
+            else:
+                wanted = [event_row(event) if prop is None else segment_row(event, prop)]
+            rows += wanted
+            owners += [event] * len(wanted)
+        # Cells come in column order (the store promises it), which puts
+        # every series in time order.
+        for event, cells in zip(owners, await self._rows(scope, rows, series), strict=True):
+            by_value = counts[event]
+            for column, n in cells.items():
                 stamp = None
                 if series is not None:
-                    stamp, column = STAMP.unpack(column[:8])[0], column[8:]
-                value = column[:VALUE_ID_SIZE]
-                if value in counts:
-                    counts[value].add(column[VALUE_ID_SIZE:], n, stamp)
+                    stamp, column = STAMP.unpack_from(column)[0], column[8:]
+                if prop is None:
+                    by_value[None].add(column, n, stamp)
+                elif (value_counts := by_value.get(column[:VALUE_ID_SIZE])) is not None:
+                    value_counts.add(column[VALUE_ID_SIZE:], n, stamp)
         return counts
 
     async def event(
@@ -150,10 +143,10 @@ class Reports:
         properties = await self._catalog.properties(scope)
         answer: dict[str, object] = {"id": encode_id(event), "name": name}
         if prop_name is None:
-            answer.update((await self._event_counts(scope, event, series)).as_dict())
+            answer.update((await self._counts(scope, [event], series=series))[event][None].as_dict())
         else:
             prop, values = await self._property_values(scope, prop_name, properties)
-            counts = await self._segment_counts(scope, event, prop, list(values), series)
+            counts = (await self._counts(scope, [event], prop, list(values), series))[event]
             answer["values"] = {encode_id(value): content for value, content in values.items()}
             for key, plural in PLURAL.items():
                 answer[plural] = {encode_id(value): getattr(c, key) for value, c in counts.items()}
@@ -193,7 +186,7 @@ class Reports:
         distinct = list(dict.fromkeys(steps))
         answer: dict[str, object] = {"event_ids": ids}
         if prop_name is None:
-            counts = {step: await self._event_counts(scope, step, None) for step in distinct}
+            counts = {step: by_value[None] for step, by_value in (await self._counts(scope, distinct)).items()}
             for key in ("total", "unique_total", "path", "unique_path"):
                 answer[key] = {encode_id(step): getattr(c, key) for step, c in counts.items()}
             answer["funnel"] = _funnel(steps, counts, "total", "path")
@@ -201,7 +194,7 @@ class Reports:
             return answer
         prop = property_id(prop_name)
         values = await self._catalog.values(scope, prop)
-        segments = {step: await self._segment_counts(scope, step, prop, list(values), None) for step in distinct}
+        segments = await self._counts(scope, distinct, prop, list(values))
         answer["property"] = {
             "name": prop_name,
             "id": encode_id(prop),

@@ -61,7 +61,7 @@ class Store(Protocol):
     def read_rows(
         self, scope: str, rows: list[bytes], start: bytes = b"", end: bytes | None = None
     ) -> Deferred:
-        """For each row, its cells with ``start <= column < end`` as ``{column: n}``."""
+        """For each row, its cells with ``start <= column < end`` as ``{column: n}``, in column order."""
 
     def drop(self, scope: str) -> Deferred:
         """Remove every record and counter of a scope."""

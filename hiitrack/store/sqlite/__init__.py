@@ -167,7 +167,7 @@ class SQLiteStore:
     def read_rows(
         self, scope: str, rows: list[bytes], start: bytes = b"", end: bytes | None = None
     ) -> Deferred:
-        query = READ_ROW if end is None else READ_ROW + " AND col < ?"
+        query = (READ_ROW if end is None else READ_ROW + " AND col < ?") + " ORDER BY col"
         bounds = (start,) if end is None else (start, end)
 
         def read(connection: sqlite3.Connection) -> list[dict[bytes, int]]:
