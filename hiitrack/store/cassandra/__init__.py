@@ -37,6 +37,7 @@ from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore, fa
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
+from hiitrack.caching import LRU
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.grouping import GroupCommitter, MergedWrite
 
@@ -263,9 +264,9 @@ class CassandraStore:
         self._prepared = _Prepared()
         self._group = GroupCommitter(lambda merged: Deferred.fromCoroutine(self._commit(merged)))
         # (stored scope, table, part) already in scope_partitions: a bounded set.
-        self._indexed: dict[tuple[str, str, bytes], None] = {}
+        self._indexed: LRU[tuple[str, str, bytes], bool] = LRU(INDEX_CACHE)
         # Stored scope -> (counter generation, when it was read).
-        self._generations: dict[str, tuple[uuid.UUID, float]] = {}
+        self._generations: LRU[str, tuple[uuid.UUID, float]] = LRU(GENERATION_CACHE)
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> "CassandraStore":
@@ -428,13 +429,12 @@ class CassandraStore:
 
     async def _index(self, entries: set[tuple[str, str, bytes]]) -> None:
         """Add partitions to scope_partitions unless this process already did."""
-        new = [entry for entry in entries if entry not in self._indexed]
+        new = [entry for entry in entries if self._indexed.get(entry) is None]
         if not new:
             return
         await self._run_all(self._same_partition(self._prepared[COUNTERS, "index"], new))
         for entry in new:
-            self._indexed[entry] = None
-        _trim(self._indexed, INDEX_CACHE)
+            self._indexed.put(entry, True)
 
     def _same_partition(self, statement: Any, entries: list[tuple]) -> list[tuple[Any, Any]]:
         """`statement` for each of `entries`, which share a partition, in unlogged batches."""
@@ -460,8 +460,7 @@ class CassandraStore:
             # A lightweight transaction that lost answers with the winner's row.
             generation = candidate if result.was_applied else result.one().generation
         if generation is not None:
-            self._generations[stored] = (generation, now)
-            _trim(self._generations, GENERATION_CACHE)
+            self._generations.put(stored, (generation, now))
         return generation
 
     async def _commit(self, merged: MergedWrite) -> None:
@@ -548,12 +547,12 @@ class CassandraStore:
             await self._group.drain()
             # Ending the generation first: increments from now on go to new partitions.
             await self._execute(self._prepared[COUNTERS, "end generation"], (stored,))
-            self._generations.pop(stored, None)
+            self._generations.pop(stored)
             partitions, entries = await self._partitions(scope)
             await self._run_all((self._prepared[name, "drop"], key) for name, key in partitions)
             await self._run_all(self._same_partition(self._prepared[COUNTERS, "unlist"], entries))
             for entry in entries:
-                self._indexed.pop(entry, None)
+                self._indexed.pop(entry)
 
         return Deferred.fromCoroutine(drop())
 
@@ -571,12 +570,6 @@ class CassandraStore:
 
 def _chunks(items: list, size: int) -> Iterable[list]:
     return (items[at : at + size] for at in range(0, len(items), size))
-
-
-def _trim(cache: dict, size: int) -> None:
-    """Forget the oldest entries of a dict used as a bounded cache."""
-    while len(cache) > size:
-        del cache[next(iter(cache))]
 
 
 def _statements(schema: str) -> list[str]:
