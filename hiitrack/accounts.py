@@ -76,6 +76,9 @@ class Accounts:
         self._users: LRU[str, dict] = LRU(user_cache_size)
         self._buckets: LRU[str, bool] = LRU(user_cache_size)
 
+    def caches(self) -> dict[str, LRU]:
+        return {"login": self._logins, "user": self._users, "bucket": self._buckets}
+
     async def start(self) -> None:
         """Load the installation secret, making one on first start."""
         await self._store.create(INSTALLATION, "secret", "access-key", os.urandom(32))

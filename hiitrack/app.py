@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from hiitrack.accounts import Accounts
+from hiitrack.caching import LRU
 from hiitrack.catalog import Catalog
 from hiitrack.reports import Reports
 from hiitrack.store import Store
@@ -33,6 +34,10 @@ class HiiTrack:
         self.catalog = Catalog(store)
         self.tracker = Tracker(store, self.catalog, clock, visitor_cache_size)
         self.reports = Reports(store, self.catalog)
+
+    def caches(self) -> dict[str, LRU]:
+        """Every bounded cache of the app, by name (for /metrics)."""
+        return {**self.accounts.caches(), **self.catalog.caches(), **self.tracker.caches()}
 
     async def start(self) -> None:
         await self.store.open()

@@ -28,6 +28,9 @@ class Catalog:
         self._store = store
         self._written: LRU[str, set[bytes]] = LRU(cache_size)
 
+    def caches(self) -> dict[str, LRU]:
+        return {"catalog": self._written}
+
     def new_records(
         self, scope: str, events: dict[bytes, str], values: dict[bytes, tuple[str, object]]
     ) -> dict[tuple[str, str], bytes]:

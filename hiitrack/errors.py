@@ -11,6 +11,7 @@ __all__ = [
     "Conflict",
     "NotAllowed",
     "NotFound",
+    "OperatorOnly",
     "TooLarge",
     "Unauthorized",
 ]
@@ -31,6 +32,14 @@ class BadRequest(ApiError):
 
 class Unauthorized(ApiError):
     status = 401
+    realm = "hiitrack"
+    """The realm of the Basic challenge a browser shows."""
+
+
+class OperatorOnly(Unauthorized):
+    """/metrics, whose credentials are the operator's, not a user's."""
+
+    realm = "hiitrack metrics"
 
 
 class Conflict(ApiError):

@@ -19,6 +19,8 @@ __all__ = ["METRICS", "CacheCollector", "Metrics"]
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 CELL_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
+METHODS = {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"}
+"""Methods that get a label of their own; anything else is "other", so the series stay bounded."""
 
 
 class Metrics:
@@ -62,6 +64,12 @@ class Metrics:
         self.commit_failures = Counter(
             "hiitrack_store_commit_failures", "Store commits that failed (their requests got 503).", registry=None
         )
+
+    def observe(self, route: str, method: bytes, status: int, seconds: float) -> None:
+        """Count one answered request of a route template, and its latency."""
+        label = method.decode("ascii") if method in METHODS else "other"
+        self.requests.labels(route, label, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
 
     def collectors(self) -> list:
         return [

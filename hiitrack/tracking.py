@@ -40,6 +40,9 @@ class Tracker:
         self._inserts: KeyedLock[tuple[str, str]] = KeyedLock()
         self._insert_ids: LRU[tuple[str, str], bool] = LRU(visitor_cache_size)
 
+    def caches(self) -> dict[str, LRU]:
+        return {"visitor": self._visitors, "insert_id": self._insert_ids}
+
     async def track(
         self,
         scope: str,

@@ -12,7 +12,8 @@ from twisted.python import usage
 
 from hiitrack.metrics import METRICS
 from hiitrack.tap import Options
-from hiitrack.web.metrics import route_of
+from hiitrack.web.events import Event
+from hiitrack.web.render import route_of
 from tests.http import b64json, path
 
 OPERATOR = ("ops", "s3cret-metrics")
@@ -90,13 +91,10 @@ async def test_metrics_count_requests_by_route_template_events_commits_and_cache
 
 
 def test_route_labels_are_templates() -> None:
-    class Event:
-        pass
-
     class Unknown:
         pass
 
-    assert route_of(Event()) == EVENT_ROUTE
+    assert route_of(Event) == EVENT_ROUTE
     assert route_of(Unknown()) == "other"
     assert route_of(None) == "other"
     assert "hiitrack_events_recorded" in [c._name for c in METRICS.collectors()]

@@ -18,14 +18,15 @@ from hiitrack.app import HiiTrack
 from hiitrack.errors import NotFound, Unauthorized
 from hiitrack.web.params import Params, check_visitor_id
 
-__all__ = ["authorize", "existing_bucket", "visitor_of"]
+__all__ = ["authorize", "credentials", "existing_bucket", "visitor_of"]
 
 COOKIE = b"v"
 COOKIE_MAX_AGE = 2 * 365 * 86400
 READ_METHODS = (b"GET", b"HEAD")
 
 
-def _credentials(request: Request) -> tuple[str, str]:
+def credentials(request: Request) -> tuple[str, str]:
+    """The (login, password) of a request's Basic ``Authorization``, or 401."""
     scheme, _, encoded = (request.getHeader(b"Authorization") or b"").partition(b" ")
     if scheme.lower() != b"basic":
         raise Unauthorized("this needs HTTP Basic credentials")
@@ -40,7 +41,7 @@ def _credentials(request: Request) -> tuple[str, str]:
 
 async def authorize(app: HiiTrack, request: Request, user: str, bucket: str | None = None) -> Access:
     """The caller's access to /user[/bucket]; an access key only reads its bucket."""
-    login, password = _credentials(request)
+    login, password = credentials(request)
     access = await app.accounts.authenticate(user, bucket, login, password)
     if access.read_only and request.method not in READ_METHODS:
         raise Unauthorized("an access key can only read its bucket")

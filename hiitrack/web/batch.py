@@ -54,6 +54,7 @@ def parse_message(text: str) -> tuple[list[str], list[tuple[str, object]]]:
 
 class Batch(BucketResource):
     cors_methods = frozenset({b"GET", b"POST"})
+    route = "/{user}/{bucket}/batch"
 
     async def handle_GET(self, request: Request, params: Params) -> dict | Raw:
         pixel = params.get("img") == "1"

@@ -112,6 +112,8 @@ class PropertyIndex(_Index):
 
 
 class EventReport(BucketResource):
+    route = "/{user}/{bucket}/event_id/{id}"
+
     def __init__(self, app: HiiTrack, user: str, bucket: str, event: bytes) -> None:
         super().__init__(app, user, bucket)
         self.event = event
@@ -131,6 +133,7 @@ class EventReport(BucketResource):
 
 class Event(EventReport):
     cors_methods = frozenset({b"POST"})
+    route = "/{user}/{bucket}/event/{name}"
 
     def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
         super().__init__(app, user, bucket, event_id(name))
@@ -142,6 +145,8 @@ class Event(EventReport):
 
 
 class PropertyReport(BucketResource):
+    route = "/{user}/{bucket}/property_id/{id}"
+
     def __init__(self, app: HiiTrack, user: str, bucket: str, prop: bytes) -> None:
         super().__init__(app, user, bucket)
         self.prop = prop
@@ -153,6 +158,7 @@ class PropertyReport(BucketResource):
 
 class Property(PropertyReport):
     cors_methods = frozenset({b"POST"})
+    route = "/{user}/{bucket}/property/{name}"
 
     def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
         super().__init__(app, user, bucket, property_id(name))

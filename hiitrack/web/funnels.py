@@ -36,6 +36,8 @@ def _property(params: Params) -> str | None:
 
 
 class FunnelIndex(BucketResource):
+    route = "/{user}/{bucket}/funnel"
+
     def getChild(self, path: bytes, request: Request) -> ApiResource:
         try:
             name = check_event_name(decode_segment(path, "funnel name"), "funnel")
@@ -50,6 +52,8 @@ class FunnelIndex(BucketResource):
 
 
 class Funnel(BucketResource):
+    route = "/{user}/{bucket}/funnel/{name}"
+
     def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
         super().__init__(app, user, bucket)
         self.name = name

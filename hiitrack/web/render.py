@@ -21,17 +21,18 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from hiitrack.errors import ApiError, BadRequest, NotAllowed, NotFound, Unauthorized
+from hiitrack.metrics import METRICS
 from hiitrack.store import StoreUnavailable
 from hiitrack.web.cors import apply_cors
-from hiitrack.web.metrics import observe
 from hiitrack.web.params import Params
 
-__all__ = ["ApiResource", "ErrorResource", "Raw", "write_json"]
+__all__ = ["ApiResource", "ErrorResource", "Raw", "route_of", "write_json"]
 
 log = Logger()
 
 CALLBACK = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*", re.ASCII)
 CALLBACK_LIMIT = 128
+OTHER_ROUTE = "other"
 
 
 @dataclass
@@ -71,7 +72,7 @@ def _finish(request: Request, body: bytes) -> None:
 
 def _error_body(request: Request, error: ApiError) -> dict:
     if isinstance(error, Unauthorized) and request.getHeader(b"X-Requested-With") != b"XMLHttpRequest":
-        request.setHeader(b"WWW-Authenticate", b'Basic realm="hiitrack"')
+        request.setHeader(b"WWW-Authenticate", f'Basic realm="{error.realm}"'.encode())
     return {"error": error.message, **error.extra}
 
 
@@ -109,11 +110,19 @@ async def _answer(request: Request, handler: Handler) -> None:
             write_json(request, 500, {"error": "internal server error"})
 
 
+def route_of(resource: object) -> str:
+    """The route template a resource serves (a metrics label, never the raw path)."""
+    return getattr(resource, "route", OTHER_ROUTE)
+
+
 def render_async(request: Request, handler: Handler) -> object:
-    started, resource = time.monotonic(), getattr(handler, "__self__", None)
-    Deferred.fromCoroutine(_answer(request, handler)).addBoth(
-        lambda _: observe(request, resource, request.code if request.finished else 499, started)
-    )
+    started, route = time.monotonic(), route_of(getattr(handler, "__self__", None))
+
+    def observe(_: object) -> None:
+        status = request.code if request.finished else 499  # 499: the client went away
+        METRICS.observe(route, request.method, status, time.monotonic() - started)
+
+    Deferred.fromCoroutine(_answer(request, handler)).addBoth(observe)
     return NOT_DONE_YET
 
 
@@ -122,6 +131,8 @@ class ApiResource(Resource):
 
     # The methods open to browsers on other origins (hiitrack.web.cors).
     cors_methods: frozenset[bytes] = frozenset()
+    # The path template this resource serves, for the request metrics.
+    route = OTHER_ROUTE
 
     def render(self, request: Request) -> object:
         if self.cors_methods and apply_cors(request, self.cors_methods):

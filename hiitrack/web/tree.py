@@ -17,7 +17,7 @@ from hiitrack.web.batch import Batch
 from hiitrack.web.bucket import BucketResource
 from hiitrack.web.events import EventIndex, PropertyIndex
 from hiitrack.web.funnels import FunnelIndex
-from hiitrack.web.metrics import metrics_resource
+from hiitrack.web.metrics import MetricsResource
 from hiitrack.web.params import Params, decode_segment
 from hiitrack.web.render import ApiResource, ErrorResource, write_json
 from hiitrack.web.static import StaticFile
@@ -40,12 +40,15 @@ class WithoutSlash(ApiResource):
 
 
 class Root(ApiResource):
+    route = "/"
+
     def __init__(self, app: HiiTrack) -> None:
         super().__init__()
         self.app = app
         self.files = {
             b"openapi.json": StaticFile("openapi.json", b"application/json"),
             b"hiitrack.js": TrackerScript(),
+            b"metrics": MetricsResource(app),
         }
 
     def getChild(self, path: bytes, request: Request) -> ApiResource:
@@ -53,8 +56,6 @@ class Root(ApiResource):
             return WithoutSlash()
         if path == b"":
             return self
-        if path == b"metrics":
-            return metrics_resource(self.app)
         if path in self.files:
             return self.files[path]
         try:
@@ -67,6 +68,8 @@ class Root(ApiResource):
 
 
 class User(ApiResource):
+    route = "/{user}"
+
     def __init__(self, app: HiiTrack, user: str) -> None:
         super().__init__()
         self.app = app
@@ -104,6 +107,8 @@ class User(ApiResource):
 
 
 class Bucket(BucketResource):
+    route = "/{user}/{bucket}"
+
     def __init__(self, app: HiiTrack, user: str, bucket: str) -> None:
         super().__init__(app, user, bucket)
         self.children = {
