@@ -57,7 +57,6 @@ PASSWORD = "bench-password"
 METRICS_LOGIN, METRICS_PASSWORD = "operator", secrets.token_urlsafe(12)
 DONE = "THREAD-DONE"
 RESULT = "BENCH-RESULT "
-MB = 1024 * 1024
 
 TARGETS = {
     "sqlite": 0.5,
@@ -271,7 +270,6 @@ class Load:
     duration_us: int = 0
     p50_us: int = 0
     p99_us: int = 0
-    socket_errors: int = 0
     all_done: bool = False
 
     @property
@@ -383,7 +381,6 @@ def run_wrk(
         duration_us=data["duration_us"],
         p50_us=data["p50_us"],
         p99_us=data["p99_us"],
-        socket_errors=sum(data[key] for key in ("connect", "read", "write", "timeout")),
     )
     return load
 

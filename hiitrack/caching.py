@@ -76,6 +76,3 @@ class KeyedLock(Generic[K]):
                 waiting.pop(0).callback(None)
             else:
                 del self._queues[key]
-
-    def busy(self) -> int:
-        return len(self._queues)
