@@ -35,9 +35,7 @@ INSTALLATION = ""
 def check_name(name: str, what: str) -> str:
     """User and bucket names: 1-64 of ``A-Z a-z 0-9 _ . -``, no leading dot."""
     if not NAME.fullmatch(name):
-        raise BadRequest(
-            f"invalid {what} name: use 1-64 characters of A-Z a-z 0-9 _ . - not starting with '.'"
-        )
+        raise BadRequest(f"invalid {what} name: use 1-64 characters of A-Z a-z 0-9 _ . - not starting with '.'")
     return name
 
 
@@ -101,9 +99,7 @@ class Accounts:
 
     async def change_password(self, name: str, password: str) -> None:
         record = await _password_record(password)
-        await self._store.write(
-            WriteBatch(scope=INSTALLATION, records={("user", name): ujson.dumps(record).encode()})
-        )
+        await self._store.write(WriteBatch(scope=INSTALLATION, records={("user", name): ujson.dumps(record).encode()}))
         self._users.pop(name)
 
     async def delete_user(self, name: str) -> list[str]:
@@ -139,9 +135,7 @@ class Accounts:
             b"\0".join([user.encode(), password.encode("utf-8", "surrogatepass"), record["hash"].encode()])
         ).digest()
         if self._logins.get(remembered) is None:
-            digest = await deferToThread(
-                _hash, password, _unb64(record["salt"]), record["n"], record["r"], record["p"]
-            )
+            digest = await deferToThread(_hash, password, _unb64(record["salt"]), record["n"], record["r"], record["p"])
             if not hmac.compare_digest(digest, _unb64(record["hash"])):
                 raise Unauthorized("wrong user name or password")
             self._logins.put(remembered, True)

@@ -327,8 +327,20 @@ def run_wrk(
     limit = (seconds if quota == 0 else cap) + cap
     threads = 1
     duration = f"{max(1, round(seconds))}s" if mode == "report" else f"{int(limit)}s"
-    command = [wrk, "-t", str(threads), "-c", str(connections), "-d", duration, "--timeout", "30s",
-               "-s", str(path), f"http://127.0.0.1:{port}/"]
+    command = [
+        wrk,
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        duration,
+        "--timeout",
+        "30s",
+        "-s",
+        str(path),
+        f"http://127.0.0.1:{port}/",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     finished: list[dict] = []
     output = b""
@@ -576,8 +588,15 @@ class Bench:
         rates = {}
         try:
             for mode in ("event", "batch"):
-                load = run_wrk(self.work, server.port, mode=mode, prefix="/floor/b", visitors=1000,
-                               seconds=self.args.duration, seed=self.next_seed())
+                load = run_wrk(
+                    self.work,
+                    server.port,
+                    mode=mode,
+                    prefix="/floor/b",
+                    visitors=1000,
+                    seconds=self.args.duration,
+                    seed=self.next_seed(),
+                )
                 if load.bad or load.ok == 0:
                     self.failures.append(f"floor {mode}: {load.bad} errors, {load.ok} answers")
                 rates[mode] = load.rate
@@ -603,8 +622,15 @@ class Bench:
                 for visitors in self.args.visitor_counts:
                     bucket = f"{mode}{visitors}"
                     commits_before, batches_before = commits(server.port)
-                    load = run_wrk(self.work, server.port, mode=mode, prefix=f"/{user}/{bucket}",
-                                   visitors=visitors, seconds=self.args.duration, seed=self.next_seed())
+                    load = run_wrk(
+                        self.work,
+                        server.port,
+                        mode=mode,
+                        prefix=f"/{user}/{bucket}",
+                        visitors=visitors,
+                        seconds=self.args.duration,
+                        seed=self.next_seed(),
+                    )
                     commits_after, batches_after = commits(server.port)
                     total = recorded(server.port, user, bucket)
                     label = f"{kind} {mode} {visitors:,} visitors"
@@ -641,8 +667,16 @@ class Bench:
         user, bucket = "bench", "scaled"
         try:
             create_user(servers[0].port, user)
-            load = run_wrk(self.work, port, mode="event", prefix=f"/{user}/{bucket}", visitors=100_000,
-                           seconds=self.args.duration, seed=self.next_seed(), visitor_in_query=True)
+            load = run_wrk(
+                self.work,
+                port,
+                mode="event",
+                prefix=f"/{user}/{bucket}",
+                visitors=100_000,
+                seconds=self.args.duration,
+                seed=self.next_seed(),
+                visitor_in_query=True,
+            )
             self.check("scale-out", load, 1, recorded(servers[1].port, user, bucket))
             ratio = load.rate / floor["event"] if floor.get("event") else 0.0
             self.row(
@@ -661,9 +695,18 @@ class Bench:
         connections (larger group commits) to get to 10^6 events sooner.
         """
         quota = -(-events // LOAD_EVENTS)
-        return run_wrk(self.work, port, mode="batch", prefix=f"/{user}/{bucket}", visitors=visitors, quota=quota,
-                       connections=LOAD_CONNECTIONS, seed=self.next_seed(), cap=self.args.load_cap,
-                       events_per_message=LOAD_EVENTS)
+        return run_wrk(
+            self.work,
+            port,
+            mode="batch",
+            prefix=f"/{user}/{bucket}",
+            visitors=visitors,
+            quota=quota,
+            connections=LOAD_CONNECTIONS,
+            seed=self.next_seed(),
+            cap=self.args.load_cap,
+            events_per_message=LOAD_EVENTS,
+        )
 
     def funnel(self, kind: str) -> None:
         first, second = self.args.funnel_events
@@ -690,25 +733,53 @@ class Bench:
                 # Every plan shows up once enough visitors came (not yet in --quick).
                 if status != 200 or not 0 < len(body.get("funnels", {})) <= PLANS:
                     self.failures.append(f"funnel report at {total:,}: {status}, {len(body.get('funnels', {}))} values")
-                one = run_wrk(self.work, server.port, mode="report", report=path, auth=basic(user),
-                              connections=1, seconds=self.args.report_seconds, seed=self.next_seed())
-                many = run_wrk(self.work, server.port, mode="report", report=path, auth=basic(user),
-                               seconds=self.args.report_seconds, seed=self.next_seed())
+                one = run_wrk(
+                    self.work,
+                    server.port,
+                    mode="report",
+                    report=path,
+                    auth=basic(user),
+                    connections=1,
+                    seconds=self.args.report_seconds,
+                    seed=self.next_seed(),
+                )
+                many = run_wrk(
+                    self.work,
+                    server.port,
+                    mode="report",
+                    report=path,
+                    auth=basic(user),
+                    seconds=self.args.report_seconds,
+                    seed=self.next_seed(),
+                )
                 speeds[target] = many.report_rate
                 single[target] = one.report_rate
                 p50 = one.p50_us / 1000
-                self.row(f"{kind} funnel at {target:,} events: p50 / p99 (1 connection)",
-                         f"{p50:.1f} / {one.p99_us / 1000:.1f} ms", f"p50 ≤ {TARGETS['funnel_p50_ms']:.0f} ms",
-                         p50 <= TARGETS["funnel_p50_ms"])
-                self.row(f"{kind} funnel at {target:,} events: requests/s (16 connections)",
-                         f"{many.report_rate:,.0f} (1 connection: {one.report_rate:,.0f})")
+                self.row(
+                    f"{kind} funnel at {target:,} events: p50 / p99 (1 connection)",
+                    f"{p50:.1f} / {one.p99_us / 1000:.1f} ms",
+                    f"p50 ≤ {TARGETS['funnel_p50_ms']:.0f} ms",
+                    p50 <= TARGETS["funnel_p50_ms"],
+                )
+                self.row(
+                    f"{kind} funnel at {target:,} events: requests/s (16 connections)",
+                    f"{many.report_rate:,.0f} (1 connection: {one.report_rate:,.0f})",
+                )
             ratio = speeds[second] / speeds[first] if speeds[first] else 0.0
             alone = single[second] / single[first] if single[first] else 0.0
-            self.row(f"{kind} funnel speed at {second:,} ÷ at {first:,} (16 connections; 1 connection)",
-                     f"{ratio:.2f}; {alone:.2f}", f"≥ {TARGETS['funnel_ratio']}", ratio >= TARGETS["funnel_ratio"])
+            self.row(
+                f"{kind} funnel speed at {second:,} ÷ at {first:,} (16 connections; 1 connection)",
+                f"{ratio:.2f}; {alone:.2f}",
+                f"≥ {TARGETS['funnel_ratio']}",
+                ratio >= TARGETS["funnel_ratio"],
+            )
             rss = server.rss_mb()
-            self.row(f"{kind} server RSS after {second:,} events from {visitors:,} visitors", f"{rss:,.0f} MB",
-                     f"≤ {TARGETS['rss_mb']:.0f} MB", rss <= TARGETS["rss_mb"])
+            self.row(
+                f"{kind} server RSS after {second:,} events from {visitors:,} visitors",
+                f"{rss:,.0f} MB",
+                f"≤ {TARGETS['rss_mb']:.0f} MB",
+                rss <= TARGETS["rss_mb"],
+            )
         finally:
             server.stop()
 
@@ -729,8 +800,10 @@ class Bench:
     def table(self) -> str:
         width = max(len(row.what) for row in self.rows)
         value_width = max(len(row.value) for row in self.rows)
-        lines = [f"| {'figure':<{width}} | {'value':<{value_width}} | target | |",
-                 f"|{'-' * (width + 2)}|{'-' * (value_width + 2)}|---|---|"]
+        lines = [
+            f"| {'figure':<{width}} | {'value':<{value_width}} | target | |",
+            f"|{'-' * (width + 2)}|{'-' * (value_width + 2)}|---|---|",
+        ]
         for row in self.rows:
             lines.append(f"| {row.what:<{width}} | {row.value:<{value_width}} | {row.target} | {row.verdict} |")
         return "\n".join(lines)
@@ -788,8 +861,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cassandra", action="store_true", help="with --quick, run the Cassandra store too")
     parser.add_argument("--stores", default=None, help="comma-separated: sqlite,cassandra (default: both)")
     parser.add_argument("--duration", type=float, default=None, help="seconds of each ingest run (default 10)")
-    parser.add_argument("--events", type=int, default=None,
-                        help="events recorded before the second funnel measurement (default 1000000)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="events recorded before the second funnel measurement (default 1000000)",
+    )
     parser.add_argument("--serve-floor", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_floor is not None:
@@ -835,8 +912,10 @@ def main(argv: list[str] | None = None) -> int:
             bench.drop_keyspaces()
         command = "python -m hiitrack.bench " + " ".join(sys.argv[1:] if argv is None else argv)
         print()
-        print(f"HiiTrack benchmark ({command.strip()}), {CONNECTIONS} connections, "
-              f"{os.cpu_count()} cores, {time.monotonic() - started:.0f}s")
+        print(
+            f"HiiTrack benchmark ({command.strip()}), {CONNECTIONS} connections, "
+            f"{os.cpu_count()} cores, {time.monotonic() - started:.0f}s"
+        )
         print(bench.table())
         if bench.failures:
             print("\nFAILED:")

@@ -159,15 +159,10 @@ def holders_row(prop: bytes) -> bytes:
     return HOLDERS + prop
 
 
-def series_rows(
-    event: bytes, prop: bytes | None, interval: Interval, start: int, finish: int
-) -> list[bytes]:
+def series_rows(event: bytes, prop: bytes | None, interval: Interval, start: int, finish: int) -> list[bytes]:
     """The series rows that hold the buckets from `start` to `finish`."""
     kind, tail = (EVENT_SERIES, event) if prop is None else (SEGMENT_SERIES, event + prop)
-    return [
-        kind + interval.tag + struct.pack(">I", shard) + tail
-        for shard in interval.shards(start, finish)
-    ]
+    return [kind + interval.tag + struct.pack(">I", shard) + tail for shard in interval.shards(start, finish)]
 
 
 def _series_key(kind: bytes, interval: Interval, when: int, tail: bytes) -> tuple[bytes, bytes]:

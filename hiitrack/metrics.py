@@ -120,4 +120,3 @@ class CacheCollector:
             entries.add_metric([name], len(cache))
             limit.add_metric([name], cache.size)
         yield from (lookups, ratio, entries, limit)
-

@@ -92,9 +92,7 @@ class Reports:
         if series is None:
             return await self._store.read_rows(scope, rows)
         first = series.interval.start_of(series.start)
-        return await self._store.read_rows(
-            scope, rows, STAMP.pack(first), STAMP.pack(max(first, series.finish + 1))
-        )
+        return await self._store.read_rows(scope, rows, STAMP.pack(first), STAMP.pack(max(first, series.finish + 1)))
 
     async def _counts(
         self,
@@ -222,4 +220,3 @@ def _funnel(steps: Sequence[bytes], counts: dict[bytes, _Counts], total: str, pa
     for earlier, step in pairwise(steps):
         funnel.append([encode_id(step), getattr(counts[step], path).get(encode_id(earlier), 0)])
     return funnel
-

@@ -23,8 +23,7 @@ class Options(usage.Options):
             "store",
             "s",
             "sqlite:hiitrack.db",
-            "Where data lives: sqlite:PATH (embedded, the default) or "
-            "cassandra://HOST[,HOST...][:PORT]/KEYSPACE.",
+            "Where data lives: sqlite:PATH (embedded, the default) or cassandra://HOST[,HOST...][:PORT]/KEYSPACE.",
         ],
         [
             "cassandra-replication",

@@ -90,9 +90,7 @@ class Tracker:
             return await self._order.run((scope, visitor_id), apply)
         # The same insert_id may come back from another visitor's connection:
         # hold the id too, so the check and the write cannot interleave.
-        return await self._inserts.run(
-            (scope, insert_id), lambda: self._order.run((scope, visitor_id), apply)
-        )
+        return await self._inserts.run((scope, insert_id), lambda: self._order.run((scope, visitor_id), apply))
 
     async def _applied(self, scope: str, insert_id: str) -> bool:
         if self._insert_ids.get((scope, insert_id)) is not None:

@@ -58,9 +58,7 @@ class Store(Protocol):
         commit; the Deferred fires once the batch is durable.
         """
 
-    def read_rows(
-        self, scope: str, rows: list[bytes], start: bytes = b"", end: bytes | None = None
-    ) -> Deferred:
+    def read_rows(self, scope: str, rows: list[bytes], start: bytes = b"", end: bytes | None = None) -> Deferred:
         """For each row, its cells with ``start <= column < end`` as ``{column: n}``, in column order."""
 
     def drop(self, scope: str) -> Deferred:

@@ -48,9 +48,7 @@ class GroupCommitter:
     burst does not become one huge transaction.
     """
 
-    def __init__(
-        self, commit: Callable[[MergedWrite], Deferred], max_batches: int = 2000
-    ) -> None:
+    def __init__(self, commit: Callable[[MergedWrite], Deferred], max_batches: int = 2000) -> None:
         self._commit = commit
         self._max_batches = max_batches
         self._waiting: list[tuple[WriteBatch, Deferred]] = []

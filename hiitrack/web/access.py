@@ -77,4 +77,3 @@ def visitor_of(request: Request, params: Params) -> str:
             sameSite="none" if secure else "lax",
         )
     return visitor_id
-

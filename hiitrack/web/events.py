@@ -167,6 +167,4 @@ class Property(PropertyReport):
     async def handle_POST(self, request: Request, params: Params) -> dict:
         value = decode_json_value(decode_json(decode_base64(params.require("value"), "value"), "value"))
         visitor_id = visitor_of(request, params)
-        return await record_hit(
-            self.app, self.user, self.bucket, params, visitor_id, properties=[(self.name, value)]
-        )
+        return await record_hit(self.app, self.user, self.bucket, params, visitor_id, properties=[(self.name, value)])

@@ -110,9 +110,7 @@ class Params:
             elif content_type == b"application/json":
                 pairs += _json_pairs(body)
             else:
-                raise BadRequest(
-                    "send parameters as application/x-www-form-urlencoded or an application/json object"
-                )
+                raise BadRequest("send parameters as application/x-www-form-urlencoded or an application/json object")
         return cls(pairs)
 
     def get(self, name: str) -> str | None:

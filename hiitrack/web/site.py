@@ -20,7 +20,6 @@ from hiitrack.web.tree import Root
 __all__ = ["make_site"]
 
 
-
 def _refusal(message: str) -> bytes:
     """A whole 413 answer, written straight to the connection before closing it."""
     body = b'{"error":"' + message.encode() + b'"}'

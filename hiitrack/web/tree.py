@@ -141,8 +141,7 @@ class Bucket(BucketResource):
             "events": {name: {"id": encode_id(event)} for event, name in (await catalog.events(scope)).items()},
             "properties": {encode_id(prop): name for prop, name in (await catalog.properties(scope)).items()},
             "funnels": {
-                name: {"description": funnel["description"]}
-                for name, funnel in (await catalog.funnels(scope)).items()
+                name: {"description": funnel["description"]} for name, funnel in (await catalog.funnels(scope)).items()
             },
         }
 

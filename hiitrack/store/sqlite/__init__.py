@@ -39,8 +39,7 @@ ADD_COUNTERS = (
     " ON CONFLICT (scope, row, col) DO UPDATE SET n = n + excluded.n"
 )
 CREATE_RECORD = (
-    "INSERT INTO records (scope, kind, key, value) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (scope, kind, key) DO NOTHING"
+    "INSERT INTO records (scope, kind, key, value) VALUES (?, ?, ?, ?) ON CONFLICT (scope, kind, key) DO NOTHING"
 )
 GET_RECORD = "SELECT value FROM records WHERE scope = ? AND kind = ? AND key = ?"
 SCAN_RECORDS = "SELECT key, value FROM records WHERE scope = ? AND kind = ?"
@@ -156,24 +155,19 @@ class SQLiteStore:
 
     def _commit(self, merged: MergedWrite) -> Deferred:
         def commit(connection: sqlite3.Connection) -> None:
-            connection.executemany(
-                UPSERT_RECORD, [(*address, value) for address, value in merged.records.items()]
-            )
+            connection.executemany(UPSERT_RECORD, [(*address, value) for address, value in merged.records.items()])
             for scope, (index, keys) in _packed(merged).items():
                 connection.execute(ADD_COUNTERS, (scope, ujson.dumps(index), b"".join(keys)))
 
         return self._transaction(commit)
 
-    def read_rows(
-        self, scope: str, rows: list[bytes], start: bytes = b"", end: bytes | None = None
-    ) -> Deferred:
+    def read_rows(self, scope: str, rows: list[bytes], start: bytes = b"", end: bytes | None = None) -> Deferred:
         query = (READ_ROW if end is None else READ_ROW + " AND col < ?") + " ORDER BY col"
         bounds = (start,) if end is None else (start, end)
 
         def read(connection: sqlite3.Connection) -> list[dict[bytes, int]]:
             return [
-                {bytes(column): n for column, n in connection.execute(query, (scope, row, *bounds))}
-                for row in rows
+                {bytes(column): n for column, n in connection.execute(query, (scope, row, *bounds))} for row in rows
             ]
 
         return self._run(self._reader, read)
@@ -193,4 +187,3 @@ class SQLiteStore:
             )
 
         return self._run(self._reader, count)
-
