@@ -1,10 +1,11 @@
 """CI's short run of the benchmark: ingest must not lose events.
 
-Runs ``python -m hiitrack.bench --quick`` (seconds, SQLite only) as a
-subprocess.  The bench compares wrk's count of 200 answers with the totals
+Runs ``python -m benchmarks --quick`` (benchmarks/, seconds, SQLite only) as
+a subprocess.  The bench compares wrk's count of 200 answers with the totals
 the server reports and exits 1 when they differ, so this fails if an event
-answered 200 is not counted.  Needs Debian's ``wrk``.  The full benchmark is
-described in docs/performance.md.
+answered 200 is not counted (that check is also tested alone, below).
+Needs Debian's ``wrk``.  The full benchmark is described in
+docs/performance.md.
 """
 
 import shutil
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.report import Report
+from benchmarks.wrk import Load
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -22,7 +26,7 @@ def test_quick_bench_counts_every_event() -> None:
     if shutil.which("wrk") is None:
         pytest.fail("the benchmark needs wrk: apt-get install -y wrk", pytrace=False)
     done = subprocess.run(
-        [sys.executable, "-m", "hiitrack.bench", "--quick"],
+        [sys.executable, "-m", "benchmarks", "--quick"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -30,3 +34,17 @@ def test_quick_bench_counts_every_event() -> None:
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "every event answered 200 was counted" in done.stdout
+
+
+def test_the_check_fails_on_a_lost_event_an_error_or_an_unanswered_request() -> None:
+    report = Report()
+    report.check("exact", Load(sent=3, answered=3, ok=3, all_done=True), 5, 15)
+    assert report.failures == []
+    report.check("lost", Load(sent=3, answered=3, ok=3, all_done=True), 5, 14)
+    report.check("error", Load(sent=3, answered=3, ok=2, bad=1, all_done=True), 1, 2)
+    report.check("unanswered", Load(sent=3, answered=2, ok=2, all_done=False), 1, 2)
+    assert report.failures == [
+        "lost: server counted 14 events, wrk got 3 × 5 = 15",
+        "error: 1 answers were not 200",
+        "unanswered: 1 requests unanswered when wrk stopped",
+    ]

@@ -1,0 +1,106 @@
+"""Run the benchmark: ``python -m benchmarks [--quick] [--stores ...] [--duration S] [--events N]``.
+
+Parses the options, runs the phases in order, prints the table and exits 1
+when a check failed.  Tests: tests/test_bench_smoke.py.
+"""
+
+import argparse
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.phases import LOAD_EVENTS, Bench
+from benchmarks.report import TARGETS, Report
+from benchmarks.wrk import CONNECTIONS
+
+__all__ = ["main"]
+
+
+def cassandra_ready() -> str | None:
+    """Why the Cassandra store cannot be benchmarked, or None."""
+    try:
+        from hiitrack.store.cassandra import CassandraStore  # noqa: F401
+    except ImportError as error:
+        return f"hiitrack.store.cassandra is not importable ({error})"
+    try:
+        with socket.create_connection(("127.0.0.1", 9042), timeout=2):
+            return None
+    except OSError:
+        return "no Cassandra node on 127.0.0.1:9042 (scripts/cassandra start)"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="HiiTrack's benchmark: ingest next to the bare HTTP floor, funnel reads, memory.",
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run of seconds: small counts, sqlite only")
+    parser.add_argument("--cassandra", action="store_true", help="with --quick, run the Cassandra store too")
+    parser.add_argument("--stores", default=None, help="comma-separated: sqlite,cassandra (default: both)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds of each ingest run (default 10)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="events recorded before the second funnel measurement (default 1000000)",
+    )
+    args = parser.parse_args(argv)
+    if args.stores is None:
+        args.stores = "sqlite,cassandra" if not args.quick or args.cassandra else "sqlite"
+    args.stores = [kind.strip() for kind in args.stores.split(",") if kind.strip()]
+    for kind in args.stores:
+        if kind not in ("sqlite", "cassandra"):
+            parser.error(f"unknown store {kind!r}")
+    if args.duration is None:
+        args.duration = 1.0 if args.quick else 10.0
+    if args.events is None:
+        args.events = 10_000 if args.quick else 1_000_000
+    args.funnel_events = (max(LOAD_EVENTS, args.events // 10), args.events)
+    args.funnel_visitors = max(1, args.events // 10)
+    args.visitor_counts = (1_000, 100_000)
+    args.report_seconds = 1.0 if args.quick else 5.0
+    args.load_cap = 60.0 if args.quick else 1800.0
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    started = time.monotonic()
+    report = Report()
+    with tempfile.TemporaryDirectory(prefix="hiitrack-bench-") as tmp:
+        bench = Bench(args, Path(tmp), report)
+        try:
+            floor = bench.floor()
+            for kind in args.stores:
+                if kind == "cassandra" and (why := cassandra_ready()) is not None:
+                    report.failures.append(f"cassandra: not measured: {why}")
+                    report.row("cassandra ingest", f"not measured: {why}", f"≥ {TARGETS['cassandra']}", False)
+                    continue
+                bench.ingest(kind, floor)
+                if kind == "cassandra" and not args.quick:
+                    bench.scale_out(floor)
+            bench.funnel(args.stores[0] if args.stores[0] == "sqlite" or cassandra_ready() is None else "sqlite")
+        finally:
+            bench.drop_keyspaces()
+    command = "python -m benchmarks " + " ".join(argv)
+    print()
+    print(
+        f"HiiTrack benchmark ({command.strip()}), {CONNECTIONS} connections, "
+        f"{os.cpu_count()} cores, {time.monotonic() - started:.0f}s"
+    )
+    print(report.table())
+    if report.failures:
+        print("\nFAILED:")
+        for failure in report.failures:
+            print(f"  {failure}")
+        return 1
+    print("\nall totals exact: every event answered 200 was counted")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

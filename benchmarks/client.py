@@ -1,0 +1,88 @@
+"""Talking to a HiiTrack server under test: users, totals, funnels, /metrics.
+
+The totals read back here are what each run's count of 200 answers is
+checked against.  Tests: tests/test_bench_smoke.py.
+"""
+
+import base64
+import json
+import secrets
+import urllib.error
+import urllib.request
+from urllib.parse import quote
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks.workload import EVENT_NAMES, FUNNEL_STEPS
+
+__all__ = [
+    "METRICS_AUTH",
+    "basic",
+    "commits",
+    "create_user",
+    "funnel_path",
+    "http",
+    "recorded",
+]
+
+PASSWORD = "bench-password"
+# The operator account each server is started with (--metrics-auth).
+METRICS_AUTH = f"operator:{secrets.token_urlsafe(12)}"
+
+
+def http(port: int, method: str, path: str, form: dict | None = None, auth: str | None = None) -> tuple[int, dict]:
+    data = None if form is None else "&".join(f"{k}={quote(str(v), safe='')}" for k, v in form.items()).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    if auth:
+        request.add_header("Authorization", auth)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def basic(user: str) -> str:
+    """The Authorization header of `user` (every bench user has the same password)."""
+    return "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
+
+
+def create_user(port: int, user: str) -> None:
+    status, body = http(port, "POST", f"/{user}", {"password": PASSWORD})
+    if status != 201:
+        raise RuntimeError(f"could not create user {user}: {status} {body}")
+
+
+def recorded(port: int, user: str, bucket: str) -> int:
+    """The bucket's total of events, summed over the event names, from the API."""
+    total = 0
+    for name in EVENT_NAMES:
+        status, body = http(port, "GET", f"/{user}/{bucket}/event/{quote(name, safe='')}", auth=basic(user))
+        if status == 200:
+            total += body["total"]
+        elif status != 404:
+            raise RuntimeError(f"reading totals of {bucket}/{name}: {status} {body}")
+    return total
+
+
+def commits(port: int) -> tuple[float, float]:
+    """(commits, batches committed) so far, from the server's /metrics."""
+    auth = "Basic " + base64.b64encode(METRICS_AUTH.encode()).decode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": auth})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        text = answer.read().decode()
+    found = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "hiitrack_store_commit_batches"
+        for sample in family.samples
+    }
+    return found.get("hiitrack_store_commit_batches_count", 0.0), found.get("hiitrack_store_commit_batches_sum", 0.0)
+
+
+def funnel_path(user: str, bucket: str) -> str:
+    """The measured report: the 4-step funnel split by the 50-value property."""
+    steps = "&".join(f"event={quote(step, safe='')}" for step in FUNNEL_STEPS)
+    return f"/{user}/{bucket}/funnel?{steps}&property=plan"

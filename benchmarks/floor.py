@@ -1,0 +1,63 @@
+"""The floor: a bare twisted.web server that parses tracking requests and stores nothing.
+
+It parses what HiiTrack parses (parameters, visitor, event name, batch
+message) with HiiTrack's own functions and logs an access line per request
+as twistd does, so that its requests/s is what Twisted and Python cost
+before HiiTrack does anything.  Run by the benchmark as
+``python -m benchmarks.floor PORT LOGFILE``.  Tests: tests/test_bench_smoke.py.
+"""
+
+import sys
+
+from twisted.internet import reactor
+from twisted.logger import globalLogBeginner, textFileLogObserver
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from hiitrack.errors import ApiError
+from hiitrack.web.access import visitor_of
+from hiitrack.web.batch import parse_message
+from hiitrack.web.params import Params, check_event_name, decode_segment
+
+__all__ = ["Floor", "serve_floor"]
+
+
+class Floor(Resource):
+    """Answers like HiiTrack's tracking routes after parsing; ``GET /`` is wrk's idle request."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"application/json")
+        return b'{"service":"floor"}'
+
+    def render_POST(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        try:
+            params = Params.from_request(request)
+            visitor = visitor_of(request, params)
+            segments = request.postpath or []
+            if segments[2:3] == [b"batch"]:
+                parse_message(params.require("message"))
+                return b'{"visitor_id":"' + visitor.encode() + b'"}'
+            check_event_name(decode_segment(segments[3], "event name"))
+            return b"{}"
+        except (ApiError, IndexError):
+            request.setResponseCode(400)
+            return b'{"error":"bad request"}'
+
+
+def serve_floor(port: int, log: str) -> None:
+    """Listen on 127.0.0.1:port until stopped, logging to the file `log`."""
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(open(log, "a"))], redirectStandardIO=False)
+    site = Site(Floor())
+    site.displayTracebacks = False
+    # listenTCP raises at once if the port is taken, so the process ends and the bench sees it.
+    # (Twisted's annotations do not count a Site as the ServerFactory that it is.)
+    reactor.listenTCP(port, site, interface="127.0.0.1")  # type: ignore[arg-type]
+    reactor.run()
+
+
+if __name__ == "__main__":
+    serve_floor(int(sys.argv[1]), sys.argv[2])

@@ -1,0 +1,255 @@
+"""The benchmark's runs: the floor, ingest on each store, scale-out, the funnel and memory.
+
+Each run starts its own servers (benchmarks/servers.py), drives them with wrk
+(benchmarks/wrk.py), reads the totals back (benchmarks/client.py) and writes
+its figures and exact-count checks into the report (benchmarks/report.py).
+Tests: tests/test_bench_smoke.py.
+"""
+
+import argparse
+import secrets
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.client import basic, commits, create_user, funnel_path, http, recorded
+from benchmarks.report import TARGETS, Report
+from benchmarks.servers import start_floor, start_hiitrack, start_nginx
+from benchmarks.workload import BATCH_EVENTS, PLANS
+from benchmarks.wrk import Load, run_wrk
+
+__all__ = ["LOAD_EVENTS", "Bench"]
+
+# Loading the funnel's data is not measured: larger messages, more connections.
+LOAD_EVENTS = 10
+LOAD_CONNECTIONS = 64
+
+
+class Bench:
+    """The runs of one benchmark, each writing its figures and failed checks into `report`."""
+
+    def __init__(self, args: argparse.Namespace, work: Path, report: Report) -> None:
+        self.args = args
+        self.work = work
+        self.report = report
+        self.keyspaces: list[str] = []
+        self.seed = 0
+
+    def next_seed(self) -> int:
+        self.seed += 1
+        return self.seed
+
+    def floor(self) -> dict[str, float]:
+        print("floor: bare twisted.web, parsing only", flush=True)
+        server = start_floor(self.work)
+        rates = {}
+        try:
+            for mode in ("event", "batch"):
+                load = run_wrk(
+                    self.work,
+                    server.port,
+                    mode=mode,
+                    prefix="/floor/b",
+                    visitors=1000,
+                    seconds=self.args.duration,
+                    seed=self.next_seed(),
+                )
+                if load.bad or load.ok == 0:
+                    self.report.failures.append(f"floor {mode}: {load.bad} errors, {load.ok} answers")
+                rates[mode] = load.rate
+                self.report.row(f"floor {mode} requests/s", f"{load.rate:,.0f}")
+        finally:
+            server.stop()
+        return rates
+
+    def store_uri(self, kind: str, name: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:{self.work / name}.db"
+        keyspace = f"bench_{secrets.token_hex(4)}"
+        self.keyspaces.append(keyspace)
+        return f"cassandra://127.0.0.1/{keyspace}"
+
+    def ingest(self, kind: str, floor: dict[str, float]) -> None:
+        print(f"ingest on {kind}", flush=True)
+        server = start_hiitrack(self.work, self.store_uri(kind, f"ingest-{kind}"), f"ingest-{kind}")
+        user = "bench"
+        try:
+            create_user(server.port, user)
+            for mode, per_request in (("event", 1), ("batch", BATCH_EVENTS)):
+                for visitors in self.args.visitor_counts:
+                    bucket = f"{mode}{visitors}"
+                    commits_before, batches_before = commits(server.port)
+                    load = run_wrk(
+                        self.work,
+                        server.port,
+                        mode=mode,
+                        prefix=f"/{user}/{bucket}",
+                        visitors=visitors,
+                        seconds=self.args.duration,
+                        seed=self.next_seed(),
+                    )
+                    commits_after, batches_after = commits(server.port)
+                    total = recorded(server.port, user, bucket)
+                    label = f"{kind} {mode} {visitors:,} visitors"
+                    grouped = (batches_after - batches_before) / max(1.0, commits_after - commits_before)
+                    self.report.check(label, load, per_request, total)
+                    ratio = load.rate / floor[mode] if floor.get(mode) else 0.0
+                    self.report.row(
+                        f"{label}: requests/s (events/s) ÷ floor",
+                        f"{load.rate:,.0f} ({load.rate * per_request:,.0f}) ÷ {floor[mode]:,.0f} = {ratio:.2f}"
+                        f"; {grouped:.1f} requests/commit",
+                        f"≥ {TARGETS[kind]}",
+                        ratio >= TARGETS[kind],
+                    )
+        finally:
+            server.stop()
+
+    def scale_out(self, floor: dict[str, float]) -> None:
+        """Two processes on one Cassandra keyspace behind nginx, visitor-sticky.
+
+        nginx routes with the upstream of nginx.conf.example (consistent hash
+        of the visitor id); the figure is the combined event ingest rate.
+        """
+        nginx = shutil.which("nginx")
+        if nginx is None:
+            self.report.failures.append("scale-out: nginx is missing (apt-get install -y nginx-light)")
+            return
+        print("scale-out: 2 processes on one Cassandra keyspace behind nginx", flush=True)
+        store = self.store_uri("cassandra", "scale-out")
+        servers = [start_hiitrack(self.work, store, f"scale-out-{n}") for n in range(2)]
+        proxy = start_nginx(nginx, self.work, servers)
+        user, bucket = "bench", "scaled"
+        try:
+            create_user(servers[0].port, user)
+            load = run_wrk(
+                self.work,
+                proxy.port,
+                mode="event",
+                prefix=f"/{user}/{bucket}",
+                visitors=100_000,
+                seconds=self.args.duration,
+                seed=self.next_seed(),
+                visitor_in_query=True,
+            )
+            self.report.check("scale-out", load, 1, recorded(servers[1].port, user, bucket))
+            ratio = load.rate / floor["event"] if floor.get("event") else 0.0
+            self.report.row(
+                "cassandra event, 2 processes behind nginx: requests/s ÷ floor",
+                f"{load.rate:,.0f} ÷ {floor['event']:,.0f} = {ratio:.2f}",
+            )
+        finally:
+            proxy.stop()
+            for server in servers:
+                server.stop()
+
+    def load(self, port: int, user: str, bucket: str, events: int, visitors: int) -> Load:
+        """Record `events` events (rounded up to whole messages) through /batch.
+
+        Loading is not a measured figure: it uses larger messages and more
+        connections (larger group commits) to get to 10^6 events sooner.
+        """
+        quota = -(-events // LOAD_EVENTS)
+        return run_wrk(
+            self.work,
+            port,
+            mode="batch",
+            prefix=f"/{user}/{bucket}",
+            visitors=visitors,
+            quota=quota,
+            connections=LOAD_CONNECTIONS,
+            seed=self.next_seed(),
+            cap=self.args.load_cap,
+            events_per_message=LOAD_EVENTS,
+        )
+
+    def funnel(self, kind: str) -> None:
+        first, second = self.args.funnel_events
+        visitors = self.args.funnel_visitors
+        print(f"funnel on {kind}: {first:,} then {second:,} events from {visitors:,} visitors", flush=True)
+        server = start_hiitrack(self.work, self.store_uri(kind, f"funnel-{kind}"), f"funnel-{kind}")
+        user, bucket = "bench", "funnel"
+        speeds, single = {}, {}
+        try:
+            create_user(server.port, user)
+            answered = 0
+            for target in (first, second):
+                started = time.monotonic()
+                load = self.load(server.port, user, bucket, target - answered * LOAD_EVENTS, visitors)
+                took = time.monotonic() - started
+                answered += load.ok
+                total = recorded(server.port, user, bucket)
+                before = (answered - load.ok) * LOAD_EVENTS
+                self.report.check(f"{kind} funnel load to {target:,}", load, LOAD_EVENTS, total - before)
+                speed = f"in {took:.0f}s ({load.rate * LOAD_EVENTS:,.0f} events/s)"
+                self.report.row(f"{kind} loaded {total:,} events", speed)
+                path = funnel_path(user, bucket)
+                status, body = http(server.port, "GET", path, auth=basic(user))
+                # Every plan shows up once enough visitors came (not yet in --quick).
+                if status != 200 or not 0 < len(body.get("funnels", {})) <= PLANS:
+                    self.report.failures.append(
+                        f"funnel report at {total:,}: {status}, {len(body.get('funnels', {}))} values"
+                    )
+                one = run_wrk(
+                    self.work,
+                    server.port,
+                    mode="report",
+                    report=path,
+                    auth=basic(user),
+                    connections=1,
+                    seconds=self.args.report_seconds,
+                    seed=self.next_seed(),
+                )
+                many = run_wrk(
+                    self.work,
+                    server.port,
+                    mode="report",
+                    report=path,
+                    auth=basic(user),
+                    seconds=self.args.report_seconds,
+                    seed=self.next_seed(),
+                )
+                speeds[target] = many.report_rate
+                single[target] = one.report_rate
+                p50 = one.p50_us / 1000
+                self.report.row(
+                    f"{kind} funnel at {target:,} events: p50 / p99 (1 connection)",
+                    f"{p50:.1f} / {one.p99_us / 1000:.1f} ms",
+                    f"p50 ≤ {TARGETS['funnel_p50_ms']:.0f} ms",
+                    p50 <= TARGETS["funnel_p50_ms"],
+                )
+                self.report.row(
+                    f"{kind} funnel at {target:,} events: requests/s (16 connections)",
+                    f"{many.report_rate:,.0f} (1 connection: {one.report_rate:,.0f})",
+                )
+            ratio = speeds[second] / speeds[first] if speeds[first] else 0.0
+            alone = single[second] / single[first] if single[first] else 0.0
+            self.report.row(
+                f"{kind} funnel speed at {second:,} ÷ at {first:,} (16 connections; 1 connection)",
+                f"{ratio:.2f}; {alone:.2f}",
+                f"≥ {TARGETS['funnel_ratio']}",
+                ratio >= TARGETS["funnel_ratio"],
+            )
+            rss = server.rss_mb()
+            self.report.row(
+                f"{kind} server RSS after {second:,} events from {visitors:,} visitors",
+                f"{rss:,.0f} MB",
+                f"≤ {TARGETS['rss_mb']:.0f} MB",
+                rss <= TARGETS["rss_mb"],
+            )
+        finally:
+            server.stop()
+
+    def drop_keyspaces(self) -> None:
+        if not self.keyspaces:
+            return
+        try:
+            from cassandra.cluster import Cluster
+
+            cluster = Cluster(["127.0.0.1"], connect_timeout=10)
+            session = cluster.connect()
+            for keyspace in self.keyspaces:
+                session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+            cluster.shutdown()
+        except Exception as error:  # cleanup only: report and go on
+            print(f"could not drop keyspaces {self.keyspaces}: {error}", file=sys.stderr)

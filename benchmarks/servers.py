@@ -1,0 +1,109 @@
+"""The processes under test, on free loopback ports: the floor, HiiTrack, nginx.
+
+Each is a subprocess started with this checkout on its PYTHONPATH and logs
+in the run's temporary folder, stopped with SIGTERM at the end of its phase.
+Tests: tests/test_bench_smoke.py.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.client import METRICS_AUTH
+from benchmarks.templates import render
+
+__all__ = ["Server", "free_port", "start_floor", "start_hiitrack", "start_nginx"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, log: Path, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited ({process.returncode}):\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the server did not listen on {port} within {seconds:.0f}s:\n{_tail(log)}")
+
+
+def _tail(log: Path) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    except OSError:
+        return ""
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+class Server:
+    """A subprocess listening on a loopback port; stopped on exit."""
+
+    def __init__(self, command: list[str], port: int, log: Path, cwd: Path) -> None:
+        self.port = port
+        self.log = log
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=_env())
+        try:
+            _wait_for_port(port, self.process, log)
+        except BaseException:
+            self.stop()
+            raise
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_floor(work: Path) -> Server:
+    port = free_port()
+    command = [sys.executable, "-m", "benchmarks.floor", str(port), str(work / "floor.log")]
+    return Server(command, port, work / "floor.out", work)
+
+
+def start_hiitrack(work: Path, store: str, name: str) -> Server:
+    port = free_port()
+    command = [
+        sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+        "-n", "--pidfile=", "-l", str(work / f"{name}.log"),
+        "hiitrack", "--port", f"tcp:{port}:interface=127.0.0.1", "--store", store,
+        "--metrics-auth", METRICS_AUTH,
+    ]  # fmt: skip
+    return Server(command, port, work / f"{name}.out", work)
+
+
+def start_nginx(nginx: str, work: Path, upstreams: list[Server]) -> Server:
+    """nginx in front of two servers, routing by visitor like nginx.conf.example."""
+    first, second = upstreams
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(render("nginx.conf.tmpl", work=work, port=port, a=first.port, b=second.port))
+    return Server([nginx, "-p", str(work), "-c", str(conf)], port, work / "nginx.log", work)
