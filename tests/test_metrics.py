@@ -4,14 +4,13 @@ Runs on both stores (the `server` fixture).  The collectors are process-wide,
 so the tests compare values before and after their own requests.
 """
 
-import re
-
 import pytest
 import pytest_twisted
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.python import usage
 
 from hiitrack.metrics import METRICS
-from hiitrack.tap import Options
+from hiitrack.tap import Options, makeService
 from hiitrack.web.events import Event
 from hiitrack.web.render import route_of
 from tests.http import b64json, path
@@ -21,12 +20,11 @@ EVENT_ROUTE = "/{user}/{bucket}/event/{name}"
 
 
 def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text, 0 when it is absent."""
-    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    for line in text.splitlines():
-        match = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
-        if match and match[1] == name and ",".join(sorted((match[2] or "").split(","))) == wanted:
-            return float(match[3])
+    """The value of the sample `name` with exactly `labels` in Prometheus text, 0 when it is absent."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return found.value
     return 0.0
 
 
@@ -100,11 +98,23 @@ def test_route_labels_are_templates() -> None:
     assert "hiitrack_events_recorded" in [c._name for c in METRICS.collectors()]
 
 
-def test_metrics_auth_option() -> None:
+def service_options(*argv: str, tmp_path: object) -> Options:
     options = Options()
-    options.parseOptions(["--metrics-auth", "ops:pass:with:colons"])
+    options.parseOptions(["--store", f"sqlite:{tmp_path}/metrics.db", *argv])
+    return options
+
+
+def test_metrics_auth_option(tmp_path) -> None:
+    options = service_options("--metrics-auth", "ops:pass:with:colons", tmp_path=tmp_path)
     assert options["metrics-auth"] == "ops:pass:with:colons"
+    # The password may hold colons: only the first one separates it from the login.
+    assert makeService(options).app.metrics_auth == ("ops", "pass:with:colons")
     for bad in ("nocolon", ":pass", "ops:"):
         with pytest.raises(usage.UsageError):
             Options().parseOptions(["--metrics-auth", bad])
-    assert Options().parseOptions([]) is None
+
+
+def test_metrics_are_off_by_default(tmp_path) -> None:
+    options = service_options(tmp_path=tmp_path)
+    assert options["metrics-auth"] is None
+    assert makeService(options).app.metrics_auth is None
