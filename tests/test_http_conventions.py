@@ -6,7 +6,16 @@ import base64
 import pytest
 import pytest_twisted
 import ujson
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
+from twisted.web.server import Request, Site
 
+from hiitrack.metrics import METRICS
+from hiitrack.web.params import Params
+from hiitrack.web.render import ApiResource
 from tests.helpers import auth_of, b64json, batch, eid, new_user, path
 
 JSON_BODY = {"Content-Type": "application/json"}
@@ -345,3 +354,30 @@ async def test_lone_surrogates_are_400(server, user_name, json_text):
     answer = await client.post(path(user_name, "b", "property", "p"), {"value": value, "visitor_id": "v"})
     assert answer.status == 400, answer.body
     assert await server.app.store.count(f"{user_name}/b") == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_gone_before_the_answer_gets_nothing():
+    """A client that hangs up while its handler works: one log line and a 499, no error, nothing written."""
+    answer_ready: Deferred[None] = Deferred()
+
+    class Slow(ApiResource):
+        isLeaf = True
+        route = "/test/slow"
+
+        async def handle_GET(self, request: Request, params: Params) -> dict:
+            await answer_ready
+            return {"late": True}
+
+    gone = METRICS.requests.labels(Slow.route, "GET", "499")
+    before = gone._value.get()
+    channel = Site(Slow()).buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(b"GET /slow HTTP/1.1\r\nHost: example\r\n\r\n")
+    channel.connectionLost(Failure(ConnectionDone()))
+    with capturedLogs() as events:
+        answer_ready.callback(None)
+    assert [event["log_format"] for event in events] == ["client went away before the answer to {uri}"]
+    assert transport.value() == b""
+    assert gone._value.get() == before + 1

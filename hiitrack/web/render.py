@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import ujson
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -77,6 +78,14 @@ def _error_body(request: Request, error: ApiError) -> dict:
 
 
 async def _answer(request: Request, handler: Handler) -> None:
+    went_away = False
+
+    def connection_lost(_: Failure) -> None:
+        nonlocal went_away
+        went_away = True
+
+    # Fires with a failure if the connection closes before the answer is finished.
+    request.notifyFinish().addErrback(connection_lost)
     params = None
     try:
         params = Params.from_request(request)
@@ -94,7 +103,7 @@ async def _answer(request: Request, handler: Handler) -> None:
     except Exception:
         log.failure("unexpected error answering {uri}", uri=request.uri)
         status, result = 500, {"error": "internal server error"}
-    if request.finished or request._disconnected:
+    if request.finished or went_away:
         log.info("client went away before the answer to {uri}", uri=request.uri)
         return
     try:
