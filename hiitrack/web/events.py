@@ -9,7 +9,7 @@ from twisted.web.server import Request
 
 from hiitrack.app import HiiTrack
 from hiitrack.counting import DAY, INTERVALS
-from hiitrack.errors import ApiError, BadRequest
+from hiitrack.errors import BadRequest
 from hiitrack.ids import InvalidId, decode_id, event_id, property_id
 from hiitrack.reports import Series
 from hiitrack.web.access import visitor_of
@@ -22,7 +22,7 @@ from hiitrack.web.params import (
     decode_json_value,
     decode_segment,
 )
-from hiitrack.web.render import ApiResource, ErrorResource
+from hiitrack.web.render import ApiResource
 
 __all__ = ["EventIndex", "PropertyIndex", "record_hit", "series_of"]
 
@@ -88,15 +88,9 @@ class _Index(BucketResource):
         super().__init__(app, user, bucket)
         self.by_id = by_id
 
-    def getChild(self, path: bytes, request: Request) -> ApiResource:
-        try:
-            return self.child(path)
-        except ApiError as error:
-            return ErrorResource(error)
-
 
 class EventIndex(_Index):
-    def child(self, path: bytes) -> ApiResource:
+    def child(self, path: bytes, request: Request) -> ApiResource:
         if self.by_id:
             return EventReport(self.app, self.user, self.bucket, _id_from_path(path, "event id"))
         name = check_event_name(decode_segment(path, "event name"))
@@ -104,7 +98,7 @@ class EventIndex(_Index):
 
 
 class PropertyIndex(_Index):
-    def child(self, path: bytes) -> ApiResource:
+    def child(self, path: bytes, request: Request) -> ApiResource:
         if self.by_id:
             return PropertyReport(self.app, self.user, self.bucket, _id_from_path(path, "property id"))
         name = check_event_name(decode_segment(path, "property name"), "property")

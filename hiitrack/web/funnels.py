@@ -8,11 +8,11 @@ the bucket has never seen counts 0.  Tests: tests/test_http_reports.py.
 from twisted.web.server import Request
 
 from hiitrack.app import HiiTrack
-from hiitrack.errors import ApiError, BadRequest, NotFound
+from hiitrack.errors import BadRequest, NotFound
 from hiitrack.ids import InvalidId, decode_id, encode_id, event_id
 from hiitrack.web.bucket import BucketResource
 from hiitrack.web.params import Params, check_event_name, decode_segment
-from hiitrack.web.render import ApiResource, ErrorResource
+from hiitrack.web.render import ApiResource
 
 __all__ = ["FunnelIndex"]
 
@@ -38,12 +38,8 @@ def _property(params: Params) -> str | None:
 class FunnelIndex(BucketResource):
     route = "/{user}/{bucket}/funnel"
 
-    def getChild(self, path: bytes, request: Request) -> ApiResource:
-        try:
-            name = check_event_name(decode_segment(path, "funnel name"), "funnel")
-        except ApiError as error:
-            return ErrorResource(error)
-        return Funnel(self.app, self.user, self.bucket, name)
+    def child(self, path: bytes, request: Request) -> ApiResource:
+        return Funnel(self.app, self.user, self.bucket, check_event_name(decode_segment(path, "funnel name"), "funnel"))
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
         """A preview: the report of a funnel that is not saved."""

@@ -5,8 +5,10 @@ params)`` and answers 405 with ``Allow`` for verbs a resource lacks.  A
 handler returns a dict (the JSON answer) or `Raw` bytes (the pixel).  Known
 errors keep their status (hiitrack.errors); a store that cannot be reached is
 503; anything else is logged and answered with a generic 500, never a
-traceback.  A client that went away is only a log line.  Tests:
-tests/test_http_conventions.py.
+traceback.  A client that went away is only a log line.  `getChild` asks
+`child` for the resource under a path segment and answers a refused segment
+with an error resource instead of raising, as twisted.web.static does.
+Tests: tests/test_http_conventions.py.
 """
 
 import re
@@ -162,7 +164,15 @@ class ApiResource(Resource):
         return render_async(request, handler)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
-        return ErrorResource(NotFound("no such path"))
+        """The child for a path segment, or an error resource answering why there is none."""
+        try:
+            return self.child(path, request)
+        except ApiError as error:
+            return ErrorResource(error)
+
+    def child(self, path: bytes, request: Request) -> Resource:
+        """Decode and check `path` and build the resource under it; raise ApiError to refuse it."""
+        raise NotFound("no such path")
 
     def _fail(self, request: Request, error: ApiError) -> object:
         async def fail(request: Request, params: Params) -> dict:

@@ -1,16 +1,17 @@
 """The top of the tree: the root, users and buckets.
 
-Each level decodes and checks its path segment in ``getChild`` and hands an
-error resource back instead of raising, as twisted.web.static does.  A path
+Each level decodes and checks its path segment in ``child``; a refused
+segment is answered by an error resource (hiitrack.web.render).  A path
 with a trailing slash is redirected to the same path without it.
 Tests: tests/test_http_accounts.py, tests/test_http_conventions.py.
 """
 
+from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from hiitrack.accounts import check_name
 from hiitrack.app import HiiTrack
-from hiitrack.errors import ApiError, Conflict, NotFound
+from hiitrack.errors import Conflict
 from hiitrack.ids import encode_id
 from hiitrack.web.access import authorize, existing_bucket
 from hiitrack.web.batch import Batch
@@ -19,7 +20,7 @@ from hiitrack.web.events import EventIndex, PropertyIndex
 from hiitrack.web.funnels import FunnelIndex
 from hiitrack.web.metrics import MetricsResource
 from hiitrack.web.params import Params, decode_segment
-from hiitrack.web.render import ApiResource, ErrorResource, write_json
+from hiitrack.web.render import ApiResource, write_json
 from hiitrack.web.static import StaticFile
 from hiitrack.web.tracker import TrackerScript
 
@@ -51,17 +52,14 @@ class Root(ApiResource):
             b"metrics": MetricsResource(app),
         }
 
-    def getChild(self, path: bytes, request: Request) -> ApiResource:
+    def child(self, path: bytes, request: Request) -> Resource:
         if len(request.path) > 1 and request.path.endswith(b"/"):
             return WithoutSlash()
         if path == b"":
             return self
         if path in self.files:
             return self.files[path]
-        try:
-            return User(self.app, check_name(decode_segment(path, "user name"), "user"))
-        except ApiError as error:
-            return ErrorResource(error)
+        return User(self.app, check_name(decode_segment(path, "user name"), "user"))
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
         return {"service": "hiitrack"}
@@ -75,11 +73,8 @@ class User(ApiResource):
         self.app = app
         self.user = user
 
-    def getChild(self, path: bytes, request: Request) -> ApiResource:
-        try:
-            return Bucket(self.app, self.user, check_name(decode_segment(path, "bucket name"), "bucket"))
-        except ApiError as error:
-            return ErrorResource(error)
+    def child(self, path: bytes, request: Request) -> Resource:
+        return Bucket(self.app, self.user, check_name(decode_segment(path, "bucket name"), "bucket"))
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
         """Create the user; with the user's credentials, change the password."""
@@ -119,9 +114,6 @@ class Bucket(BucketResource):
             b"funnel": FunnelIndex(app, user, bucket),
             b"batch": Batch(app, user, bucket),
         }
-
-    def getChild(self, path: bytes, request: Request) -> ApiResource:
-        return self.children.get(path) or ErrorResource(NotFound("no such path"))
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
         await authorize(self.app, request, self.user)
