@@ -1,12 +1,13 @@
 """The running application: one store and the services built on it.
 
 The web resources receive this object and nothing else; it owns the caches,
-so operations that touch several of them (deleting a bucket or a user) live
-here.  Tests: tests/conftest.py builds one per test.
+so operations that touch several services (recording a hit, which may
+create its bucket; deleting a bucket or a user) live here.  Tests:
+tests/conftest.py builds one per test.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from hiitrack.accounts import Accounts
 from hiitrack.caching import LRU
@@ -45,6 +46,22 @@ class HiiTrack:
 
     async def stop(self) -> None:
         await self.store.close()
+
+    async def record_hit(
+        self,
+        user: str,
+        bucket: str,
+        visitor_id: str,
+        events: Sequence[str] = (),
+        properties: Sequence[tuple[str, object]] = (),
+        insert_id: str | None = None,
+    ) -> bool:
+        """Record an already validated hit, creating the bucket on first use.
+
+        False when the hit's `insert_id` was applied before (nothing recorded).
+        """
+        scope = await self.accounts.ensure_bucket(user, bucket)
+        return await self.tracker.track(scope, visitor_id, events, properties, insert_id)
 
     async def delete_bucket(self, user: str, bucket: str) -> None:
         self.tracker.forget(await self.accounts.delete_bucket(user, bucket))

@@ -12,7 +12,6 @@ from twisted.web.server import Request
 from hiitrack.errors import ApiError, BadRequest
 from hiitrack.web.access import visitor_of
 from hiitrack.web.bucket import BucketResource
-from hiitrack.web.events import record_hit
 from hiitrack.web.params import (
     Params,
     check_event_name,
@@ -64,7 +63,7 @@ class Batch(BucketResource):
         try:
             visitor_id = visitor_of(request, params)
             events, properties = parse_message(params.require("message"))
-            answer = await record_hit(self.app, self.user, self.bucket, params, visitor_id, events, properties)
+            answer = await self.record_hit(params, visitor_id, events, properties)
         except ApiError as error:
             if pixel:
                 request.setResponseCode(error.status)

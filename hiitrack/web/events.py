@@ -24,32 +24,9 @@ from hiitrack.web.params import (
 )
 from hiitrack.web.render import ApiResource
 
-__all__ = ["EventIndex", "PropertyIndex", "record_hit", "series_of"]
+__all__ = ["EventIndex", "PropertyIndex", "series_of"]
 
-INSERT_ID_LIMIT = 256
 LATEST = 2**40  # far beyond any real time, well inside the 8-byte series stamps
-
-
-async def record_hit(
-    app: HiiTrack,
-    user: str,
-    bucket: str,
-    params: Params,
-    visitor_id: str,
-    events: list[str] = (),
-    properties: list[tuple[str, object]] = (),
-) -> dict:
-    """Record an already validated hit, creating the bucket on first use.
-
-    Returns what the answer adds: ``{"duplicate": true}`` when the hit's
-    ``insert_id`` was applied before.
-    """
-    insert_id = params.get("insert_id")
-    if insert_id is not None and not 1 <= len(insert_id) <= INSERT_ID_LIMIT:
-        raise BadRequest(f"insert_id must be 1-{INSERT_ID_LIMIT} characters")
-    scope = await app.accounts.ensure_bucket(user, bucket)
-    applied = await app.tracker.track(scope, visitor_id, events, properties, insert_id)
-    return {} if applied else {"duplicate": True}
 
 
 def series_of(params: Params, now: float) -> Series | None:
@@ -135,7 +112,7 @@ class Event(EventReport):
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
         visitor_id = visitor_of(request, params)
-        return await record_hit(self.app, self.user, self.bucket, params, visitor_id, events=[self.name])
+        return await self.record_hit(params, visitor_id, events=[self.name])
 
 
 class PropertyReport(BucketResource):
@@ -161,4 +138,4 @@ class Property(PropertyReport):
     async def handle_POST(self, request: Request, params: Params) -> dict:
         value = decode_json_value(decode_json(decode_base64(params.require("value"), "value"), "value"))
         visitor_id = visitor_of(request, params)
-        return await record_hit(self.app, self.user, self.bucket, params, visitor_id, properties=[(self.name, value)])
+        return await self.record_hit(params, visitor_id, properties=[(self.name, value)])
