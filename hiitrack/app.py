@@ -34,7 +34,7 @@ class HiiTrack:
         self.accounts = Accounts(store, clock)
         self.catalog = Catalog(store)
         self.tracker = Tracker(store, self.catalog, clock, visitor_cache_size)
-        self.reports = Reports(store, self.catalog)
+        self.reports = Reports(store, self.catalog, self.accounts)
 
     def caches(self) -> dict[str, LRU]:
         """Every bounded cache of the app, by name (for /metrics)."""

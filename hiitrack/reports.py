@@ -1,9 +1,10 @@
-"""The read path: event, property and funnel reports from counter rows.
+"""The read path: the bucket overview and the event, property and funnel reports.
 
 Every report is a few row slices of pre-aggregated counters (see the row
 layout in hiitrack.counting), so its cost follows the size of the answer,
-never the number of events recorded.  Ids in the answers are wire ids.
-Tests: tests/test_http_reports.py, tests/test_model.py.
+never the number of events recorded.  The rules of a report's time range
+live here too.  Ids in the answers are wire ids.  Tests:
+tests/test_http_reports.py, tests/test_http_accounts.py, tests/test_model.py.
 """
 
 import struct
@@ -12,8 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from hiitrack.accounts import Accounts, bucket_scope
 from hiitrack.catalog import Catalog
 from hiitrack.counting import (
+    DAY,
     PATH,
     TOTAL,
     UNIQUE_PATH,
@@ -24,13 +27,14 @@ from hiitrack.counting import (
     segment_row,
     series_rows,
 )
-from hiitrack.errors import NotFound
+from hiitrack.errors import BadRequest, NotFound
 from hiitrack.ids import encode_id, property_id
 from hiitrack.store import Store
 
 __all__ = ["Reports", "Series"]
 
 STAMP = struct.Struct(">Q")
+LATEST = 2**40  # far beyond any real time, well inside the 8-byte series stamps
 PLURAL = {"total": "totals", "unique_total": "unique_totals", "path": "paths", "unique_path": "unique_paths"}
 
 
@@ -42,8 +46,31 @@ class Series:
     start: int
     finish: int
 
-    def clamped(self, earliest: int, latest: int) -> "Series":
-        return Series(self.interval, max(self.start, earliest), min(self.finish, latest))
+    @classmethod
+    def requested(cls, interval: Interval, start: int, finish: int | None, now: float, created: int) -> "Series":
+        """The range a report of a bucket created at `created` reads; `finish` defaults to now.
+
+        Only the rows that time data can exist in are read: from the bucket's
+        creation to now, with a day to spare on each side.  This also bounds
+        the work a huge range could ask for.
+        """
+        last = int(now) if finish is None else finish
+        if not 0 <= start <= last < LATEST:
+            raise BadRequest("start and finish must be Unix times, start no later than finish")
+        return cls(interval, max(start, created - DAY.seconds), min(last, int(now) + DAY.seconds))
+
+
+Count = int | list[list[int]]
+"""A counter of a plain report, or the ``[start, n]`` points of a time-bounded one."""
+
+
+def _with_cell(count: Count | None, n: int, stamp: int | None) -> Count:
+    """`count` with one more cell: its whole value, or the point of series bucket `stamp`."""
+    if stamp is None:
+        return n
+    points = count if isinstance(count, list) else []
+    points.append([stamp, n])
+    return points
 
 
 class _Counts:
@@ -53,26 +80,22 @@ class _Counts:
     """
 
     def __init__(self, series: bool) -> None:
-        self.total: int | list = [] if series else 0
-        self.unique_total: int | list = [] if series else 0
-        self.path: dict[str, object] = {}
-        self.unique_path: dict[str, object] = {}
+        self.total: Count = [] if series else 0
+        self.unique_total: Count = [] if series else 0
+        self.path: dict[str, Count] = {}
+        self.unique_path: dict[str, Count] = {}
 
     def add(self, column: bytes, n: int, stamp: int | None) -> None:
         """One cell: `column` is a counter tag (and earlier event); `stamp` its series bucket."""
         tag, earlier = column[:1], column[1:]
         if tag in (PATH, UNIQUE_PATH):
             paths = self.path if tag == PATH else self.unique_path
-            if stamp is None:
-                paths[encode_id(earlier)] = n
-            else:
-                paths.setdefault(encode_id(earlier), []).append([stamp, n])
-            return
-        name = "total" if tag == TOTAL else "unique_total"
-        if stamp is None:
-            setattr(self, name, n)
+            key = encode_id(earlier)
+            paths[key] = _with_cell(paths.get(key), n, stamp)
+        elif tag == TOTAL:
+            self.total = _with_cell(self.total, n, stamp)
         else:
-            getattr(self, name).append([stamp, n])
+            self.unique_total = _with_cell(self.unique_total, n, stamp)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -84,9 +107,28 @@ class _Counts:
 
 
 class Reports:
-    def __init__(self, store: Store, catalog: Catalog) -> None:
+    def __init__(self, store: Store, catalog: Catalog, accounts: Accounts) -> None:
         self._store = store
         self._catalog = catalog
+        self._accounts = accounts
+
+    async def overview(self, user: str, bucket: str, record: dict) -> dict[str, object]:
+        """A bucket at a glance (`record` is its account record): its read-only key and every name it has seen."""
+        user_record = await self._accounts.user(user)
+        if user_record is None:
+            raise NotFound(f"no user {user}")
+        scope = bucket_scope(user, bucket)
+        events = await self._catalog.events(scope)
+        properties = await self._catalog.properties(scope)
+        funnels = await self._catalog.funnels(scope)
+        return {
+            "bucket_name": bucket,
+            "description": record["description"],
+            "access_key": self._accounts.access_key(user, user_record, bucket),
+            "events": {name: {"id": encode_id(event)} for event, name in events.items()},
+            "properties": {encode_id(prop): name for prop, name in properties.items()},
+            "funnels": {name: {"description": funnel["description"]} for name, funnel in funnels.items()},
+        }
 
     async def _rows(self, scope: str, rows: list[bytes], series: Series | None) -> list[dict[bytes, int]]:
         if series is None:

@@ -3,6 +3,7 @@
 import pytest
 import pytest_twisted
 
+from hiitrack.errors import NotFound
 from tests.helpers import (
     PASSWORD,
     auth_of,
@@ -142,6 +143,17 @@ async def test_get_bucket_shape(server, user_name):
         "properties": {pid("plan"): "plan", pid("age"): "age"},
         "funnels": {"sales": {"description": "sales"}},
     }
+
+
+@pytest_twisted.ensureDeferred
+async def test_overview_of_a_user_deleted_meanwhile_is_404(server, user_name):
+    """The user can go between the bucket's authorization and its overview: 404, never a 500."""
+    await new_user(server.client, user_name)
+    await new_bucket(server.client, user_name, "b", "")
+    record = await server.app.accounts.bucket(user_name, "b")
+    assert (await server.client.delete(path(user_name), auth=auth_of(user_name))).status == 200
+    with pytest.raises(NotFound):
+        await server.app.reports.overview(user_name, "b", record)
 
 
 @pytest_twisted.ensureDeferred

@@ -8,7 +8,7 @@ tests/test_http_tracking.py, tests/test_http_reports.py.
 from twisted.web.server import Request
 
 from hiitrack.app import HiiTrack
-from hiitrack.counting import DAY, INTERVALS
+from hiitrack.counting import INTERVALS
 from hiitrack.errors import BadRequest
 from hiitrack.ids import InvalidId, decode_id, event_id, property_id
 from hiitrack.reports import Series
@@ -24,13 +24,11 @@ from hiitrack.web.params import (
 )
 from hiitrack.web.render import ApiResource
 
-__all__ = ["EventIndex", "PropertyIndex", "series_of"]
-
-LATEST = 2**40  # far beyond any real time, well inside the 8-byte series stamps
+__all__ = ["EventIndex", "PropertyIndex"]
 
 
-def series_of(params: Params, now: float) -> Series | None:
-    """The time range of a report, if it asks for one."""
+def _series(params: Params, now: float, created: int) -> Series | None:
+    """The time range a report asks for, if any; `Series.requested` holds its rules."""
     start = params.get("start")
     if start is None:
         return None
@@ -43,12 +41,10 @@ def series_of(params: Params, now: float) -> Series | None:
         raise BadRequest("start and finish must be integer Unix times")
     try:
         first = int(start)
-        last = int(finish) if finish is not None else int(now)
+        last = int(finish) if finish is not None else None
     except ValueError:
         raise BadRequest("start and finish must be integer Unix times") from None
-    if not 0 <= first <= last < LATEST:
-        raise BadRequest("start and finish must be Unix times, start no later than finish")
-    return Series(INTERVALS[interval], first, last)
+    return Series.requested(INTERVALS[interval], first, last, now, created)
 
 
 def _id_from_path(segment: bytes, what: str) -> bytes:
@@ -91,15 +87,8 @@ class EventReport(BucketResource):
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
         record = await self.authorize_existing(request)
-        now = self.app.clock()
-        series = series_of(params, now)
-        if series is not None:
-            # Read only the rows of the time data can exist in: between the
-            # bucket's creation and now.  This also bounds the work a huge
-            # range could ask for.
-            series = series.clamped(record["created"] - DAY.seconds, int(now) + DAY.seconds)
-        prop = params.get("property")
-        return await self.app.reports.event(self.scope, self.event, prop, series)
+        series = _series(params, self.app.clock(), record["created"])
+        return await self.app.reports.event(self.scope, self.event, params.get("property"), series)
 
 
 class Event(EventReport):

@@ -12,7 +12,6 @@ from twisted.web.server import NOT_DONE_YET, Request
 from hiitrack.accounts import check_name
 from hiitrack.app import HiiTrack
 from hiitrack.errors import Conflict
-from hiitrack.ids import encode_id
 from hiitrack.web.access import authorize, existing_bucket
 from hiitrack.web.batch import Batch
 from hiitrack.web.bucket import BucketResource
@@ -124,18 +123,7 @@ class Bucket(BucketResource):
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
         record = await self.authorize_existing(request)
-        scope, catalog = self.scope, self.app.catalog
-        user_record = await self.app.accounts.user(self.user)
-        return {
-            "bucket_name": self.bucket,
-            "description": record["description"],
-            "access_key": self.app.accounts.access_key(self.user, user_record, self.bucket),
-            "events": {name: {"id": encode_id(event)} for event, name in (await catalog.events(scope)).items()},
-            "properties": {encode_id(prop): name for prop, name in (await catalog.properties(scope)).items()},
-            "funnels": {
-                name: {"description": funnel["description"]} for name, funnel in (await catalog.funnels(scope)).items()
-            },
-        }
+        return await self.app.reports.overview(self.user, self.bucket, record)
 
     async def handle_DELETE(self, request: Request, params: Params) -> dict:
         await authorize(self.app, request, self.user)
