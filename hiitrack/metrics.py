@@ -9,12 +9,14 @@ the operator's Basic credentials (``--metrics-auth``).  Tests:
 tests/test_metrics.py.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-__all__ = ["METRICS", "CacheCollector", "Metrics"]
+__all__ = ["METRICS", "CacheCollector", "CacheStats", "Metrics"]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -71,7 +73,7 @@ class Metrics:
         self.requests.labels(route, label, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
-    def collectors(self) -> list:
+    def collectors(self) -> list[Counter | Histogram]:
         return [
             self.requests,
             self.latency,
@@ -82,7 +84,7 @@ class Metrics:
             self.commit_failures,
         ]
 
-    def registry(self, *extra: object) -> CollectorRegistry:
+    def registry(self, *extra: Collector) -> CollectorRegistry:
         """A registry of these collectors and `extra` ones (e.g. a CacheCollector)."""
         registry = CollectorRegistry(auto_describe=True)
         for collector in [*self.collectors(), *extra]:
@@ -93,14 +95,23 @@ class Metrics:
 METRICS = Metrics()
 
 
+class CacheStats(Protocol):
+    """What the collector reads of a cache (hiitrack.caching.LRU has it)."""
+
+    hits: int
+    misses: int
+    size: int
+
+    def __len__(self) -> int: ...
+
+
 class CacheCollector:
     """Hits, misses, size and hit ratio of an application's caches, read when scraped.
 
-    `caches` maps a cache's name to an object with ``hits``, ``misses``,
-    ``size`` and ``len()`` (hiitrack.caching.LRU).
+    `caches` gives each cache by name.
     """
 
-    def __init__(self, caches: Callable[[], dict[str, object]]) -> None:
+    def __init__(self, caches: Callable[[], Mapping[str, CacheStats]]) -> None:
         self._caches = caches
 
     def collect(self) -> Iterator[Metric]:

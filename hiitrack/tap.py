@@ -10,6 +10,7 @@ from twisted.application import service, strports
 from twisted.internet import defer, reactor
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 __all__ = ["Options", "makeService"]
 
@@ -96,7 +97,7 @@ class HiiTrackService(service.MultiService):
         def listen(_: object) -> None:
             service.MultiService.startService(self)
 
-        def failed(failure: object) -> None:
+        def failed(failure: Failure) -> None:
             Logger().failure("could not open the store; stopping", failure)
             # twistd has no exit status of its own for this: leave with 1 so
             # that supervisors see the failure and restart the server.

@@ -98,8 +98,10 @@ class Params:
             raise TooLarge(f"query string is over {BODY_LIMIT} bytes")
         if getattr(request, "body_too_large", False):
             raise TooLarge(f"request body is over {BODY_LIMIT} bytes")
-        request.content.seek(0)
-        body = request.content.read(BODY_LIMIT + 1)
+        body = b""
+        if request.content is not None:  # None only before the headers end or after the request is done
+            request.content.seek(0)
+            body = request.content.read(BODY_LIMIT + 1)
         if len(body) > BODY_LIMIT:
             raise TooLarge(f"request body is over {BODY_LIMIT} bytes")
         pairs = _form_pairs(query, "query string")
