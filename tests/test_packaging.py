@@ -1,0 +1,100 @@
+"""`pip install .` and `pip install -e .` both give a working `twistd -n hiitrack`.
+
+Each install goes into a fresh venv that sees this machine's packages
+(`--system-site-packages`, so nothing is downloaded) and is built from a copy
+of the checkout without build isolation.  The commands then run from a folder
+outside the copy, without PYTHONPATH, so only the installed package can
+answer.  A `hiitrack` installed into the system's own site-packages (as
+scripts/test does) must not be what answers: each check asserts where the
+package and twistd's plugin were found.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATED = shutil.ignore_patterns(
+    ".git",
+    "node_modules",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+    "dropin.cache",
+    "*.db*",
+    "twistd.*",
+)
+# Twisted lives in the system's site-packages, so its `twistd` script runs the
+# system's interpreter; the venv's interpreter runs twistd's entry point.
+TWISTD = ["-c", "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"]
+WHERE = """
+import os, hiitrack, twisted.plugins
+from twisted.application.service import IServiceMaker
+from twisted.plugin import getPlugins
+print(os.path.dirname(hiitrack.__file__))
+print(*[p for p in twisted.plugins.__path__ if os.path.exists(os.path.join(p, "hiitrack_plugin.py"))], sep=os.pathsep)
+print(*sorted(maker.tapname for maker in getPlugins(IServiceMaker)), sep=" ")
+"""
+
+
+def _run(*command: str | Path, cwd: Path) -> str:
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
+    done = subprocess.run(
+        [str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def _install(tmp_path: Path, *pip_arguments: str) -> tuple[Path, Path]:
+    """A venv with a copy of the checkout installed by pip; its bin folder and the copy."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT, checkout, ignore=GENERATED)
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv, cwd=tmp_path)
+    _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        venv / "bin" / "python",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        *pip_arguments,
+        checkout,
+        cwd=tmp_path,
+    )
+    return venv / "bin", checkout
+
+
+def _package_files(folder: Path) -> set[str]:
+    return {
+        str(file.relative_to(folder))
+        for file in folder.rglob("*")
+        if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc"
+    }
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("editable", [False, True], ids=["pip-install", "pip-install-editable"])
+def test_install_gives_twistd_hiitrack(tmp_path: Path, editable: bool) -> None:
+    bin_folder, checkout = _install(tmp_path, *(["--editable"] if editable else []))
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    package, plugin_folders, tapnames = _run(bin_folder / "python", "-c", WHERE, cwd=outside).splitlines()
+    installed = checkout if editable else bin_folder.parent
+    assert Path(package).is_relative_to(installed), package
+    assert any(Path(folder).is_relative_to(installed) for folder in plugin_folders.split(os.pathsep)), plugin_folders
+    assert "hiitrack" in tapnames.split(), tapnames
+    assert _package_files(Path(package)) == _package_files(checkout / "hiitrack"), "package data left out"
+    usage = _run(bin_folder / "python", *TWISTD, "-n", "hiitrack", "--help", cwd=outside)
+    assert "twistd [options] hiitrack" in usage and "--store=" in usage, usage
