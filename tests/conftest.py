@@ -4,7 +4,9 @@ Every store-backed fixture is parametrized over both backends, so each HTTP
 and property-based test runs on SQLite and on a real Cassandra node (started
 by scripts/cassandra; the suite fails, never skips, when it is not up).
 Tests isolate themselves by using fresh user names (`user_name`), so one
-Cassandra keyspace serves the whole session.
+Cassandra keyspace serves the whole session.  The Cassandra runs carry the
+`cassandra` marker (so do the Cassandra-only test files), so that
+`scripts/test -m "not cassandra"` runs the SQLite half without the node.
 """
 
 import os
@@ -22,7 +24,7 @@ from tests.http import Client
 
 CASSANDRA = os.environ.get("HIITRACK_TEST_CASSANDRA", "127.0.0.1:9042")
 CASSANDRA_URI = f"cassandra://{CASSANDRA}/hiitrack_test"
-STORES = ["sqlite", "cassandra"]
+STORES = ["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)]
 
 
 class Clock:

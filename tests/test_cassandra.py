@@ -19,6 +19,8 @@ from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import SHARDS, CassandraStore, replication_map
 from tests.conftest import CASSANDRA, CASSANDRA_URI
 
+pytestmark = pytest.mark.cassandra
+
 
 @pytest.fixture(scope="module")
 def cql():

@@ -20,6 +20,8 @@ from twisted.internet.utils import getProcessOutputAndValue
 from hiitrack.store.cassandra import REQUEST_TIMEOUT
 from tests.helpers import auth_of, new_user, path
 
+pytestmark = pytest.mark.cassandra
+
 SCRIPT = Path(__file__).parent.parent / "scripts" / "cassandra"
 BACK_WITHIN = 90.0
 """Seconds the server may take to serve again once the node answers CQL."""

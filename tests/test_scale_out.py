@@ -15,9 +15,13 @@ import urllib.request
 import uuid
 import zlib
 
+import pytest
+
 from tests.conftest import CASSANDRA_URI
 from tests.model import Model
 from tests.processes import TwistdServer
+
+pytestmark = pytest.mark.cassandra
 
 VISITORS = 24
 EVENTS = ["Landed", "Signed up", "Paid"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tests/test_tracker_browser.py needs: Debian's Chromium (never a
 # downloaded browser build) and playwright-core from npm, pinned by
-# package-lock.json.  Safe to run again; CI calls it from .ci/run.
+# package-lock.json.  Safe to run again; scripts/test calls it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if [ ! -x /usr/bin/chromium ]; then
