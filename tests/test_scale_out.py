@@ -27,11 +27,13 @@ VISITORS = 24
 EVENTS = ["Landed", "Signed up", "Paid"]
 
 
-def _call(url: str, data: dict | None = None, auth: str | None = None) -> dict:
+def _call(url: str, data: dict | None = None, auth: str | None = None, status: int = 200) -> dict:
+    """The JSON answer, checked to come with `status` (urlopen raises on errors)."""
     request = urllib.request.Request(url, data=urllib.parse.urlencode(data).encode() if data else None)
     if auth:
         request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
     with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == status, (url, answer.status)
         return json.loads(answer.read())
 
 
@@ -49,7 +51,7 @@ def test_two_processes_on_one_keyspace_add_up(tmp_path):
     servers = [TwistdServer(CASSANDRA_URI, tmp_path).start() for _ in range(2)]
     user = f"s{uuid.uuid4().hex[:12]}"
     try:
-        _call(f"{servers[0].url}/{user}", {"password": "pw"})
+        _call(f"{servers[0].url}/{user}", {"password": "pw"}, status=201)
         model = Model()
         errors: list[BaseException] = []
 

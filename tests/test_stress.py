@@ -56,7 +56,7 @@ async def _send(client, user: str, visitor: str, action: tuple) -> None:
 @pytest_twisted.ensureDeferred
 async def test_fifty_visitors_from_sixteen_clients_match_the_model(server, user_name):
     client = server.client
-    await client.post(path(user_name), {"password": "pw"})
+    assert (await client.post(path(user_name), {"password": "pw"})).status == 201
     script = _script(random.Random(20261129))
     model = Model()
     when = int(server.app.clock())
