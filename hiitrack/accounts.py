@@ -6,7 +6,7 @@ successful logins (keyed by a hash of the credentials and the stored hash, so
 a changed password misses).  An access key is an HMAC of the bucket under
 the installation's secret and the user's password hash: nobody without the
 secret can derive one, and changing the password retires the old keys.
-Tests: tests/test_accounts.py, tests/test_http_auth.py.
+Tests: tests/test_http_accounts.py, tests/test_http_auth.py.
 """
 
 import base64

@@ -1,4 +1,4 @@
-"""The counting semantics of API.md, as pure functions.
+"""The counting semantics of docs/api.md, as pure functions.
 
 Given a visitor's state and what the visitor did (an event, a property value,
 a batch of both), these functions update the state and add the counter
@@ -217,7 +217,7 @@ def count_property(visitor: Visitor, value: bytes, inc: Increments) -> bool:
     """Visitor gets `value`; credit it with the visitor's history if it is new.
 
     Returns whether the value was new to the visitor.  Series are not
-    back-filled (API.md).
+    back-filled (docs/api.md).
     """
     if value in visitor.values:
         return False

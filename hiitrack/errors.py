@@ -43,7 +43,7 @@ class OperatorOnly(Unauthorized):
 
 
 class Conflict(ApiError):
-    """Something that already exists (API.md answers 403 for it)."""
+    """Something that already exists (docs/api.md answers 403 for it)."""
 
     status = 403
 

@@ -1,6 +1,6 @@
 """Helpers shared by the HTTP tests (tests/test_http_*.py).
 
-Ids are computed here from API.md's definitions (a 16-byte MD5 of the name,
+Ids are computed here from docs/api.md's definitions (a 16-byte MD5 of the name,
 of the value's canonical JSON), independently of hiitrack.ids, so a test
 compares the server's answers with values worked out by hand.
 """

@@ -1,9 +1,9 @@
-"""A brute-force model of API.md's counting semantics, for the HTTP tests.
+"""A brute-force model of docs/api.md's counting semantics, for the HTTP tests.
 
 The model keeps only what each visitor did, in order (events with their
 time and the property values held at that moment, and the set of values
 the visitor has), and computes every report from those full histories
-straight from the definitions in API.md: no incremental counters.  It shares
+straight from the definitions in docs/api.md: no incremental counters.  It shares
 nothing with hiitrack.counting; only the id helpers (hiitrack.ids) are used,
 to name events, properties and values as the wire does.  Used by
 tests/test_model.py and tests/test_concurrency.py.
@@ -60,7 +60,7 @@ def _follows(seq: list[str], i: int, before: str) -> bool:
 
 
 def _contribution(seq: list[str], i: int) -> dict[tuple[str, str | None], int]:
-    """What the i-th event of a visitor counts, straight from API.md's steps 1 and 2.
+    """What the i-th event of a visitor counts, straight from docs/api.md's steps 1 and 2.
 
     Keys: ("total", None), ("unique_total", None), ("path", X), ("unique_path", X).
     """

@@ -1,7 +1,7 @@
 """Unit tests of hiitrack.counting against hand-worked examples.
 
 Every expected increment below was worked out by hand from the counting
-semantics of API.md and the row layout documented in hiitrack.counting; none
+semantics of docs/api.md and the row layout documented in hiitrack.counting; none
 is recomputed with the code under test.  Ids are fixed byte strings (not
 hashes), so the row and column keys can be read off directly.
 """

@@ -1,4 +1,4 @@
-"""Users and buckets over HTTP: create, read, delete (API.md "Users", "Buckets")."""
+"""Users and buckets over HTTP: create, read, delete (docs/api.md "Users", "Buckets")."""
 
 import pytest
 import pytest_twisted

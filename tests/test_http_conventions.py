@@ -1,4 +1,4 @@
-"""The conventions of API.md that hold on every route: JSON, JSONP, request_id,
+"""The conventions of docs/api.md that hold on every route: JSON, JSONP, request_id,
 parameters, trailing slashes, 405 and 404, and never a traceback."""
 
 import base64

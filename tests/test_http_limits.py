@@ -1,4 +1,4 @@
-"""The limits of API.md: a request over them is refused whole, nothing stored."""
+"""The limits of docs/api.md: a request over them is refused whole, nothing stored."""
 
 import json
 from urllib.parse import quote

@@ -1,5 +1,5 @@
 """Reports over HTTP: event, property and funnel reports, with numbers worked
-out by hand from API.md's counting semantics."""
+out by hand from docs/api.md's counting semantics."""
 
 import re
 

@@ -19,7 +19,7 @@
   }
 
   const TRANSPORTS = ['fetch', 'beacon', 'jsonp', 'pixel'];
-  const BATCH_LIMIT = 100; // events, and properties, per batch (API.md)
+  const BATCH_LIMIT = 100; // events, and properties, per batch (docs/api.md)
   const NAME_LIMIT = 256; // UTF-8 bytes of an event or property name
   const VALUE_LIMIT = 4096; // UTF-8 bytes of a property value as JSON
   const VISITOR_LIMIT = 256; // characters of a visitor id

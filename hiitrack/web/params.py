@@ -1,4 +1,4 @@
-"""Request parameters and the limits of API.md, checked before any work.
+"""Request parameters and the limits of docs/api.md, checked before any work.
 
 Parameters come from the query string, then a form-encoded or JSON object
 body; repeated names keep their order.  Everything is decoded as strict

@@ -1,7 +1,7 @@
 """The HTTP site: the resource tree behind a channel that enforces the limits.
 
 Twisted reads a request line of at most 16 KiB and a body of any size by
-default.  API.md allows a 64 KiB query string and a 64 KiB body and answers
+default.  docs/api.md allows a 64 KiB query string and a 64 KiB body and answers
 413 beyond them, so the channel accepts longer lines (and answers 413 to
 longer still), and the request stops keeping a body once it is over the
 limit instead of buffering it whole: it answers 413 at once and closes the
