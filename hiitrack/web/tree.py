@@ -15,6 +15,7 @@ from hiitrack.errors import Conflict
 from hiitrack.web.access import authorize, existing_bucket
 from hiitrack.web.batch import Batch
 from hiitrack.web.bucket import BucketResource
+from hiitrack.web.dashboard import Dashboard
 from hiitrack.web.events import EventIndex, PropertyIndex
 from hiitrack.web.funnels import FunnelIndex
 from hiitrack.web.metrics import MetricsResource
@@ -112,6 +113,7 @@ class Bucket(BucketResource):
             b"property_id": PropertyIndex(app, user, bucket, by_id=True),
             b"funnel": FunnelIndex(app, user, bucket),
             b"batch": Batch(app, user, bucket),
+            b"dashboard": Dashboard(app, user, bucket),
         }
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
