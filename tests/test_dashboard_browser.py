@@ -13,6 +13,8 @@ Chromium or node_modules this fails, it never skips.
 
 import json
 import os
+import random
+import time
 from pathlib import Path
 
 import pytest
@@ -20,24 +22,35 @@ import pytest_twisted
 import ujson
 from twisted.internet import reactor, utils
 
-from tests.helpers import PASSWORD, auth_of, batch, eid, new_user, path
+from tests.helpers import PASSWORD, auth_of, batch, eid, new_bucket, new_user, path
 from tests.test_tracker_browser import BROWSER, CHROMIUM, check_browser_installed
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 DRIVE_TIMEOUT = 160
 FIRST_LOAD_LIMIT = 200_000
+DAY = 86400
 
 HOME, DOCS, SIGNUP, PAID, LIVE = "Viewed home", "Opened docs", "Signed up", "Paid ✓", "Live ping"
-VISITS = [
-    # (visitor, events in order, properties)
-    ("v1", [HOME, DOCS, SIGNUP], [["plan", "free"]]),
-    ("v2", [HOME, SIGNUP, PAID], [["plan", "pro"]]),
-    ("v3", [HOME, HOME], []),
-    ("v4", [HOME, SIGNUP, PAID, HOME], [["plan", "pro"]]),
-    ("v5", [DOCS], [["plan", {"seats": 5}]]),
-    ("v6", [DOCS, SIGNUP, SIGNUP], [["plan", "free"]]),
-]
+DAYS_BACK = 20
+
+
+def visits() -> list[tuple[str, float, list, list]]:
+    """Sixty visitors over the last 20 days: (visitor, days ago, events, properties)."""
+    draw = random.Random(20261130)
+    found = [("v-seats", 0.0, [DOCS], [["plan", {"seats": 5}]]), ("v-twice", 1.5, [HOME, HOME], [])]
+    for number in range(60):
+        events = [DOCS] if draw.random() < 0.3 else []
+        events.append(HOME)
+        if draw.random() < 0.6:
+            events.append(SIGNUP)
+            if draw.random() < 0.5:
+                events += [PAID, HOME]
+        plan = draw.choice([[["plan", "free"]], [["plan", "pro"]], []])
+        found.append((f"v{number}", draw.uniform(0, DAYS_BACK), events, plan))
+    return found
+
+
 BOUNDS = [1, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400, 172800, 345600, 604800, 1209600]
 BOUNDS += [2592000, 7776000, 31622400]
 NEW_FUNNEL = {
@@ -111,8 +124,16 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, tmp_path)
     client = server.client
     auth = auth_of(user_name)
     await new_user(client, user_name)
-    for visitor, events, properties in VISITS:
+    # Hits spread over past days (the server's clock set back for each),
+    # then the real clock again for the browser.  Series start a day before
+    # the bucket was made, so it is made first.
+    now = time.time()
+    server.clock.now = now - (DAYS_BACK + 1) * DAY
+    await new_bucket(client, user_name, "shop")
+    for visitor, days_ago, events, properties in visits():
+        server.clock.now = now - days_ago * DAY
         await batch(client, user_name, "shop", visitor, events, properties)
+    server.clock.now = None
     checkout = {"description": "home to paid", "event": [HOME, SIGNUP, PAID], "property": "plan"}
     created = await client.post(path(user_name, "shop", "funnel", "checkout"), checkout, auth=auth)
     assert created.status == 201, created.body
@@ -145,16 +166,18 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, tmp_path)
     bucket = await api()
     names = {record["id"]: name for name, record in bucket["events"].items()}
 
-    # Overview: every event with the API's totals; the 30-day sparkline's
-    # numbers add up to the total (every hit is from today).
+    # Overview: every event with the API's totals and its last 30 days.
     overview = seen["views"]["overview"]
     shown = {row["data"]["event"]: row["cells"] for row in overview["events"]}
     assert set(shown) == {HOME, DOCS, SIGNUP, PAID}
     for name, (_, total, unique, _) in shown.items():
         report = await api("event", name)
         assert (number(total), number(unique)) == (report["total"], report["unique_total"]), name
+    today = int(time.time()) // DAY * DAY
     for row, days in zip(overview["events"], overview["sparks"], strict=True):
-        assert len(days) == 30 and sum(days) == number(row["cells"][1]), row
+        series = await api("event", row["data"]["event"], start=today - 29 * DAY, interval="day")
+        per_day = dict(series["total"])
+        assert days == [per_day.get(today - back * DAY, 0) for back in range(29, -1, -1)], row
     preview = await api("funnel", event=[HOME, SIGNUP, PAID])
     steps = [n for _, n in preview["unique_funnel"]]
     assert [row["cells"] for row in overview["funnels"]] == [
