@@ -20,7 +20,7 @@ from hiitrack.errors import NotFound
 from hiitrack.web.access import authorize, existing_bucket
 from hiitrack.web.bucket import BucketResource
 from hiitrack.web.params import Params
-from hiitrack.web.render import ApiResource, ErrorResource, Raw
+from hiitrack.web.render import ApiResource, Raw
 from hiitrack.web.static import STATIC, StaticFile
 
 __all__ = ["Dashboard"]
@@ -56,8 +56,11 @@ def page_template() -> bytes:
 class Dashboard(BucketResource):
     route = "/{user}/{bucket}/dashboard"
 
-    def getChild(self, path: bytes, request: Request) -> ApiResource:
-        return dashboard_files().get(path) or ErrorResource(NotFound("no such file"))
+    def child(self, path: bytes, request: Request) -> ApiResource:
+        file = dashboard_files().get(path)
+        if file is None:
+            raise NotFound("no such file")
+        return file
 
     async def handle_GET(self, request: Request, params: Params) -> Raw:
         access = await authorize(self.app, request, self.user, self.bucket)
