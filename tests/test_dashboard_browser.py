@@ -86,6 +86,16 @@ def exact_stub(report: dict) -> dict:
     }
 
 
+VISITOR = {
+    "visitor_id": "visitor/b",
+    "first_seen": 1764460800.5,
+    "last_seen": 1764464400,
+    "properties": {"plan": ["pro", {"seats": 5}]},
+    "events": [[1764460800.5, HOME], [1764464400, PAID]],
+    "next": None,
+}
+
+
 async def drive(options: dict) -> dict:
     node = check_browser_installed()
     out, err, code = await utils.getProcessOutputAndValue(
@@ -153,8 +163,8 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, tmp_path)
             "newFunnel": NEW_FUNNEL,
             "liveEvent": LIVE,
             "screenshots": str(SCREENSHOTS),
-            "stubScreenshots": str(tmp_path),
-            "exactStub": {"report": stub, "dropped": ["visitor a", "visitor/b"]},
+            "scratch": str(tmp_path),
+            "exactStub": {"report": stub, "dropped": ["visitor a", "visitor/b"], "visitor": VISITOR},
         }
     )
 
@@ -236,6 +246,13 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, tmp_path)
     ]
     assert exact["dropped"] == [["visitor a", "#/visitor/visitor%20a"], ["visitor/b", "#/visitor/visitor%2Fb"]]
     assert exact["charts"] == 1
+    visitor = seen["visitor"]
+    assert visitor["title"] == "Visitor visitor/b" and visitor["erased"] == "visitor/b"
+    assert [row["cells"] for row in visitor["properties"]] == [["plan", '"pro", {"seats":5}']]
+    assert [row["cells"] for row in visitor["events"]] == [
+        ["2025-11-30 00:00 UTC", HOME],
+        ["2025-11-30 01:00 UTC", PAID],
+    ]
 
     # The form: the server's refusal shown at the steps, then the same
     # definition as the API makes.

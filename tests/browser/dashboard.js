@@ -38,8 +38,8 @@ async function main() {
     });
     return { context, page };
   }
-  const shoot = (page, name) =>
-    page.screenshot({ path: `${name.endsWith('-stub') ? options.stubScreenshots : options.screenshots}/${name}.png`, fullPage: true });
+  // Screenshots for docs/, and others only for a person to look at (scratch).
+  const shoot = (page, name, folder = options.screenshots) => page.screenshot({ path: `${folder}/${name}.png`, fullPage: true });
   const view = async (page, hash, ready) => {
     await page.evaluate((h) => (location.hash = h), hash);
     await page.waitForSelector(ready);
@@ -118,6 +118,7 @@ async function main() {
     await page.click('button[type=submit]');
     await page.waitForSelector('#error-steps:not([hidden])');
     report.formError = { steps: await page.$eval('#error-steps', (p) => p.textContent) };
+    await shoot(page, 'form-error', options.scratch);
     for (let i = 1; i < spec.steps.length; i++) {
       if ((await stepInputs()).length <= i) {
         await page.click('text=+ Step');
@@ -206,7 +207,33 @@ async function main() {
       dropped: await page.$$eval('details.dropped li a', (found) => found.map((a) => [a.textContent, a.getAttribute('href')])),
       charts: await page.$$eval('.chart canvas', (found) => found.length),
     };
-    await shoot(page, 'funnel-exact-stub');
+    await shoot(page, 'funnel-exact-stub', options.scratch);
+
+    // A dropped-off visitor's page (also a stubbed answer), and erasing it
+    // after the confirmation.
+    let erased = null;
+    await page.route(
+      (url) => url.pathname.includes('/visitor/'),
+      (route) => {
+        if (route.request().method() === 'DELETE') {
+          erased = decodeURIComponent(new URL(route.request().url()).pathname.split('/').pop());
+          return route.fulfill({ json: {} });
+        }
+        return route.fulfill({ json: stub.visitor });
+      },
+    );
+    page.once('dialog', (dialog) => dialog.accept());
+    await page.click('details.dropped li a >> nth=1');
+    await page.waitForSelector('.view.visitor');
+    await shoot(page, 'visitor-stub', options.scratch);
+    report.visitor = {
+      title: await page.$eval('h1', (h1) => h1.textContent),
+      properties: await rows(page, '.view.visitor section:nth-of-type(1) tbody tr'),
+      events: await rows(page, '.view.visitor section:nth-of-type(2) tbody tr'),
+    };
+    await page.click('.view.visitor button.danger');
+    await page.waitForSelector('.view.overview');
+    report.visitor.erased = erased;
     await exact.context.close();
 
     // The access key: read views, no write control, a forged write refused.
