@@ -62,7 +62,7 @@ NEW_FUNNEL = {
 
 
 def exact_stub(report: dict) -> dict:
-    """The saved funnel's report with a `conversion` object shaped as API.md Part 2 defines it."""
+    """The saved funnel's report with a `conversion` object shaped as Part 2 of the API contract defines it."""
     value_ids = {str(value): value_id for value_id, value in report["property"]["values"].items()}
     pro, free = value_ids["pro"], value_ids["free"]
     histogram = {bound: 0 for bound in BOUNDS}

@@ -179,7 +179,7 @@ async function main() {
     await shoot(page, 'funnel-phone');
     await phone.context.close();
 
-    // The exact report (API.md Part 2), from a stubbed answer: every part of
+    // The exact report (Part 2 of the API contract), from a stubbed answer: every part of
     // the funnel page that shows it, and a who-dropped-off list.
     const exact = await open('exact', { username: options.user, password: options.password });
     page = exact.page;

@@ -85,7 +85,7 @@ function windowParts(seconds) {
   return { amount: Math.max(1, Math.round(seconds / unit)), unit };
 }
 
-// The request body API.md defines, from the form.
+// The request body the API contract defines, from the form.
 export function definitionOf(form) {
   const steps = [...form.querySelectorAll('#field-steps li.step')]
     .map((row) => [...row.querySelectorAll('input.event-name')].map((input) => input.value.trim()).filter(Boolean))
