@@ -181,6 +181,9 @@ def test_engine_matches_model(case: tuple[Funnel, dict[str, list[Action]]]) -> N
     counters = run_engine(definition(funnel), streams)
     expected = model_report(funnel, *histories(streams))
     assert counters.visitors == expected.visitors
+    # A funnel never grows from one step to the next, nor does any entry day's.
+    for row in [counters.visitors, *counters.days.values()]:
+        assert row == sorted(row, reverse=True)
     assert [None, *counters.buckets[1:]] == expected.time_to_convert
     assert [None] + [median(b) for b in counters.buckets[1:]] == expected.medians
     assert nonzero(counters.by_value) == nonzero(expected.by_value)
