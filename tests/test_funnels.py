@@ -294,6 +294,18 @@ def test_state_is_small_and_round_trips() -> None:
     assert len(data) == 3 + 9 + 2 * 4
 
 
+def test_twenty_steps() -> None:
+    """The longest funnel: every slot of the state in use, and bytes that still round-trip."""
+    funnel = FunnelDefinition(steps=((A,),) * 20)
+    state = FunnelState()
+    for n in range(20):
+        state, progress = advance(state, funnel, A, T0 + 1000 * n)
+        assert progress.reached == range(n + 1, n + 2)
+        assert FunnelState.from_bytes(state.to_bytes()) == state
+    assert sorted(state.days[0].slots) == list(range(1, 21))
+    assert visitors_of(funnel, [(T0 + n, A) for n in range(19)]) == [1] * 19 + [0]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
