@@ -5,15 +5,15 @@ moves it with `advance`, which returns the new state and what to add to the
 funnel's counters.  The write path and the backfill (a replay of a history)
 call the same function, so live and backfilled numbers cannot drift.  No I/O
 here, like hiitrack.counting.  Tests: tests/test_funnels.py (against the
-brute-force model in tests/funnel_model.py, and against ClickHouse's
-windowFunnel).
+brute-force model in tests/funnel_model.py) and
+tests/test_funnels_clickhouse.py (against ClickHouse's windowFunnel).
 
 Times are integer milliseconds since the epoch (hit times are kept to the
 millisecond), and a visitor's events must be fed in history order, which
 never goes back in time.
 
-Which events touch which funnels (the write path may skip the others, their
-`advance` would change nothing):
+Which events touch which funnels (the write path may skip the others: their
+`advance` would count nothing, and only drop slots that expired):
 
 * `sequential` and `any`: the events of the funnel's steps and exclusions;
 * `strict`: every event of the visitor, since any other event in between
