@@ -243,3 +243,33 @@ async def test_visitor_id_limit(server, user_name, visitor, ok):
         # The same limit holds for the visitor named by the cookie.
         answer = await client.post(path(user_name, "b", "event", "A"), cookies={"v": quote(visitor, safe="")})
         assert answer.status == (200 if ok else 400)
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("depth,ok", [(32, True), (33, False), (958, False)])
+@pytest_twisted.ensureDeferred
+async def test_property_values_nest_at_most_32_deep(server, user_name, depth, ok):
+    """Deeper values used to pass the checks and fail later with a RecursionError (500)."""
+    client = server.client
+    before = await _filled(server, user_name)
+    value = _nested(depth)
+    answers = [
+        await client.post(path(user_name, "b", "property", "p"), {"visitor_id": "v", "value": b64json(value)}),
+        await client.post(
+            path(user_name, "b", "batch"), {"visitor_id": "v", "message": b64json([["A"], [["p", value]]])}
+        ),
+    ]
+    if ok:
+        assert [a.status for a in answers] == [200, 200]
+        prop = (await client.get(path(user_name, "b", "property", "p"), auth=auth_of(user_name))).json
+        assert prop["values"] == {vid("p", value): {"value": value, "total": {eid("A"): 1}}}
+    else:
+        assert [a.status for a in answers] == [400, 400]
+        assert all("32" in a.json["error"] for a in answers)
+        assert await stored(server, f"{user_name}/b") == before

@@ -31,6 +31,8 @@ BODY_LIMIT = 64 * 1024
 NAME_LIMIT = 256
 VALUE_LIMIT = 4 * 1024
 VISITOR_LIMIT = 256
+DEPTH_LIMIT = 32
+"""Nesting of lists and objects in a property value: deeper ones would exhaust recursion later."""
 
 
 def decode_segment(segment: bytes, what: str) -> str:
@@ -76,8 +78,22 @@ def decode_json(data: bytes, what: str) -> object:
     return document
 
 
+def _depth(value: object) -> int:
+    """How deeply lists and objects nest in a decoded JSON value (a scalar is 0), without recursion."""
+    deepest, level = 0, [(value, 0)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, (list, dict)):
+            depth += 1
+            deepest = max(deepest, depth)
+            level.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def decode_json_value(value: object) -> object:
-    """Check a property value: JSON-encodable, finite, at most 4 KiB as JSON."""
+    """Check a property value: JSON-encodable, finite, nested at most 32 deep, at most 4 KiB as JSON."""
+    if _depth(value) > DEPTH_LIMIT:
+        raise BadRequest(f"property value nests lists and objects more than {DEPTH_LIMIT} deep")
     try:
         text = canonical_json(value)
     except (ValueError, TypeError, RecursionError):
