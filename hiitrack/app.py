@@ -9,9 +9,10 @@ tests/conftest.py builds one per test.
 import time
 from collections.abc import Callable, Sequence
 
-from hiitrack.accounts import Accounts
+from hiitrack.accounts import Accounts, bucket_scope
 from hiitrack.caching import LRU
 from hiitrack.catalog import Catalog
+from hiitrack.limits import Limits
 from hiitrack.reports import Reports
 from hiitrack.store import Store
 from hiitrack.tracking import Tracker
@@ -26,15 +27,18 @@ class HiiTrack:
         clock: Callable[[], float] = time.time,
         visitor_cache_size: int = 100_000,
         metrics_auth: tuple[str, str] | None = None,
+        limits: Limits = Limits(),
+        visitor_cache_seconds: float = 60.0,
     ) -> None:
         self.store = store
         self.clock = clock
         # The operator's Basic credentials for /metrics; None turns it off.
         self.metrics_auth = metrics_auth
         self.accounts = Accounts(store, clock)
-        self.catalog = Catalog(store)
-        self.tracker = Tracker(store, self.catalog, clock, visitor_cache_size)
-        self.reports = Reports(store, self.catalog, self.accounts)
+        self.limits = limits
+        self.catalog = Catalog(store, clock, limits)
+        self.tracker = Tracker(store, self.catalog, clock, visitor_cache_size, visitor_cache_seconds, limits)
+        self.reports = Reports(store, self.catalog, self.accounts, limits)
 
     def caches(self) -> dict[str, LRU]:
         """Every bounded cache of the app, by name (for /metrics)."""
@@ -60,12 +64,15 @@ class HiiTrack:
 
         False when the hit's `insert_id` was applied before (nothing recorded).
         """
-        scope = await self.accounts.ensure_bucket(user, bucket)
-        return await self.tracker.track(scope, visitor_id, events, properties, insert_id)
+        scope = bucket_scope(user, bucket)
+        # Taken before the bucket is looked up: a deletion from here on takes this hit with it.
+        ticket = await self.tracker.opened(scope)
+        await self.accounts.ensure_bucket(user, bucket)
+        return await self.tracker.track(scope, ticket, visitor_id, events, properties, insert_id)
 
     async def delete_bucket(self, user: str, bucket: str) -> None:
-        self.tracker.forget(await self.accounts.delete_bucket(user, bucket))
+        await self.tracker.deleting([bucket_scope(user, bucket)], lambda: self.accounts.delete_bucket(user, bucket))
 
     async def delete_user(self, user: str) -> None:
-        for scope in await self.accounts.delete_user(user):
-            self.tracker.forget(scope)
+        scopes = [bucket_scope(user, bucket) for bucket in await self.accounts.buckets(user)]
+        await self.tracker.deleting(scopes, lambda: self.accounts.delete_user(user))

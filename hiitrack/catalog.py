@@ -3,20 +3,55 @@
 Names and values are written once, in the same batch as the counters of the
 request that first used them; a bounded per-bucket cache of the ids already
 written keeps that off every later request.  Reports read names back from
-here.  Tests: tests/test_http_reports.py.
+here.
+
+A bucket's names are capped (hiitrack.limits): before a request adds a name
+the catalog has not written, it asks the store whether the name exists and,
+if it is new, compares the bucket's count of such names with the cap.  The
+counts are read from the store (a scan) at most every `COUNT_SECONDS` and
+kept up to date with this process's own additions, so several processes, or
+hits that arrive at the same moment, may pass a cap by the names they add at
+once.  Tests: tests/test_http_reports.py, tests/test_caps.py.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 import ujson
+from twisted.internet.defer import gatherResults
 
 from hiitrack.caching import LRU
-from hiitrack.ids import canonical_json, decode_id, encode_id
+from hiitrack.ids import ID_SIZE, canonical_json, decode_id, encode_id
+from hiitrack.limits import Limits, OverLimit
 from hiitrack.store import Store, WriteBatch
 
-__all__ = ["Catalog"]
+__all__ = ["Admission", "Catalog"]
 
 EVENT = "event"
 PROPERTY = "property"
 FUNNEL = "funnel"
+COUNT_SECONDS = 60.0
+"""How long a bucket's name counts, as read from the store, are trusted."""
+
+
+@dataclass
+class _Counts:
+    """How many names of each kind a bucket holds (values: per property id, read when needed)."""
+
+    read_at: float
+    events: int
+    properties: int
+    values: dict[bytes, int] = field(default_factory=dict)
+
+
+@dataclass
+class Admission:
+    """A request's name and value records not written yet, and which of them are new to the bucket."""
+
+    records: dict[tuple[str, str], bytes]
+    new_events: int = 0
+    new_properties: int = 0
+    new_values: dict[bytes, int] = field(default_factory=dict)
 
 
 def _value_kind(prop: bytes) -> str:
@@ -24,43 +59,93 @@ def _value_kind(prop: bytes) -> str:
 
 
 class Catalog:
-    def __init__(self, store: Store, cache_size: int = 1024) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float], limits: Limits, cache_size: int = 1024) -> None:
         self._store = store
+        self._clock = clock
+        self._limits = limits
         self._written: LRU[str, set[bytes]] = LRU(cache_size)
+        self._counts: LRU[str, _Counts] = LRU(cache_size)
 
     def caches(self) -> dict[str, LRU]:
-        return {"catalog": self._written}
+        return {"catalog": self._written, "catalog_counts": self._counts}
 
-    def new_records(
-        self, scope: str, events: dict[bytes, str], values: dict[bytes, tuple[str, object]]
-    ) -> dict[tuple[str, str], bytes]:
+    async def admit(self, scope: str, events: dict[bytes, str], values: dict[bytes, tuple[str, object]]) -> Admission:
         """The name and value records of a request that are not written yet.
 
         `events` maps event ids to names; `values` maps value ids to
-        ``(property name, value)``.
+        ``(property name, value)``.  Raises `OverLimit` if the new ones would
+        take the bucket over a cap.
         """
         written = self._written.get(scope) or set()
         records: dict[tuple[str, str], bytes] = {}
+        unknown: dict[tuple[str, str], bytes] = {}
         for event, name in events.items():
             if event not in written:
+                unknown[EVENT, encode_id(event)] = event
                 records[EVENT, encode_id(event)] = name.encode("utf-8")
         for value, (name, content) in values.items():
             if value not in written:
-                prop = value[:16]
+                prop = value[:ID_SIZE]
+                unknown[PROPERTY, encode_id(prop)] = prop
+                unknown[_value_kind(prop), encode_id(value)] = value
                 records[PROPERTY, encode_id(prop)] = name.encode("utf-8")
                 records[_value_kind(prop), encode_id(value)] = canonical_json(content).encode("utf-8")
-        return records
+        admission = Admission(records)
+        if not unknown:
+            return admission
+        addresses = list(unknown)
+        stored = await gatherResults([self._store.get(scope, kind, key) for kind, key in addresses], consumeErrors=True)
+        for (kind, _), raw, raw_id in zip(addresses, stored, unknown.values(), strict=True):
+            if raw is not None:
+                continue
+            if kind == EVENT:
+                admission.new_events += 1
+            elif kind == PROPERTY:
+                admission.new_properties += 1
+            else:
+                prop = raw_id[:ID_SIZE]
+                admission.new_values[prop] = admission.new_values.get(prop, 0) + 1
+        if admission.new_events or admission.new_properties or admission.new_values:
+            await self._check(scope, admission)
+        return admission
 
-    def remember(self, scope: str, ids: set[bytes]) -> None:
-        """Note ids whose records are durable, so they are not written again."""
+    async def _check(self, scope: str, admission: Admission) -> None:
+        counts = self._counts.get(scope)
+        if counts is None or self._clock() - counts.read_at > COUNT_SECONDS:
+            events, properties = await gatherResults(
+                [self._store.scan(scope, EVENT), self._store.scan(scope, PROPERTY)], consumeErrors=True
+            )
+            counts = _Counts(self._clock(), len(events), len(properties))
+            self._counts.put(scope, counts)
+        limits = self._limits
+        if counts.events + admission.new_events > limits.bucket_events:
+            raise OverLimit("bucket_events", limits.bucket_events, "this bucket has too many distinct events")
+        if counts.properties + admission.new_properties > limits.bucket_properties:
+            raise OverLimit("bucket_properties", limits.bucket_properties, "this bucket has too many properties")
+        for prop, new in admission.new_values.items():
+            if prop not in counts.values:
+                counts.values[prop] = len(await self._store.scan(scope, _value_kind(prop)))
+            if counts.values[prop] + new > limits.property_values:
+                raise OverLimit("property_values", limits.property_values, "a property has too many distinct values")
+
+    def remember(self, scope: str, ids: set[bytes], admission: Admission) -> None:
+        """Note ids whose records are durable, so they are not written again, and count the new ones."""
         written = self._written.get(scope)
         if written is None:
             written = set()
             self._written.put(scope, written)
         written |= ids
+        counts = self._counts.get(scope)
+        if counts is not None:
+            counts.events += admission.new_events
+            counts.properties += admission.new_properties
+            for prop, new in admission.new_values.items():
+                if prop in counts.values:
+                    counts.values[prop] += new
 
     def forget(self, scope: str) -> None:
         self._written.pop(scope)
+        self._counts.pop(scope)
 
     async def events(self, scope: str) -> dict[bytes, str]:
         return _decoded_names(await self._store.scan(scope, EVENT))
@@ -88,6 +173,10 @@ class Catalog:
         return None if raw is None else ujson.loads(raw)
 
     async def save_funnel(self, scope: str, name: str, funnel: dict) -> None:
+        """Save (or replace) a funnel; a new one past the bucket's cap is refused."""
+        saved = await self._store.scan(scope, FUNNEL)
+        if name not in saved and len(saved) >= self._limits.bucket_funnels:
+            raise OverLimit("bucket_funnels", self._limits.bucket_funnels, "this bucket has too many saved funnels")
         await self._store.write(WriteBatch(scope, records={(FUNNEL, name): ujson.dumps(funnel).encode()}))
 
     async def delete_funnel(self, scope: str, name: str) -> None:

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from hiitrack.ids import ID_SIZE
+from hiitrack.limits import Limits, OverLimit
 
 __all__ = [
     "DAY",
@@ -240,9 +241,27 @@ def count_batch(
     events: Iterable[bytes],
     when: int,
     inc: Increments,
+    limits: Limits = Limits(),
 ) -> None:
-    """A batch: its property values first, then its events in order."""
+    """A batch: its property values first, then its events in order.
+
+    Raises `OverLimit` as soon as the visitor or the batch passes a cap of
+    `limits`; `visitor` and `inc` are then half-done and must be dropped.
+    Checked after each action, so no more than one action's cells (at most
+    at most 60,700 at the default visitor caps) are worked out past the cap.
+    """
     for value in values:
         count_property(visitor, value, inc)
+        _check(visitor, inc, limits)
     for event in events:
         count_event(visitor, event, when, inc)
+        _check(visitor, inc, limits)
+
+
+def _check(visitor: Visitor, inc: Increments, limits: Limits) -> None:
+    if len(visitor.values) > limits.visitor_values:
+        raise OverLimit("visitor_values", limits.visitor_values, "this visitor has too many distinct property values")
+    if len(visitor.seen) > limits.visitor_events:
+        raise OverLimit("visitor_events", limits.visitor_events, "this visitor has too many distinct events")
+    if len(inc) > limits.hit_cells:
+        raise OverLimit("hit_cells", limits.hit_cells, "this hit would update too many counters")

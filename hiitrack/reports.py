@@ -3,8 +3,11 @@
 Every report is a few row slices of pre-aggregated counters (see the row
 layout in hiitrack.counting), so its cost follows the size of the answer,
 never the number of events recorded.  The rules of a report's time range
-live here too.  Ids in the answers are wire ids.  Tests:
-tests/test_http_reports.py, tests/test_http_accounts.py, tests/test_model.py.
+live here too.  Ids in the answers are wire ids.  A report split by a
+property with more values than ``report_values`` (hiitrack.limits) is
+refused rather than answered megabytes long.  Tests:
+tests/test_http_reports.py, tests/test_http_accounts.py, tests/test_model.py,
+tests/test_caps.py.
 """
 
 import struct
@@ -29,6 +32,7 @@ from hiitrack.counting import (
 )
 from hiitrack.errors import BadRequest, NotFound
 from hiitrack.ids import encode_id, property_id
+from hiitrack.limits import Limits, OverLimit
 from hiitrack.store import Store
 
 __all__ = ["Reports", "Series"]
@@ -107,10 +111,11 @@ class _Counts:
 
 
 class Reports:
-    def __init__(self, store: Store, catalog: Catalog, accounts: Accounts) -> None:
+    def __init__(self, store: Store, catalog: Catalog, accounts: Accounts, limits: Limits = Limits()) -> None:
         self._store = store
         self._catalog = catalog
         self._accounts = accounts
+        self._limits = limits
 
     async def overview(self, user: str, bucket: str, record: dict) -> dict[str, object]:
         """A bucket at a glance (`record` is its account record): its read-only key and every name it has seen."""
@@ -129,6 +134,15 @@ class Reports:
             "properties": {encode_id(prop): name for prop, name in properties.items()},
             "funnels": {name: {"description": funnel["description"]} for name, funnel in funnels.items()},
         }
+
+    async def _values(self, scope: str, prop: bytes) -> dict[bytes, object]:
+        """The property's values, if a report may split by them all."""
+        values = await self._catalog.values(scope, prop)
+        if len(values) > self._limits.report_values:
+            raise OverLimit(
+                "report_values", self._limits.report_values, "this property has too many values to split a report by"
+            )
+        return values
 
     async def _rows(self, scope: str, rows: list[bytes], series: Series | None) -> list[dict[bytes, int]]:
         if series is None:
@@ -199,13 +213,13 @@ class Reports:
         prop = property_id(name)
         if prop not in properties:
             raise NotFound("this bucket has never seen that property")
-        return prop, await self._catalog.values(scope, prop)
+        return prop, await self._values(scope, prop)
 
     async def property(self, scope: str, prop: bytes) -> dict[str, object]:
         name = await self._catalog.property_name(scope, prop)
         if name is None:
             raise NotFound("this bucket has never seen that property")
-        values = await self._catalog.values(scope, prop)
+        values = await self._values(scope, prop)
         (holders,) = await self._store.read_rows(scope, [holders_row(prop)])
         totals: dict[bytes, dict[str, int]] = defaultdict(dict)
         for column, n in sorted(holders.items()):
@@ -233,7 +247,7 @@ class Reports:
             answer["unique_funnel"] = _funnel(steps, counts, "unique_total", "unique_path")
             return answer
         prop = property_id(prop_name)
-        values = await self._catalog.values(scope, prop)
+        values = await self._values(scope, prop)
         segments = await self._counts(scope, distinct, prop, list(values))
         answer["property"] = {
             "name": prop_name,

@@ -46,6 +46,8 @@ class Options(usage.Options):
             "USER:PASS of the operator account that may read /metrics (Prometheus); without it /metrics is off.",
         ],
         ["visitor-cache", None, 100000, "How many visitors' states to keep in memory.", int],
+        ["visitor-cache-seconds", None, 60.0, "Seconds a cached visitor state is trusted after its write.", float],
+        ["limits", None, "", "Caps, NAME=N[,NAME=N...], e.g. hit-cells=50000 (names and defaults: docs/api.md)."],
         ["idle-timeout", None, 60.0, "Seconds before an idle connection is closed.", float],
     ]
 
@@ -61,6 +63,12 @@ class Options(usage.Options):
             raise usage.UsageError("--store must be sqlite:PATH or cassandra://HOST[,HOST...][:PORT]/KEYSPACE")
         if self["visitor-cache"] < 1:
             raise usage.UsageError("--visitor-cache must be at least 1")
+        from hiitrack.limits import Limits
+
+        try:
+            self["limits"] = Limits.parse(self["limits"])
+        except ValueError as error:
+            raise usage.UsageError(f"--limits: {error}") from None
 
 
 class HiiTrackService(service.MultiService):
@@ -81,6 +89,8 @@ class HiiTrackService(service.MultiService):
         self.app = HiiTrack(
             store,
             visitor_cache_size=options["visitor-cache"],
+            visitor_cache_seconds=options["visitor-cache-seconds"],
+            limits=options["limits"],
             metrics_auth=None if metrics_auth is None else tuple(metrics_auth.split(":", 1)),
         )
         site = make_site(self.app, idle_timeout=options["idle-timeout"])

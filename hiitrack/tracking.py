@@ -4,15 +4,31 @@ For each request: wait for the visitor's earlier requests (per-visitor
 order), take the visitor's state (from a bounded cache, else the store), let
 hiitrack.counting work out the increments, and write the increments, the new
 state and any new names as one batch.  The request is answered when that
-batch is durable.  Tests: tests/test_http_tracking.py, tests/test_model.py.
+batch is durable.  A hit over a cap (hiitrack.limits) is refused before
+anything is written.
+
+Cached states are trusted for `cache_seconds` after this process last wrote
+them: a visitor that another process served meanwhile (nginx moved it) is
+read from the store again once it is back after longer than that.
+
+Deleting a bucket closes its scope here first: hits that arrive meanwhile
+wait, hits already under way that have not written yet are dropped (they
+belong to the bucket being deleted), writes already sent are awaited, and
+only then is the bucket dropped and its cached state forgotten.  So nothing
+of the old bucket reaches the new one.  Tests: tests/test_http_tracking.py,
+tests/test_model.py, tests/test_caps.py, tests/test_bucket_deletion.py,
+tests/test_failover.py.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from twisted.internet.defer import Deferred, DeferredList
 
 from hiitrack.caching import LRU, KeyedLock
 from hiitrack.catalog import Catalog
 from hiitrack.counting import Visitor, count_batch, new_increments
 from hiitrack.ids import event_id, property_id, value_id
+from hiitrack.limits import Limits
 from hiitrack.metrics import METRICS
 from hiitrack.store import Store, WriteBatch
 
@@ -20,6 +36,8 @@ __all__ = ["Tracker"]
 
 VISITOR = "visitor"
 INSERT = "insert"
+DELETIONS_REMEMBERED = 10_000
+"""Deleted scopes remembered for hits under way; only one in flight across that many deletions could miss."""
 
 
 class Tracker:
@@ -29,23 +47,42 @@ class Tracker:
         catalog: Catalog,
         clock: Callable[[], float],
         visitor_cache_size: int = 100_000,
+        cache_seconds: float = 60.0,
+        limits: Limits = Limits(),
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._clock = clock
-        # Visitors' states as stored (Visitor.to_bytes): about a KB each where
-        # the objects took several, so --visitor-cache bounds memory tightly.
-        self._visitors: LRU[tuple[str, str], bytes] = LRU(visitor_cache_size)
+        self._cache_seconds = cache_seconds
+        self._limits = limits
+        # Visitors' states as stored (Visitor.to_bytes), with when this process
+        # wrote them: about a KB each where the objects took several, so
+        # --visitor-cache bounds memory tightly.
+        self._visitors: LRU[tuple[str, str], tuple[bytes, float]] = LRU(visitor_cache_size)
         self._order: KeyedLock[tuple[str, str]] = KeyedLock()
         self._inserts: KeyedLock[tuple[str, str]] = KeyedLock()
         self._insert_ids: LRU[tuple[str, str], bool] = LRU(visitor_cache_size)
+        # Deletions are numbered; a hit notes the number when it arrives.
+        self._deletions = 0
+        self._deleted: LRU[str, int] = LRU(DELETIONS_REMEMBERED)
+        self._closed: dict[str, list[Deferred]] = {}
+        self._writing: dict[str, set[Deferred]] = {}
 
     def caches(self) -> dict[str, LRU]:
         return {"visitor": self._visitors, "insert_id": self._insert_ids}
 
+    async def opened(self, scope: str) -> int:
+        """Wait while the bucket is being deleted; the ticket `track` takes."""
+        while scope in self._closed:
+            reopened: Deferred = Deferred()
+            self._closed[scope].append(reopened)
+            await reopened
+        return self._deletions
+
     async def track(
         self,
         scope: str,
+        ticket: int,
         visitor_id: str,
         events: Sequence[str] = (),
         properties: Sequence[tuple[str, object]] = (),
@@ -53,8 +90,11 @@ class Tracker:
     ) -> bool:
         """Apply properties, then events in order, for one visitor of a bucket.
 
-        With an `insert_id` already applied in this bucket nothing changes and
-        the answer is False: a retried request counts once.
+        `ticket` is what `opened` gave when the hit arrived: if the bucket
+        was deleted since, the hit went with it and nothing is written.  With
+        an `insert_id` already applied in this bucket nothing changes and the
+        answer is False: a retried request counts once.  Raises `OverLimit`
+        (nothing written) for a hit over a cap.
         """
         names = {event_id(name): name for name in events}
         values: dict[bytes, tuple[str, object]] = {}
@@ -66,23 +106,36 @@ class Tracker:
             key = (scope, visitor_id)
             if insert_id is not None and await self._applied(scope, insert_id):
                 return False
-            visitor = await self._visitor(scope, visitor_id)
+            visitor = await self._visitor(key)
             increments = new_increments()
-            count_batch(visitor, values, steps, int(self._clock()), increments)
-            records = self._catalog.new_records(scope, names, values)
+            count_batch(visitor, values, steps, int(self._clock()), increments, self._limits)
+            admission = await self._catalog.admit(scope, names, values)
+            records = dict(admission.records)
             state = records[VISITOR, visitor_id] = visitor.to_bytes()
             if insert_id is not None:
                 records[INSERT, insert_id] = str(int(self._clock())).encode()
+            if self._deleted_since(scope, ticket):
+                return True
+            # No await between the check above and registering the write, so
+            # a deletion either drops this hit or waits for its write.
+            written = self._store.write(WriteBatch(scope, records, increments))
+            writing = self._writing.setdefault(scope, set())
+            writing.add(written)
             try:
-                await self._store.write(WriteBatch(scope, records, increments))
+                await written
             except BaseException:
                 # What the store holds is uncertain now: read it again next time.
                 self._visitors.pop(key)
                 raise
-            self._visitors.put(key, state)
-            self._catalog.remember(scope, set(names) | set(values))
-            if insert_id is not None:
-                self._insert_ids.put((scope, insert_id), True)
+            finally:
+                writing.discard(written)
+                if not writing:
+                    self._writing.pop(scope, None)
+            if not self._deleted_since(scope, ticket):
+                self._visitors.put(key, (state, self._clock()))
+                self._catalog.remember(scope, set(names) | set(values), admission)
+                if insert_id is not None:
+                    self._insert_ids.put((scope, insert_id), True)
             METRICS.events.inc(len(steps))
             return True
 
@@ -92,19 +145,44 @@ class Tracker:
         # hold the id too, so the check and the write cannot interleave.
         return await self._inserts.run((scope, insert_id), lambda: self._order.run((scope, visitor_id), apply))
 
+    def _deleted_since(self, scope: str, ticket: int) -> bool:
+        deleted = self._deleted.get(scope)
+        return deleted is not None and deleted >= ticket
+
     async def _applied(self, scope: str, insert_id: str) -> bool:
         if self._insert_ids.get((scope, insert_id)) is not None:
             return True
         return await self._store.get(scope, INSERT, insert_id) is not None
 
-    async def _visitor(self, scope: str, visitor_id: str) -> Visitor:
-        raw = self._visitors.get((scope, visitor_id))
-        if raw is None:
+    async def _visitor(self, key: tuple[str, str]) -> Visitor:
+        cached = self._visitors.get(key)
+        if cached is not None and self._clock() - cached[1] <= self._cache_seconds:
+            raw: bytes | None = cached[0]
+        else:
+            scope, visitor_id = key
             raw = await self._store.get(scope, VISITOR, visitor_id)
         return Visitor() if raw is None else Visitor.from_bytes(raw)
 
+    async def deleting(self, scopes: Iterable[str], drop: Callable[[], Awaitable[object]]) -> None:
+        """Run `drop` (which deletes the buckets of `scopes`) with those scopes closed to hits."""
+        scopes = list(scopes)
+        for scope in scopes:
+            self._deleted.put(scope, self._deletions)
+            self._closed.setdefault(scope, [])
+        self._deletions += 1
+        try:
+            sent = [write for scope in scopes for write in self._writing.get(scope, ())]
+            # Their failures are answered to their own requests.
+            await DeferredList(sent, consumeErrors=True)
+            await drop()
+        finally:
+            for scope in scopes:
+                self.forget(scope)
+                for reopened in self._closed.pop(scope, []):
+                    reopened.callback(None)
+
     def forget(self, scope: str) -> None:
-        """Drop cached state of a bucket that was deleted."""
+        """Drop cached state of a scope (a deleted bucket)."""
         self._visitors.forget_where(lambda key: key[0] == scope)
         self._insert_ids.forget_where(lambda key: key[0] == scope)
         self._catalog.forget(scope)
