@@ -171,6 +171,10 @@ async def test_tracker_in_chromium(server, user_name, mode):
         sent = [b for b in batches if b["type"] == ("script" if mode == "jsonp" else "image")]
         assert len(sent) == 8, batches
         assert all(("callback" in b) == (mode == "jsonp") and ("img" in b) == (mode == "pixel") for b in sent)
+    # identify's visitor rides in the query string, where nginx.conf.example's hash sees it.
+    batch_requests = [r for r in visit["requests"] + visit.get("beacons", []) if "/batch" in r["url"]]
+    assert any(parse_qs(urlparse(r["url"]).query).get("visitor_id") == ["customer-42"] for r in batch_requests)
+    assert not any("visitor_id" in parse_qs(r.get("body", "")) for r in batch_requests)
     # The first batch met a dropped connection and went again under the same
     # insert_id; every other batch has its own.
     insert_ids = [b["insert_id"] for b in sent]

@@ -236,11 +236,25 @@
   }
 
   function paramsOf(batch) {
-    const params = {message: base64(JSON.stringify([batch.events, batch.properties])), insert_id: batch.insertId};
+    return {message: base64(JSON.stringify([batch.events, batch.properties])), insert_id: batch.insertId};
+  }
+
+  // A batch's address.  Its visitor_id (after identify) rides in the query
+  // string, encoded as the server encodes the `v` cookie, so that nginx
+  // (nginx.conf.example) routes the visitor by the same key with or without
+  // the cookie; `query` adds the other parameters of GET transports.
+  function urlOf(batch, query) {
+    const parts = [];
     if (batch.visitorId) {
-      params.visitor_id = batch.visitorId;
+      const encoded = encodeURIComponent(batch.visitorId).replace(/[!'()*]/g, function (c) {
+        return '%' + c.charCodeAt(0).toString(16).toUpperCase();
+      });
+      parts.push('visitor_id=' + encoded);
     }
-    return params;
+    if (query) {
+      parts.push(new URLSearchParams(query).toString());
+    }
+    return endpoint() + (parts.length ? '?' + parts.join('&') : '');
   }
 
   function remember(answer) {
@@ -254,11 +268,11 @@
   function transmit(batch, done) {
     const params = paramsOf(batch);
     if (allowed('fetch') && typeof window.fetch === 'function') {
-      viaFetch(params, done);
+      viaFetch(batch, params, done);
     } else if (allowed('jsonp') && !jsonpBlocked) {
-      viaJsonp(params, done);
+      viaJsonp(batch, params, done);
     } else if (allowed('pixel')) {
-      viaPixel(params, done);
+      viaPixel(batch, params, done);
     } else {
       warn('no transport left to send with');
       done('refused');
@@ -273,10 +287,10 @@
     return status >= 400 && status < 500 && status !== 408 && status !== 429 ? 'refused' : 'failed';
   }
 
-  function viaFetch(params, done) {
+  function viaFetch(batch, params, done) {
     // A form body keeps this a "simple" CORS request: no preflight.
     window
-      .fetch(endpoint(), {
+      .fetch(urlOf(batch), {
         method: 'POST',
         body: new URLSearchParams(params),
         credentials: 'include',
@@ -302,7 +316,7 @@
       );
   }
 
-  function viaJsonp(params, done) {
+  function viaJsonp(batch, params, done) {
     const callbacks = window[CALLBACKS] || (window[CALLBACKS] = {});
     const name = 'c' + ++serial;
     const script = document.createElement('script');
@@ -342,19 +356,19 @@
           if (script.parentNode) {
             script.parentNode.removeChild(script);
           }
-          viaPixel(params, done);
+          viaPixel(batch, params, done);
         } else {
           end('failed');
         }
       }, 50);
     };
-    script.src = endpoint() + '?' + new URLSearchParams(Object.assign({callback: CALLBACKS + '.' + name}, params));
+    script.src = urlOf(batch, Object.assign({callback: CALLBACKS + '.' + name}, params));
     (document.head || document.documentElement).appendChild(script);
   }
 
   const pixels = new Set(); // keeps images alive until they answer
 
-  function viaPixel(params, done) {
+  function viaPixel(batch, params, done) {
     const image = new Image(1, 1);
     pixels.add(image);
     function end(outcome) {
@@ -369,7 +383,7 @@
     image.onerror = function () {
       end('failed');
     };
-    image.src = endpoint() + '?' + new URLSearchParams(Object.assign({img: '1'}, params));
+    image.src = urlOf(batch, Object.assign({img: '1'}, params));
   }
 
   // The page is going away (or may never be seen again): hand what is left
@@ -389,11 +403,11 @@
     while (queue.length > first && (beacon || keepalive)) {
       const batch = queue[first];
       if (beacon) {
-        if (!navigator.sendBeacon(endpoint(), new URLSearchParams(paramsOf(batch)))) {
+        if (!navigator.sendBeacon(urlOf(batch), new URLSearchParams(paramsOf(batch)))) {
           break; // over the browser's quota: keep it for later
         }
       } else {
-        viaFetch(paramsOf(batch), function () {});
+        viaFetch(batch, paramsOf(batch), function () {});
       }
       if (batch === open) {
         open = null;
