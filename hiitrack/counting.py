@@ -4,7 +4,8 @@ Given a visitor's state and what the visitor did (an event, a property value,
 a batch of both), these functions update the state and add the counter
 increments that the action causes.  Nothing here does I/O or knows a store:
 the write path persists what this returns, the report path reads the same
-rows back through the key helpers below.  Tests: tests/test_counting.py.
+rows back through the key helpers below.  Tests: tests/test_counting.py,
+tests/test_caps.py.
 
 Counters live in rows of cells.  A row key starts with one byte naming its
 kind; a cell's column key names the counter inside the row:

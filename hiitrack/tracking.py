@@ -22,7 +22,7 @@ tests/test_failover.py.
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred, DeferredList, DeferredLock
 
 from hiitrack.caching import LRU, KeyedLock
 from hiitrack.catalog import Catalog
@@ -66,6 +66,7 @@ class Tracker:
         self._deletions = 0
         self._deleted: LRU[str, int] = LRU(DELETIONS_REMEMBERED)
         self._closed: dict[str, list[Deferred]] = {}
+        self._one_deletion = DeferredLock()
         self._writing: dict[str, set[Deferred]] = {}
 
     def caches(self) -> dict[str, LRU]:
@@ -164,8 +165,14 @@ class Tracker:
         return Visitor() if raw is None else Visitor.from_bytes(raw)
 
     async def deleting(self, scopes: Iterable[str], drop: Callable[[], Awaitable[object]]) -> None:
-        """Run `drop` (which deletes the buckets of `scopes`) with those scopes closed to hits."""
-        scopes = list(scopes)
+        """Run `drop` (which deletes the buckets of `scopes`) with those scopes closed to hits.
+
+        Deletions run one at a time, so one that ends cannot reopen a scope
+        that another is still deleting.
+        """
+        await self._one_deletion.run(lambda: Deferred.fromCoroutine(self._delete(list(scopes), drop)))
+
+    async def _delete(self, scopes: list[str], drop: Callable[[], Awaitable[object]]) -> None:
         for scope in scopes:
             self._deleted.put(scope, self._deletions)
             self._closed.setdefault(scope, [])

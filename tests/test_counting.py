@@ -19,6 +19,7 @@ from hiitrack.counting import (
     new_increments,
     series_rows,
 )
+from hiitrack.limits import Limits, OverLimit
 
 A = b"A" * 16
 B = b"B" * 16
@@ -371,3 +372,35 @@ def test_series_rows_span_shards():
     ]
     assert series_rows(A, P, DAY, WHEN, WHEN) == [b"Sd" + DAY_SHARD + A + P]
     assert HOUR.start_of(WHEN) == HOUR_START and DAY.start_of(WHEN) == DAY_START
+
+
+def _counted(visitor: Visitor, values: list[bytes], events: list[bytes], limits: Limits) -> str | None:
+    """The cap `count_batch` reports, or None."""
+    try:
+        count_batch(visitor, values, events, WHEN, new_increments(), limits)
+    except OverLimit as error:
+        return str(error.extra["limit"])
+    return None
+
+
+def test_batch_caps_are_checked_exactly_at_their_values():
+    # A first event of a fresh visitor touches 6 cells (t and u in the event
+    # row and its two series rows); holding a value, 6 more in the segment
+    # rows and one in the holders row: 13.
+    assert _counted(Visitor(), [P1], [A], Limits(hit_cells=13)) is None
+    assert _counted(Visitor(), [P1], [A], Limits(hit_cells=12)) == "hit-cells"
+    assert _counted(Visitor(), [P1, P2], [A], Limits(visitor_values=2)) is None
+    assert _counted(Visitor(), [P1, P2, Q1], [], Limits(visitor_values=2)) == "visitor-values"
+    assert _counted(visitor_after(A), [], [B, A, B], Limits(visitor_events=2)) is None
+    assert _counted(visitor_after(A, B), [], [b"C" * 16], Limits(visitor_events=2)) == "visitor-events"
+
+
+def test_a_capped_batch_stops_counting_at_the_action_that_passes_the_cap():
+    inc = new_increments()
+    events = [bytes([i]) * 16 for i in range(50)]
+    try:
+        count_batch(Visitor(), [], events, WHEN, inc, Limits(hit_cells=100))
+    except OverLimit:
+        pass
+    # Each event k adds 3 rows x (2 + 2k) cells: 6, 12, 18, 24, 30, 36 passes 100 at the sixth.
+    assert len(inc) == 6 + 12 + 18 + 24 + 30 + 36
