@@ -10,21 +10,19 @@ import ujson
 
 from hiitrack.caching import LRU
 from hiitrack.ids import canonical_json, decode_id, encode_id
-from hiitrack.store import Store, WriteBatch
+from hiitrack.store import WriteBatch
+from hiitrack.store.interface import RecordWriter
+from hiitrack.store.kinds import EVENT, FUNNEL, PROPERTY, VALUE, Kind
 
 __all__ = ["Catalog"]
 
-EVENT = "event"
-PROPERTY = "property"
-FUNNEL = "funnel"
 
-
-def _value_kind(prop: bytes) -> str:
-    return f"value {encode_id(prop)}"
+def _value_kind(prop: bytes) -> Kind:
+    return VALUE.of(encode_id(prop))
 
 
 class Catalog:
-    def __init__(self, store: Store, cache_size: int = 1024) -> None:
+    def __init__(self, store: RecordWriter, cache_size: int = 1024) -> None:
         self._store = store
         self._written: LRU[str, set[bytes]] = LRU(cache_size)
 
@@ -33,14 +31,14 @@ class Catalog:
 
     def new_records(
         self, scope: str, events: dict[bytes, str], values: dict[bytes, tuple[str, object]]
-    ) -> dict[tuple[str, str], bytes]:
+    ) -> dict[tuple[Kind, str], bytes]:
         """The name and value records of a request that are not written yet.
 
         `events` maps event ids to names; `values` maps value ids to
         ``(property name, value)``.
         """
         written = self._written.get(scope) or set()
-        records: dict[tuple[str, str], bytes] = {}
+        records: dict[tuple[Kind, str], bytes] = {}
         for event, name in events.items():
             if event not in written:
                 records[EVENT, encode_id(event)] = name.encode("utf-8")

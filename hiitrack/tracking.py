@@ -14,18 +14,17 @@ from hiitrack.catalog import Catalog
 from hiitrack.counting import Visitor, count_batch, new_increments
 from hiitrack.ids import event_id, property_id, value_id
 from hiitrack.metrics import METRICS
-from hiitrack.store import Store, WriteBatch
+from hiitrack.store import WriteBatch
+from hiitrack.store.interface import RecordWriter
+from hiitrack.store.kinds import INSERT, VISITOR
 
 __all__ = ["Tracker"]
-
-VISITOR = "visitor"
-INSERT = "insert"
 
 
 class Tracker:
     def __init__(
         self,
-        store: Store,
+        store: RecordWriter,
         catalog: Catalog,
         clock: Callable[[], float],
         visitor_cache_size: int = 100_000,
