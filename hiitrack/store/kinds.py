@@ -59,6 +59,8 @@ class Sharded:
 
     For unbounded populations (visitors): a lookup still reads one partition,
     and deleting a scope deletes `shards` partitions, not one per record.
+    Stored records are found by this hash: changing it, or `shards`, of a
+    kind in use strands them.
     """
 
     shards: int

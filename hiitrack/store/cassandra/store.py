@@ -25,7 +25,7 @@ from hiitrack.store.cassandra.connect import Settings, cluster
 from hiitrack.store.cassandra.counters import COUNTERS, Counters
 from hiitrack.store.cassandra.counters import STATEMENTS as COUNTER_STATEMENTS
 from hiitrack.store.cassandra.partitions import STATEMENTS as INDEX_STATEMENTS
-from hiitrack.store.cassandra.partitions import PartitionIndex
+from hiitrack.store.cassandra.partitions import Entry, PartitionIndex
 from hiitrack.store.cassandra.records import Records
 from hiitrack.store.grouping import GroupCommitter, MergedWrite
 from hiitrack.store.interface import StoreUnavailable, WriteBatch
@@ -134,7 +134,7 @@ class CassandraStore:
 
     # Whole scopes.
 
-    async def _partitions(self, scope: str) -> tuple[list[tuple[str, tuple]], list[Any]]:
+    async def _partitions(self, scope: str) -> tuple[list[tuple[str, tuple]], list[Entry]]:
         """The scope's partitions as (table, partition key), and its index entries."""
         entries = await self._index.of(scope)
         unknown = {entry.tbl for entry in entries if entry.tbl != COUNTERS and not self._records.holds(entry.tbl)}
