@@ -23,7 +23,9 @@ from twisted.internet.threads import deferToThread
 
 from hiitrack.caching import LRU
 from hiitrack.errors import BadRequest, Conflict, NotFound, Unauthorized
-from hiitrack.store import Store, WriteBatch
+from hiitrack.store import StoreUnavailable, WriteBatch
+from hiitrack.store.interface import RecordWriter
+from hiitrack.store.kinds import BUCKET, SECRET, USER
 
 __all__ = ["Access", "Accounts", "check_name", "bucket_scope"]
 
@@ -62,7 +64,7 @@ class Access:
 class Accounts:
     def __init__(
         self,
-        store: Store,
+        store: RecordWriter,
         clock: Callable[[], float] = time.time,
         login_cache_size: int = 4096,
         user_cache_size: int = 4096,
@@ -79,13 +81,16 @@ class Accounts:
 
     async def start(self) -> None:
         """Load the installation secret, making one on first start."""
-        await self._store.create(INSTALLATION, "secret", "access-key", os.urandom(32))
-        self._secret = await self._store.get(INSTALLATION, "secret", "access-key")
+        await self._store.create(INSTALLATION, SECRET, "access-key", os.urandom(32))
+        secret = await self._store.get(INSTALLATION, SECRET, "access-key")
+        if secret is None:
+            raise StoreUnavailable("the installation secret was created but cannot be read back")
+        self._secret = secret
 
     async def user(self, name: str) -> dict | None:
         record = self._users.get(name)
         if record is None:
-            raw = await self._store.get(INSTALLATION, "user", name)
+            raw = await self._store.get(INSTALLATION, USER, name)
             if raw is None:
                 return None
             record = ujson.loads(raw)
@@ -94,12 +99,12 @@ class Accounts:
 
     async def create_user(self, name: str, password: str) -> None:
         record = await _password_record(password)
-        if not await self._store.create(INSTALLATION, "user", name, ujson.dumps(record).encode()):
+        if not await self._store.create(INSTALLATION, USER, name, ujson.dumps(record).encode()):
             raise Conflict(f"user {name} already exists")
 
     async def change_password(self, name: str, password: str) -> None:
         record = await _password_record(password)
-        await self._store.write(WriteBatch(scope=INSTALLATION, records={("user", name): ujson.dumps(record).encode()}))
+        await self._store.write(WriteBatch(scope=INSTALLATION, records={(USER, name): ujson.dumps(record).encode()}))
         self._users.pop(name)
 
     async def delete_user(self, name: str) -> list[str]:
@@ -109,7 +114,7 @@ class Accounts:
             await self._store.drop(scope)
             self._buckets.pop(scope)
         await self._store.drop(name)
-        await self._store.delete(INSTALLATION, "user", name)
+        await self._store.delete(INSTALLATION, USER, name)
         self._users.pop(name)
         return scopes
 
@@ -147,15 +152,15 @@ class Accounts:
         return _b64(mac.digest())
 
     async def buckets(self, user: str) -> dict[str, dict]:
-        return {name: ujson.loads(raw) for name, raw in (await self._store.scan(user, "bucket")).items()}
+        return {name: ujson.loads(raw) for name, raw in (await self._store.scan(user, BUCKET)).items()}
 
     async def bucket(self, user: str, bucket: str) -> dict | None:
-        raw = await self._store.get(user, "bucket", bucket)
+        raw = await self._store.get(user, BUCKET, bucket)
         return None if raw is None else ujson.loads(raw)
 
     async def create_bucket(self, user: str, bucket: str, description: str) -> bool:
         record = {"description": description, "created": int(self._clock())}
-        created = await self._store.create(user, "bucket", bucket, ujson.dumps(record).encode())
+        created = await self._store.create(user, BUCKET, bucket, ujson.dumps(record).encode())
         self._buckets.put(bucket_scope(user, bucket), True)
         return created
 
@@ -171,7 +176,7 @@ class Accounts:
     async def delete_bucket(self, user: str, bucket: str) -> str:
         scope = bucket_scope(user, bucket)
         await self._store.drop(scope)
-        await self._store.delete(user, "bucket", bucket)
+        await self._store.delete(user, BUCKET, bucket)
         self._buckets.pop(scope)
         return scope
 

@@ -18,18 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import ujson
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import Deferred, gatherResults
 
 from hiitrack.caching import LRU
 from hiitrack.ids import ID_SIZE, canonical_json, decode_id, encode_id
 from hiitrack.limits import Limits, OverLimit
-from hiitrack.store import Store, WriteBatch
+from hiitrack.store import WriteBatch
+from hiitrack.store.interface import RecordWriter
+from hiitrack.store.kinds import EVENT, FUNNEL, PROPERTY, VALUE, Kind
 
 __all__ = ["Admission", "Catalog"]
 
-EVENT = "event"
-PROPERTY = "property"
-FUNNEL = "funnel"
 COUNT_SECONDS = 60.0
 """How long a bucket's name counts, as read from the store, are trusted."""
 
@@ -48,18 +47,18 @@ class _Counts:
 class Admission:
     """A request's name and value records not written yet, and which of them are new to the bucket."""
 
-    records: dict[tuple[str, str], bytes]
+    records: dict[tuple[Kind, str], bytes]
     new_events: int = 0
     new_properties: int = 0
     new_values: dict[bytes, int] = field(default_factory=dict)
 
 
-def _value_kind(prop: bytes) -> str:
-    return f"value {encode_id(prop)}"
+def _value_kind(prop: bytes) -> Kind:
+    return VALUE.of(encode_id(prop))
 
 
 class Catalog:
-    def __init__(self, store: Store, clock: Callable[[], float], limits: Limits, cache_size: int = 1024) -> None:
+    def __init__(self, store: RecordWriter, clock: Callable[[], float], limits: Limits, cache_size: int = 1024) -> None:
         self._store = store
         self._clock = clock
         self._limits = limits
@@ -77,8 +76,8 @@ class Catalog:
         take the bucket over a cap.
         """
         written = self._written.get(scope) or set()
-        records: dict[tuple[str, str], bytes] = {}
-        unknown: dict[tuple[str, str], bytes] = {}
+        records: dict[tuple[Kind, str], bytes] = {}
+        unknown: dict[tuple[Kind, str], bytes] = {}
         for event, name in events.items():
             if event not in written:
                 unknown[EVENT, encode_id(event)] = event
@@ -94,7 +93,9 @@ class Catalog:
         if not unknown:
             return admission
         addresses = list(unknown)
-        stored = await gatherResults([self._store.get(scope, kind, key) for kind, key in addresses], consumeErrors=True)
+        stored = await gatherResults(
+            [Deferred.fromCoroutine(self._store.get(scope, kind, key)) for kind, key in addresses], consumeErrors=True
+        )
         for (kind, _), raw, raw_id in zip(addresses, stored, unknown.values(), strict=True):
             if raw is not None:
                 continue
@@ -113,7 +114,8 @@ class Catalog:
         counts = self._counts.get(scope)
         if counts is None or self._clock() - counts.read_at > COUNT_SECONDS:
             events, properties = await gatherResults(
-                [self._store.scan(scope, EVENT), self._store.scan(scope, PROPERTY)], consumeErrors=True
+                [Deferred.fromCoroutine(self._store.scan(scope, kind)) for kind in (EVENT, PROPERTY)],
+                consumeErrors=True,
             )
             counts = _Counts(self._clock(), len(events), len(properties))
             self._counts.put(scope, counts)

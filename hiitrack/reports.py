@@ -33,7 +33,7 @@ from hiitrack.counting import (
 from hiitrack.errors import BadRequest, NotFound
 from hiitrack.ids import encode_id, property_id
 from hiitrack.limits import Limits, OverLimit
-from hiitrack.store import Store
+from hiitrack.store.interface import CounterStore
 
 __all__ = ["Reports", "Series"]
 
@@ -111,7 +111,7 @@ class _Counts:
 
 
 class Reports:
-    def __init__(self, store: Store, catalog: Catalog, accounts: Accounts, limits: Limits = Limits()) -> None:
+    def __init__(self, store: CounterStore, catalog: Catalog, accounts: Accounts, limits: Limits = Limits()) -> None:
         self._store = store
         self._catalog = catalog
         self._accounts = accounts

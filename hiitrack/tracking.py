@@ -30,12 +30,12 @@ from hiitrack.counting import Visitor, count_batch, new_increments
 from hiitrack.ids import event_id, property_id, value_id
 from hiitrack.limits import Limits
 from hiitrack.metrics import METRICS
-from hiitrack.store import Store, WriteBatch
+from hiitrack.store import WriteBatch
+from hiitrack.store.interface import RecordWriter
+from hiitrack.store.kinds import INSERT, VISITOR
 
 __all__ = ["Tracker"]
 
-VISITOR = "visitor"
-INSERT = "insert"
 DELETIONS_REMEMBERED = 10_000
 """Deleted scopes remembered for hits under way; only one in flight across that many deletions could miss."""
 
@@ -43,7 +43,7 @@ DELETIONS_REMEMBERED = 10_000
 class Tracker:
     def __init__(
         self,
-        store: Store,
+        store: RecordWriter,
         catalog: Catalog,
         clock: Callable[[], float],
         visitor_cache_size: int = 100_000,
@@ -119,7 +119,7 @@ class Tracker:
                 return True
             # No await between the check above and registering the write, so
             # a deletion either drops this hit or waits for its write.
-            written = self._store.write(WriteBatch(scope, records, increments))
+            written = Deferred.fromCoroutine(self._store.write(WriteBatch(scope, records, increments)))
             writing = self._writing.setdefault(scope, set())
             writing.add(written)
             try:

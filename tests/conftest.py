@@ -53,14 +53,14 @@ def store(store_kind: str, tmp_path: object):
     """An opened store of each kind; closed after the test."""
     opened = open_store(store_uri_for(store_kind, tmp_path))
     try:
-        pytest_twisted.blockon(opened.open())
+        pytest_twisted.blockon(defer.ensureDeferred(opened.open()))
     except Exception as error:
         pytest.fail(
             f"the {store_kind} store did not open ({error!r}); for Cassandra run `scripts/cassandra start` first",
             pytrace=False,
         )
     yield opened
-    pytest_twisted.blockon(opened.close())
+    pytest_twisted.blockon(defer.ensureDeferred(opened.close()))
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
+from hiitrack.store.kinds import VISITOR
 from tests.helpers import auth_of, b64json, new_user, path, stored, track
 from tests.model import Model, eid, vid
 
@@ -26,11 +27,11 @@ def _hold(monkeypatch, store, method: str, matches) -> tuple[defer.Deferred, def
     release: defer.Deferred = defer.Deferred()
     real = getattr(store, method)
 
-    def held(*args):
+    async def held(*args):
         if matches(*args) and not reached.called:
             reached.callback(None)
-            return release.addCallback(lambda _: real(*args))
-        return real(*args)
+            await release
+        return await real(*args)
 
     monkeypatch.setattr(store, method, held)
     return reached, release
@@ -63,7 +64,7 @@ async def test_a_hit_under_way_while_its_bucket_is_deleted_stays_in_the_old_buck
         reached, release = _hold(monkeypatch, server.app.store, "write", lambda batch: batch.scope == scope)
     else:
         reached, release = _hold(
-            monkeypatch, server.app.store, "get", lambda *address: address == (scope, "visitor", "w")
+            monkeypatch, server.app.store, "get", lambda *address: address == (scope, VISITOR, "w")
         )
         server.app.tracker.forget(scope)  # so the hit reads w's state from the store
     hit = defer.ensureDeferred(client.post(path(user_name, "b", "event", "Pre"), {"visitor_id": "w"}))

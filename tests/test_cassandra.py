@@ -7,7 +7,6 @@ node outage test is tests/test_cassandra_outage.py.
 
 import time
 import uuid
-import zlib
 
 import pytest
 import pytest_twisted
@@ -16,10 +15,14 @@ from cassandra.query import dict_factory
 from twisted.internet import threads
 
 from hiitrack.store import StoreUnavailable, WriteBatch
-from hiitrack.store.cassandra import SHARDS, CassandraStore, replication_map
+from hiitrack.store.cassandra import CassandraStore, replication_map
+from hiitrack.store.kinds import BUCKET, EVENT, FUNNEL, INSERT, PROPERTY, SECRET, USER, VALUE, VISITOR
 from tests.conftest import CASSANDRA, CASSANDRA_URI
 
 pytestmark = pytest.mark.cassandra
+
+SHARDS = VISITOR.partitioning.shards
+KEYSPACE = CASSANDRA_URI.rsplit("/", 1)[1]
 
 
 @pytest.fixture(scope="module")
@@ -45,24 +48,21 @@ async def opened(**options: object) -> CassandraStore:
 
 
 @pytest_twisted.ensureDeferred
-async def test_second_store_sees_the_data_and_schema_creation_is_idempotent(monkeypatch, user_name):
+async def test_second_store_sees_the_data(user_name):
     scope = f"{user_name}/b"
     first = await opened()
     try:
-        assert await first.create(user_name, "bucket", "b", b"bucket record")
-        await first.write(WriteBatch(scope, {("event", "e1"): b"A"}, {(b"row", b"col"): 5}))
+        assert await first.create(user_name, BUCKET, "b", b"bucket record")
+        await first.write(WriteBatch(scope, {(EVENT, "e1"): b"A"}, {(b"row", b"col"): 5}))
     finally:
         await first.close()
 
-    # Make the next open apply every CREATE ... IF NOT EXISTS again, as a
-    # first start against this keyspace would.
-    monkeypatch.setattr(CassandraStore, "_schema_present", lambda self, cluster: False)
     second = await opened()
     try:
-        assert await second.get(user_name, "bucket", "b") == b"bucket record"
-        assert await second.scan(scope, "event") == {"e1": b"A"}
+        assert await second.get(user_name, BUCKET, "b") == b"bucket record"
+        assert await second.scan(scope, EVENT) == {"e1": b"A"}
         assert await second.read_rows(scope, [b"row"]) == [{b"col": 5}]
-        assert not await second.create(user_name, "bucket", "b", b"other")
+        assert not await second.create(user_name, BUCKET, "b", b"other")
         await second.write(WriteBatch(scope, increments={(b"row", b"col"): 1}))
         assert await second.read_rows(scope, [b"row"]) == [{b"col": 6}]
     finally:
@@ -71,7 +71,7 @@ async def test_second_store_sees_the_data_and_schema_creation_is_idempotent(monk
 
 @pytest_twisted.ensureDeferred
 async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
-    keyspace = CASSANDRA_URI.rsplit("/", 1)[1]
+    keyspace = KEYSPACE
     scope, kept = f"{user_name}/doomed", f"{user_name}/kept"
     store = await opened()
     try:
@@ -80,17 +80,18 @@ async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
                 WriteBatch(
                     each,
                     records={
-                        ("event", "e"): b"E",
-                        ("property", "p"): b"P",
-                        ("value p", "pv"): b"1",
-                        ("funnel", "f"): b"[]",
-                        ("secret", "s"): b"S",
-                        **{("visitor", f"v{i}"): b"state" for i in range(20)},
+                        (EVENT, "e"): b"E",
+                        (PROPERTY, "p"): b"P",
+                        (VALUE.of("p"), "pv"): b"1",
+                        (FUNNEL, "f"): b"[]",
+                        (SECRET, "s"): b"S",
+                        (INSERT, "i"): b"1",
+                        **{(VISITOR, f"v{i}"): b"state" for i in range(20)},
                     },
                     increments={(b"row%d" % i, b"c"): 1 for i in range(10)},
                 )
             )
-        assert await store.create(user_name, "bucket", "doomed", b"{}")
+        assert await store.create(user_name, BUCKET, "doomed", b"{}")
 
         async def rows(table: str, condition: str, *parameters: object) -> int:
             return len(await query(cql, f"SELECT * FROM {keyspace}.{table} WHERE {condition}", *parameters))
@@ -104,9 +105,10 @@ async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
                 for table in ["events", "properties", "funnels", "records", "scope_partitions", "scope_generations"]
             }
             found["property_values"] = await rows("property_values", "scope = %s AND property = %s", scope, "p")
-            found["visitors"] = sum(
-                [await rows("visitors", "scope = %s AND shard = %s", scope, shard) for shard in range(SHARDS)]
-            )
+            for table in ("visitors", "insert_ids"):
+                found[table] = sum(
+                    [await rows(table, "scope = %s AND shard = %s", scope, shard) for shard in range(SHARDS)]
+                )
             in_row = "scope = %s AND generation = %s AND row = %s"
             found["counters"] = sum(
                 [await rows("counters", in_row, scope, generation, b"row%d" % n) for n in range(10)]
@@ -120,10 +122,11 @@ async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
             "property_values": 1,
             "funnels": 1,
             "records": 1,
-            # 10 counter rows, 1 property's values, the visitor shards in use.
-            "scope_partitions": 10 + 1 + len({zlib.crc32(b"v%d" % i) % SHARDS for i in range(20)}),
+            # 10 counter rows, 1 property's values, the visitor and insert id shards in use.
+            "scope_partitions": 10 + 1 + len({VISITOR.partitioning.shard(f"v{i}") for i in range(20)}) + 1,
             "scope_generations": 1,
             "visitors": 20,
+            "insert_ids": 1,
             "counters": 10,
         }
 
@@ -135,7 +138,7 @@ async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
         await store.drop(user_name)
         assert await query(cql, f"SELECT * FROM {keyspace}.buckets WHERE scope = %s", user_name) == []
         # The other bucket is whole.
-        assert await store.count(kept) == 5 + 20 + 10
+        assert await store.count(kept) == 6 + 20 + 10
     finally:
         await store.close()
 
@@ -149,7 +152,7 @@ async def test_unreachable_cluster_fails_fast_with_store_unavailable():
     assert time.monotonic() - started < 10
     # A store that never opened answers every call the same way.
     with pytest.raises(StoreUnavailable):
-        await store.get("", "user", "x")
+        await store.get("", USER, "x")
     with pytest.raises(StoreUnavailable):
         await store.write(WriteBatch("x", increments={(b"r", b"c"): 1}))
     await store.close()
@@ -167,8 +170,9 @@ async def test_consistency_option(user_name):
 
 def test_uri_and_options():
     store = CassandraStore.from_uri("cassandra://db1,db2.example:9043/analytics", consistency="QUORUM")
-    assert (store.hosts, store.port, store.keyspace) == (["db1", "db2.example"], 9043, "analytics")
-    assert CassandraStore.from_uri("cassandra://127.0.0.1/k").port == 9042
+    settings = store.settings
+    assert (settings.hosts, settings.port, settings.keyspace) == (["db1", "db2.example"], 9043, "analytics")
+    assert CassandraStore.from_uri("cassandra://127.0.0.1/k").settings.port == 9042
     assert replication_map("SimpleStrategy:3") == "{'class': 'SimpleStrategy', 'replication_factor': 3}"
     assert (
         replication_map("NetworkTopologyStrategy:dc1=3,dc2=2")
@@ -198,9 +202,9 @@ def test_tap_passes_the_cassandra_options():
             "QUORUM",
         ]
     )
-    store = HiiTrackService(options).app.store
-    assert store.replication == "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 2}"
-    assert store.consistency == 4  # ConsistencyLevel.QUORUM
+    settings = HiiTrackService(options).app.store.settings
+    assert settings.replication == "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 2}"
+    assert settings.consistency == 4  # ConsistencyLevel.QUORUM
 
 
 @pytest_twisted.ensureDeferred
@@ -208,11 +212,11 @@ async def test_results_longer_than_a_page(user_name):
     store = await opened()
     try:
         # Tiny pages: every read below takes several round trips by paging state.
-        store._session.default_fetch_size = 3
-        records = {("event", f"e{i:02d}"): b"%d" % i for i in range(10)}
+        store._cql.session.default_fetch_size = 3
+        records = {(EVENT, f"e{i:02d}"): b"%d" % i for i in range(10)}
         increments = {(b"row", b"c%02d" % i): i for i in range(10)}
         await store.write(WriteBatch(user_name, records, increments))
-        assert await store.scan(user_name, "event") == {key: value for (_, key), value in records.items()}
+        assert await store.scan(user_name, EVENT) == {key: value for (_, key), value in records.items()}
         assert await store.read_rows(user_name, [b"row"]) == [{column: n for (_, column), n in increments.items()}]
         assert await store.read_rows(user_name, [b"row"], b"c02", b"c09") == [{b"c%02d" % i: i for i in range(2, 9)}]
         assert await store.count(user_name) == 20
@@ -220,3 +224,24 @@ async def test_results_longer_than_a_page(user_name):
         assert await store.count(user_name) == 0
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_records_are_written_with_the_expiry_of_their_kind(cql, user_name):
+    scope = f"{user_name}/b"
+    store = await opened()
+    try:
+        await store.write(WriteBatch(scope, {(INSERT, "i"): b"1", (VISITOR, "v"): b"state"}))
+        assert await store.create(scope, INSERT, "j", b"2")
+    finally:
+        await store.close()
+
+    async def ttl(table: str, key: str, shard: int) -> int | None:
+        statement = f"SELECT TTL(value) AS ttl FROM {KEYSPACE}.{table} WHERE scope = %s AND shard = %s AND key = %s"
+        (row,) = await query(cql, statement, scope, shard, key)
+        return row["ttl"]
+
+    for key in ("i", "j"):
+        # Seconds left: the registry's 30 days, less the few since the write.
+        assert INSERT.expiry - 60 < await ttl("insert_ids", key, INSERT.partitioning.shard(key)) <= INSERT.expiry
+    assert await ttl("visitors", "v", VISITOR.partitioning.shard("v")) is None

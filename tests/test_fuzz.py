@@ -14,6 +14,7 @@ import uuid
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
+from hiitrack.store.kinds import USER
 from tests.conftest import store_uri_for
 from tests.processes import ROOT, TwistdServer
 
@@ -51,7 +52,7 @@ async def test_schemathesis_finds_no_server_error(store_kind, store, tmp_path):
         await deferToThread(server.stop)
     # Thousands of requests, many with wrong credentials: the server's log
     # holds neither the password nor anything of its hash.
-    record = json.loads(await store.get("", "user", user))
+    record = json.loads(await store.get("", USER, user))
     log = "".join(path.read_text(errors="replace") for path in tmp_path.glob("twistd-*.log"))
     assert len(log) > 10_000
     for secret in (PASSWORD, record["hash"], record["salt"]):

@@ -11,6 +11,7 @@ import time
 import pytest_twisted
 
 from hiitrack.ids import encode_id, event_id, property_id
+from hiitrack.store.kinds import USER
 from hiitrack.web.static import STATIC
 from tests.http import b64json, path
 
@@ -100,7 +101,7 @@ async def test_an_access_key_reads_only_its_bucket_and_dies_with_the_password(se
 async def test_the_password_hash_never_leaves_the_server(server, user_name):
     client = server.client
     await _owner_with_data(client, user_name)
-    record = json.loads(await server.app.store.get("", "user", user_name))
+    record = json.loads(await server.app.store.get("", USER, user_name))
     for where in [path(user_name), path(user_name, "site")]:
         body = (await client.get(where, auth=(user_name, "pw"))).body.decode()
         assert record["hash"] not in body and record["salt"] not in body

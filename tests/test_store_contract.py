@@ -1,28 +1,51 @@
-"""The store contract (hiitrack/store/__init__.py), run against every backend.
+"""The store contract (hiitrack/store/interface.py), run against every backend
+for every kind of the registry (hiitrack/store/kinds.py), expiry included.
 
 The `store` fixture gives an opened store of each kind; Cassandra's keyspace
 is shared by the session, so every test works in scopes of its own.
 """
 
+import time
 import uuid
+from dataclasses import replace
 
+import pytest
 import pytest_twisted
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 
 from hiitrack.store import WriteBatch, open_store
+from hiitrack.store.kinds import EVENT, FUNNEL, INSERT, KINDS, USER, VALUE, VISITOR, ByPart, Kind, UnknownKind
 from tests.conftest import store_uri_for
 
-KINDS = ["user", "bucket", "event", "property", "value p1", "funnel", "visitor", "secret", "some other kind"]
+# Every registered kind, bound to a part where its partitioning needs one.
+EVERY_KIND = [kind.of("p1") if isinstance(kind.partitioning, ByPart) else kind for kind in KINDS]
+EXPIRY_BOUND = 15.0
+"""Seconds a record with a 1-second expiry may take to disappear (Cassandra's clock is its own)."""
 
 
 def new_scope(user_name: str) -> str:
     return f"{user_name}/b{uuid.uuid4().hex[:8]}"
 
 
+def test_every_kind_is_covered():
+    assert {kind.name for kind in EVERY_KIND} == {
+        "user",
+        "bucket",
+        "secret",
+        "event",
+        "property",
+        "value",
+        "funnel",
+        "visitor",
+        "insert",
+    }
+
+
 @pytest_twisted.ensureDeferred
 async def test_records_of_every_kind(store, user_name):
     scope = new_scope(user_name)
-    for kind in KINDS:
+    for kind in EVERY_KIND:
         assert await store.get(scope, kind, "k1") is None
         assert await store.scan(scope, kind) == {}
         assert await store.create(scope, kind, "k1", b"first") is True
@@ -33,30 +56,102 @@ async def test_records_of_every_kind(store, user_name):
         await store.delete(scope, kind, "k1")
         assert await store.get(scope, kind, "k1") is None
         assert await store.scan(scope, kind) == {"k2": b"\x00two\xff"}
-    # Kinds do not see each other's records.
-    assert await store.scan(scope, "value p2") == {}
-    assert await store.count(scope) == len(KINDS)
+    # Kinds, and parts of a kind, do not see each other's records.
+    assert await store.scan(scope, VALUE.of("p2")) == {}
+    assert await store.count(scope) == len(EVERY_KIND)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sharded_kinds_scan_every_shard(store, user_name):
+    scope = new_scope(user_name)
+    keys = [f"visitor-{i}" for i in range(200)]
+    assert len({VISITOR.partitioning.shard(key) for key in keys}) == VISITOR.partitioning.shards
+    await store.write(WriteBatch(scope, records={(VISITOR, key): key.encode() for key in keys}))
+    assert await store.scan(scope, VISITOR) == {key: key.encode() for key in keys}
+    assert await store.get(scope, VISITOR, "visitor-77") == b"visitor-77"
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_kinds_are_refused_and_nothing_is_written(store, user_name):
+    scope = new_scope(user_name)
+    unknown = [
+        Kind("some other kind", "records"),
+        # A registered name with another definition is not the registered kind.
+        replace(INSERT, expiry=5),
+        replace(USER, table="events"),
+        # A kind partitioned by part is only used bound to one.
+        VALUE,
+    ]
+    for kind in unknown:
+        with pytest.raises(UnknownKind):
+            await store.get(scope, kind, "k")
+        with pytest.raises(UnknownKind):
+            await store.scan(scope, kind)
+        with pytest.raises(UnknownKind):
+            await store.create(scope, kind, "k", b"v")
+        with pytest.raises(UnknownKind):
+            await store.delete(scope, kind, "k")
+        with pytest.raises(UnknownKind):
+            await store.write(
+                WriteBatch(scope, records={(VISITOR, "v"): b"s", (kind, "k"): b"v"}, increments={(b"r", b"c"): 1})
+            )
+    with pytest.raises(UnknownKind):
+        USER.of("p1")
+    assert await store.count(scope) == 0
+    assert await store.read_rows(scope, [b"r"]) == [{}]
+
+
+@pytest_twisted.ensureDeferred
+async def test_records_expire(store, store_kind, tmp_path, user_name):
+    """A kind's expiry holds on every store: with 1 second, the records go away."""
+    scope = new_scope(user_name)
+    brief = replace(INSERT, expiry=1)
+    short_lived = open_store(store_uri_for(store_kind, tmp_path), kinds=KINDS.replaced(brief))
+    await short_lived.open()
+    try:
+        await short_lived.write(WriteBatch(scope, records={(brief, "i1"): b"1", (VISITOR, "v"): b"state"}))
+        assert await short_lived.create(scope, brief, "i2", b"2") is True
+        assert await short_lived.scan(scope, brief) == {"i1": b"1", "i2": b"2"}
+        # The store with the registry's own 30 days sees them too: expiry is stored with each record.
+        assert await store.get(scope, INSERT, "i1") == b"1"
+
+        deadline = time.monotonic() + EXPIRY_BOUND
+        while await short_lived.scan(scope, brief):
+            assert time.monotonic() < deadline, "records with a 1-second expiry are still there"
+            await deferLater(reactor, 0.2, lambda: None)
+        assert await short_lived.get(scope, brief, "i1") is None
+        assert await store.get(scope, INSERT, "i2") is None
+        assert await short_lived.count(scope) == 1
+        # An expired record is absent: it can be created again.
+        assert await short_lived.create(scope, brief, "i1", b"again") is True
+        assert await short_lived.get(scope, brief, "i1") == b"again"
+        # Kinds without an expiry stay.
+        assert await short_lived.get(scope, VISITOR, "v") == b"state"
+    finally:
+        await short_lived.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_installation_scope(store, user_name):
     # The installation's scope is "" (users, the secret): it must work like any other.
-    assert await store.create("", "user", user_name, b"record") is True
-    assert await store.create("", "user", user_name, b"again") is False
-    assert (await store.scan("", "user"))[user_name] == b"record"
-    await store.delete("", "user", user_name)
-    assert await store.get("", "user", user_name) is None
+    assert await store.create("", USER, user_name, b"record") is True
+    assert await store.create("", USER, user_name, b"again") is False
+    assert (await store.scan("", USER))[user_name] == b"record"
+    await store.delete("", USER, user_name)
+    assert await store.get("", USER, user_name) is None
 
 
 @pytest_twisted.ensureDeferred
 async def test_concurrent_writes_are_summed(store, user_name):
     scope = new_scope(user_name)
     writes = [
-        store.write(
-            WriteBatch(
-                scope,
-                records={("visitor", f"v{i % 7}"): f"state {i}".encode(), ("event", "e"): b"name"},
-                increments={(b"e1", b"t"): 1, (b"e1", b"u"): i, (b"e2", b"t"): 2, (f"r{i % 3}".encode(), b"x"): 1},
+        defer.ensureDeferred(
+            store.write(
+                WriteBatch(
+                    scope,
+                    records={(VISITOR, f"v{i % 7}"): f"state {i}".encode(), (EVENT, "e"): b"name"},
+                    increments={(b"e1", b"t"): 1, (b"e1", b"u"): i, (b"e2", b"t"): 2, (f"r{i % 3}".encode(), b"x"): 1},
+                )
             )
         )
         for i in range(60)
@@ -72,8 +167,8 @@ async def test_concurrent_writes_are_summed(store, user_name):
         {},
     ]
     # Records are last-wins in the order the writes were made.
-    assert await store.get(scope, "visitor", "v3") == b"state 59"
-    assert len(await store.scan(scope, "visitor")) == 7
+    assert await store.get(scope, VISITOR, "v3") == b"state 59"
+    assert len(await store.scan(scope, VISITOR)) == 7
     # A later write adds to what is there.
     await store.write(WriteBatch(scope, increments={(b"e1", b"t"): -10}))
     assert (await store.read_rows(scope, [b"e1"]))[0][b"t"] == 50
@@ -110,28 +205,28 @@ async def test_drop_removes_the_scope_only(store, user_name):
         await store.write(
             WriteBatch(
                 scope,
-                records={(kind, "k"): b"v" for kind in KINDS},
+                records={(kind, "k"): b"v" for kind in EVERY_KIND},
                 increments={(b"row%d" % i, b"col%d" % j): 1 for i in range(5) for j in range(3)},
             )
         )
-    assert await store.create(doomed, "funnel", "f", b"steps") is True
+    assert await store.create(doomed, FUNNEL, "f", b"steps") is True
     before = await store.count(kept)
-    assert before == len(KINDS) + 15
+    assert before == len(EVERY_KIND) + 15
     assert await store.count(doomed) == before + 1
 
     await store.drop(doomed)
     assert await store.count(doomed) == 0
-    for kind in KINDS:
+    for kind in EVERY_KIND:
         assert await store.scan(doomed, kind) == {}
     assert await store.read_rows(doomed, [b"row0", b"row4"]) == [{}, {}]
     # Neither the sibling bucket nor the user's own scope lost anything.
     assert await store.count(kept) == before
     assert await store.count(user_name) == before
-    assert await store.get(kept, "visitor", "k") == b"v"
+    assert await store.get(kept, VISITOR, "k") == b"v"
     assert (await store.read_rows(kept, [b"row4"]))[0] == {b"col0": 1, b"col1": 1, b"col2": 1}
 
     # The scope can be used again after the drop, from zero.
-    await store.write(WriteBatch(doomed, records={("event", "e"): b"E"}, increments={(b"row0", b"col0"): 3}))
+    await store.write(WriteBatch(doomed, records={(EVENT, "e"): b"E"}, increments={(b"row0", b"col0"): 3}))
     assert await store.read_rows(doomed, [b"row0"]) == [{b"col0": 3}]
     assert await store.count(doomed) == 2
     await store.drop(doomed)
@@ -144,13 +239,15 @@ async def test_close_waits_for_pending_writes(store, store_kind, tmp_path, user_
     other = open_store(store_uri_for(store_kind, tmp_path))
     await other.open()
     writes = [
-        other.write(WriteBatch(scope, records={("visitor", f"v{i}"): b"s"}, increments={(b"r", b"c"): 1}))
+        defer.ensureDeferred(
+            other.write(WriteBatch(scope, records={(VISITOR, f"v{i}"): b"s"}, increments={(b"r", b"c"): 1}))
+        )
         for i in range(40)
     ]
-    closed = other.close()
+    closed = defer.ensureDeferred(other.close())
     assert not all(write.called for write in writes)
     await closed
     assert all(write.called for write in writes)
     await defer.gatherResults(writes, consumeErrors=True)
     assert await store.read_rows(scope, [b"r"]) == [{b"c": 40}]
-    assert len(await store.scan(scope, "visitor")) == 40
+    assert len(await store.scan(scope, VISITOR)) == 40

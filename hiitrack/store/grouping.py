@@ -15,7 +15,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from hiitrack.metrics import METRICS
-from hiitrack.store import WriteBatch
+from hiitrack.store.interface import WriteBatch
+from hiitrack.store.kinds import Kind
 
 __all__ = ["GroupCommitter", "MergedWrite", "merge"]
 
@@ -24,7 +25,7 @@ class MergedWrite:
     """The sum of several batches: records last-wins, increments added."""
 
     def __init__(self) -> None:
-        self.records: dict[tuple[str, str, str], bytes] = {}
+        self.records: dict[tuple[str, Kind, str], bytes] = {}
         self.increments: defaultdict[tuple[str, bytes, bytes], int] = defaultdict(int)
 
     def __len__(self) -> int:

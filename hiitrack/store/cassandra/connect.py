@@ -1,0 +1,112 @@
+"""Where the Cassandra store connects, and how: the URI, its options, the driver.
+
+Parses ``cassandra://HOST[,HOST...][:PORT]/KEYSPACE`` and the replication and
+consistency options into `Settings`, and builds the driver's `Cluster` with
+the execution profile every statement runs under.  Tests:
+tests/test_cassandra.py.
+"""
+
+import re
+from dataclasses import dataclass
+
+from cassandra import ConsistencyLevel, ProtocolVersion
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+
+__all__ = ["PORT", "REQUEST_TIMEOUT", "Settings", "cluster", "replication_map"]
+
+PORT = 9042
+REQUEST_TIMEOUT = 5.0
+"""Seconds a statement may take before the request fails with 503."""
+CONNECT_TIMEOUT = 5.0
+
+
+def replication_map(spec: str) -> str:
+    """The CQL replication map of ``SimpleStrategy:N`` or ``NetworkTopologyStrategy:dc1=3,dc2=2``."""
+    strategy, _, factors = spec.partition(":")
+    if strategy == "SimpleStrategy" and factors.isdigit() and int(factors) >= 1:
+        return f"{{'class': 'SimpleStrategy', 'replication_factor': {int(factors)}}}"
+    if strategy == "NetworkTopologyStrategy" and factors:
+        pairs = [factor.partition("=") for factor in factors.split(",")]
+        if all(re.fullmatch(r"[A-Za-z0-9_.\-]+", dc) and n.isdigit() for dc, _, n in pairs):
+            return "{'class': 'NetworkTopologyStrategy', " + ", ".join(f"'{dc}': {int(n)}" for dc, _, n in pairs) + "}"
+    raise ValueError(
+        f"bad Cassandra replication {spec!r}: use SimpleStrategy:N or NetworkTopologyStrategy:DC=N[,DC=N...]"
+    )
+
+
+def _consistency(name: str) -> int:
+    try:
+        return ConsistencyLevel.name_to_value[name.upper()]
+    except KeyError:
+        raise ValueError(f"bad Cassandra consistency {name!r}: use e.g. ONE, LOCAL_QUORUM, QUORUM") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    hosts: list[str]
+    keyspace: str
+    port: int = PORT
+    replication: str = replication_map("SimpleStrategy:1")
+    """The CQL replication map used when the keyspace is created."""
+    consistency: int = ConsistencyLevel.LOCAL_QUORUM
+
+    @classmethod
+    def of(
+        cls,
+        hosts: list[str],
+        keyspace: str,
+        port: int = PORT,
+        replication: str | None = None,
+        consistency: str | None = None,
+    ) -> "Settings":
+        """Checked settings; `replication` and `consistency` as the command line gives them."""
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", keyspace):
+            raise ValueError(f"bad Cassandra keyspace {keyspace!r}: use 1-48 letters, digits and _")
+        return cls(
+            hosts,
+            # CQL folds unquoted names to lower case; the schema metadata has them so.
+            keyspace.lower(),
+            port,
+            replication_map(replication or "SimpleStrategy:1"),
+            _consistency(consistency or "LOCAL_QUORUM"),
+        )
+
+    @classmethod
+    def from_uri(cls, uri: str, replication: str | None = None, consistency: str | None = None) -> "Settings":
+        """Settings for ``cassandra://HOST[,HOST...][:PORT]/KEYSPACE``."""
+        match = re.fullmatch(r"cassandra://([^/:]+(?:,[^/:]+)*)(?::(\d+))?/(\w+)/?", uri)
+        if match is None:
+            raise ValueError(f"bad Cassandra store {uri!r}: use cassandra://HOST[,HOST...][:PORT]/KEYSPACE")
+        hosts, port, keyspace = match.groups()
+        return cls.of(hosts.split(","), keyspace, int(port or PORT), replication, consistency)
+
+    def __str__(self) -> str:
+        return f"cassandra://{','.join(self.hosts)}:{self.port}/{self.keyspace}"
+
+
+def cluster(settings: Settings) -> Cluster:
+    """The driver's cluster for `settings` (not connected yet)."""
+    profile = ExecutionProfile(
+        # Explicit, so the driver does not warn about a default policy.
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=settings.consistency,
+        # Lightweight transactions (new users and buckets, a scope's counter
+        # generation) agree across data centers: LOCAL_SERIAL would let two
+        # data centers each create "the" generation of a new scope at once.
+        serial_consistency_level=ConsistencyLevel.SERIAL,
+        request_timeout=REQUEST_TIMEOUT,
+    )
+    return Cluster(
+        settings.hosts,
+        port=settings.port,
+        # Cassandra 4.0 and newer speak v5; naming it spares a negotiation
+        # that logs a warning on every connection.
+        protocol_version=ProtocolVersion.V5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=CONNECT_TIMEOUT,
+        control_connection_timeout=CONNECT_TIMEOUT,
+        # Retry a node that went down every few seconds at most, so service
+        # resumes soon after it is back (the default backs off to 10 minutes).
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
+    )

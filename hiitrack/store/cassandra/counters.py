@@ -1,0 +1,117 @@
+"""Counters in Cassandra: increments, row slices, and each scope's generation.
+
+A scope's counters live under its current generation (see the
+scope_generations table in schema/v001.py): a random id made by a
+lightweight transaction on the scope's first increment and ended when the
+scope is dropped, because Cassandra cannot reuse a deleted counter.  Each
+process trusts the generation it read for `GENERATION_SECONDS`.  A commit
+sends each counter partition's increments as single-partition COUNTER
+batches.  Tests: tests/test_store_contract.py, tests/test_cassandra.py.
+"""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from cassandra.query import BatchStatement, BatchType
+from twisted.internet.defer import Deferred
+
+from hiitrack.caching import LRU
+from hiitrack.store.cassandra.bridge import BATCH_SIZE, Cql, chunks, gather
+from hiitrack.store.cassandra.partitions import Entry, stored
+from hiitrack.store.grouping import MergedWrite
+
+__all__ = ["COUNTERS", "STATEMENTS", "Counters"]
+
+COUNTERS = "counters"
+GENERATION_CACHE = 100_000
+GENERATION_SECONDS = 10.0
+"""How long a scope's counter generation is trusted before it is read again."""
+
+READ_ROW = "SELECT col, n FROM counters WHERE scope = ? AND generation = ? AND row = ? AND col >= ?"
+STATEMENTS = {
+    "counters add": "UPDATE counters SET n = n + ? WHERE scope = ? AND generation = ? AND row = ? AND col = ?",
+    "counters read": READ_ROW,
+    "counters read before": READ_ROW + " AND col < ?",
+    "counters drop": "DELETE FROM counters WHERE scope = ? AND generation = ? AND row = ?",
+    "counters count": "SELECT count(*) FROM counters WHERE scope = ? AND generation = ? AND row = ?",
+    "generation": "SELECT generation FROM scope_generations WHERE scope = ?",
+    "generation new": "INSERT INTO scope_generations (scope, generation) VALUES (?, ?) IF NOT EXISTS",
+    "generation end": "DELETE FROM scope_generations WHERE scope = ? IF EXISTS",
+}
+
+
+class Counters:
+    def __init__(self, cql: Cql, reactor: Any) -> None:
+        self._cql = cql
+        self._reactor = reactor
+        # Stored scope -> (counter generation, when it was read).
+        self._generations: LRU[str, tuple[uuid.UUID, float]] = LRU(GENERATION_CACHE)
+
+    async def _generation(self, stored_scope: str, create: bool) -> uuid.UUID | None:
+        """The scope's counter generation; a new one if it has none and `create`."""
+        cached = self._generations.get(stored_scope)
+        now = self._reactor.seconds()
+        if cached is not None and now - cached[1] < GENERATION_SECONDS:
+            return cached[0]
+        row = (await self._cql.execute("generation", (stored_scope,))).one()
+        generation = None if row is None else row.generation
+        if generation is None and create:
+            candidate = uuid.uuid4()
+            result = await self._cql.execute("generation new", (stored_scope, candidate))
+            # A lightweight transaction that lost answers with the winner's row.
+            generation = candidate if result.was_applied else result.one().generation
+        if generation is not None:
+            self._generations.put(stored_scope, (generation, now))
+        return generation
+
+    async def increments(self, merged: MergedWrite) -> tuple[list[Entry], list[tuple[Any, Any]]]:
+        """A commit's increments: the index entries they need, and their statements."""
+        rows: defaultdict[tuple[str, bytes], list[tuple[bytes, int]]] = defaultdict(list)
+        for (scope, row, column), amount in merged.increments.items():
+            rows[stored(scope), row].append((column, amount))
+        scopes = sorted({scope for scope, _ in rows})
+        found = await gather(Deferred.fromCoroutine(self._generation(scope, create=True)) for scope in scopes)
+        generations = dict(zip(scopes, found, strict=True))
+        add = self._cql.statement("counters add")
+        entries = []
+        statements: list[tuple[Any, Any]] = []
+        for (scope, row), cells in rows.items():
+            generation = generations[scope]
+            entries.append(Entry(scope, COUNTERS, generation.bytes + row))
+            for chunk in chunks(cells, BATCH_SIZE):
+                if len(chunk) == 1:
+                    statements.append((add, (chunk[0][1], scope, generation, row, chunk[0][0])))
+                    continue
+                # Counter updates cannot share a batch with other writes; one
+                # partition per batch keeps it a single mutation on one replica set.
+                batch = BatchStatement(batch_type=BatchType.COUNTER)
+                for column, amount in chunk:
+                    batch.add(add, (amount, scope, generation, row, column))
+                statements.append((batch, None))
+        return entries, statements
+
+    async def read_rows(
+        self, scope: str, rows: Sequence[bytes], start: bytes = b"", end: bytes | None = None
+    ) -> list[dict[bytes, int]]:
+        bounds = (start,) if end is None else (start, end)
+        statement = self._cql.statement("counters read" if end is None else "counters read before")
+        generation = await self._generation(stored(scope), create=False)
+        if generation is None:
+            return [{} for _ in rows]
+        slices = await self._cql.each_rows((statement, (stored(scope), generation, row, *bounds)) for row in rows)
+        return [{cell.col: cell.n for cell in cells} for cells in slices]
+
+    async def end_generation(self, scope: str) -> None:
+        """From now on the scope's increments go to new partitions."""
+        await self._cql.execute("generation end", (stored(scope),))
+        self._generations.pop(stored(scope))
+
+    def partitions(self, entries: Iterable[Entry]) -> list[tuple[str, tuple]]:
+        """The counter partitions among a scope's index entries, as (table, partition key)."""
+        return [
+            (COUNTERS, (entry.scope, uuid.UUID(bytes=entry.part[:16]), entry.part[16:]))
+            for entry in entries
+            if entry.tbl == COUNTERS
+        ]

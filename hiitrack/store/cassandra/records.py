@@ -1,0 +1,173 @@
+"""Records in Cassandra: each registered kind routed to its table.
+
+A kind's table (named by the registry, hiitrack.store.kinds) has the columns
+``scope``, then the part its partitioning adds to the partition key (the
+property of `ByPart` kinds, the shard of `Sharded` ones), then ``kind`` if
+the table holds several kinds, then ``key`` and ``value``.  Every record is
+written with ``USING TTL`` its kind's expiry.  Tests:
+tests/test_store_contract.py, tests/test_cassandra.py.
+"""
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from hiitrack.store.cassandra.bridge import Cql
+from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
+from hiitrack.store.grouping import MergedWrite
+from hiitrack.store.kinds import ByPart, ByScope, Kind, Kinds, Sharded
+
+__all__ = ["TABLES", "Records", "Table"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A records table as schema/ creates it.
+
+    `part` is the partition-key column after ``scope``, if any (``shard``,
+    an int, when `sharded`); `kinds` says whether a ``kind`` clustering
+    column lets several kinds share the table.
+    """
+
+    name: str
+    part: str | None = None
+    sharded: bool = False
+    kinds: bool = False
+
+    def statements(self) -> dict[str, str]:
+        partition = ["scope", self.part] if self.part else ["scope"]
+        of_kind = partition + (["kind"] if self.kinds else [])
+        columns = [*of_kind, "key"]
+        insert = f"INSERT INTO {self.name} ({', '.join(columns)}, value) VALUES ({', '.join('?' for _ in columns)}, ?)"
+        return {
+            f"{self.name} upsert": f"{insert} USING TTL ?",
+            f"{self.name} create": f"{insert} IF NOT EXISTS USING TTL ?",
+            f"{self.name} get": f"SELECT value FROM {self.name} WHERE {_where(columns)}",
+            f"{self.name} scan": f"SELECT key, value FROM {self.name} WHERE {_where(of_kind)}",
+            f"{self.name} delete": f"DELETE FROM {self.name} WHERE {_where(columns)}",
+            f"{self.name} drop": f"DELETE FROM {self.name} WHERE {_where(partition)}",
+            f"{self.name} count": f"SELECT count(*) FROM {self.name} WHERE {_where(partition)}",
+        }
+
+    def fits(self, kind: Kind) -> bool:
+        """Whether the table's key has what the kind's partitioning needs."""
+        match kind.partitioning:
+            case ByScope():
+                return self.part is None
+            case ByPart():
+                return self.part is not None and not self.sharded
+            case Sharded():
+                return self.sharded
+        return False
+
+    def encode_part(self, part: Any) -> bytes:
+        return struct.pack(">i", part) if self.sharded else str(part).encode("utf-8")
+
+    def decode_part(self, raw: bytes) -> Any:
+        return struct.unpack(">i", raw)[0] if self.sharded else raw.decode("utf-8")
+
+
+def _where(columns: list[str]) -> str:
+    return " AND ".join(f"{column} = ?" for column in columns)
+
+
+TABLES = {
+    table.name: table
+    for table in [
+        Table("users"),
+        Table("buckets"),
+        Table("events"),
+        Table("properties"),
+        Table("property_values", part="property"),
+        Table("funnels"),
+        Table("visitors", part="shard", sharded=True),
+        Table("insert_ids", part="shard", sharded=True),
+        Table("records", kinds=True),
+    ]
+}
+
+
+class Records:
+    def __init__(self, cql: Cql, index: PartitionIndex, kinds: Kinds) -> None:
+        self._cql = cql
+        self._index = index
+        self._kinds = kinds
+        self._tables: dict[str, Table] = {}
+        for kind in kinds:
+            table = TABLES.get(kind.table)
+            if table is None or not table.fits(kind):
+                raise ValueError(f"record kind {kind.name!r}: no table {kind.table!r} of its partitioning")
+            self._tables[table.name] = table
+
+    def statements(self) -> dict[str, str]:
+        return {name: cql for table in self._tables.values() for name, cql in table.statements().items()}
+
+    def _partition(self, scope: str, kind: Kind, key: str) -> tuple[Table, list[Any]]:
+        """The kind's table, and the key columns before ``key``."""
+        table = self._tables[self._kinds.check(kind).table]
+        address: list[Any] = [stored(scope)]
+        match kind.partitioning:
+            case ByPart():
+                address.append(kind.part)
+            case Sharded() as sharded:
+                address.append(sharded.shard(key))
+        if table.kinds:
+            address.append(kind.name)
+        return table, address
+
+    def _entry(self, table: Table, address: list[Any]) -> Entry | None:
+        """The index entry of a partition whose key is more than the scope."""
+        return Entry(address[0], table.name, table.encode_part(address[1])) if table.part else None
+
+    async def get(self, scope: str, kind: Kind, key: str) -> bytes | None:
+        table, address = self._partition(scope, kind, key)
+        row = (await self._cql.execute(f"{table.name} get", (*address, key))).one()
+        return None if row is None else row.value
+
+    async def scan(self, scope: str, kind: Kind) -> dict[str, bytes]:
+        table, address = self._partition(scope, kind, "")
+        if isinstance(kind.partitioning, Sharded):
+            addresses = [[*address[:1], shard, *address[2:]] for shard in range(kind.partitioning.shards)]
+        else:
+            addresses = [address]
+        pages = await self._cql.each_rows((f"{table.name} scan", tuple(each)) for each in addresses)
+        return {row.key: row.value for rows in pages for row in rows}
+
+    async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
+        table, address = self._partition(scope, kind, key)
+        entry = self._entry(table, address)
+        if entry is not None:
+            await self._index.add([entry])
+        result = await self._cql.execute(f"{table.name} create", (*address, key, value, kind.expiry or 0))
+        return bool(result.was_applied)
+
+    async def delete(self, scope: str, kind: Kind, key: str) -> None:
+        table, address = self._partition(scope, kind, key)
+        await self._cql.execute(f"{table.name} delete", (*address, key))
+
+    def upserts(self, merged: MergedWrite) -> tuple[list[Entry], list[tuple[Any, Any]]]:
+        """A commit's records: the index entries they need, and their statements."""
+        entries = []
+        statements = []
+        for (scope, kind, key), value in merged.records.items():
+            table, address = self._partition(scope, kind, key)
+            entry = self._entry(table, address)
+            if entry is not None:
+                entries.append(entry)
+            statements.append((self._cql.statement(f"{table.name} upsert"), (*address, key, value, kind.expiry or 0)))
+        return entries, statements
+
+    def partitions(self, scope: str, entries: Iterable[Entry]) -> list[tuple[str, tuple]]:
+        """A scope's partitions as (table, partition key): the scope's own, and the indexed ones."""
+        found: list[tuple[str, tuple]] = [
+            (table.name, (stored(scope),)) for table in self._tables.values() if not table.part
+        ]
+        for entry in entries:
+            table = self._tables.get(entry.tbl)
+            if table is not None:
+                found.append((table.name, (entry.scope, table.decode_part(entry.part))))
+        return found
+
+    def holds(self, tbl: str) -> bool:
+        return tbl in self._tables

@@ -1,0 +1,106 @@
+"""The storage interfaces every backend implements.
+
+HiiTrack keeps two sorts of data: small *records* (users, buckets, event and
+property names, values, funnels, visitor state, insert ids), addressed by a
+scope (``""`` for the installation, the user name, or ``user/bucket``), a
+registered `Kind` (hiitrack.store.kinds) and a key; and *counters*, integer
+cells addressed by scope, row and column, read back a row slice at a time.
+Stores know nothing of what the rows mean (see hiitrack.counting); they
+persist and read, and never block the reactor.  The application depends on
+the narrow interfaces below; a backend implements `Store`, all of them.  The
+shared contract test is tests/test_store_contract.py.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hiitrack.store.kinds import Kind
+
+__all__ = [
+    "CounterStore",
+    "Inspector",
+    "Lifecycle",
+    "RecordStore",
+    "RecordWriter",
+    "Store",
+    "StoreUnavailable",
+    "WriteBatch",
+    "Writer",
+]
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or did not answer in time (HTTP 503)."""
+
+
+@dataclass
+class WriteBatch:
+    """One request's changes: applied all together, or not at all."""
+
+    scope: str
+    records: dict[tuple[Kind, str], bytes] = field(default_factory=dict)
+    increments: Mapping[tuple[bytes, bytes], int] = field(default_factory=dict)
+
+
+class RecordStore(Protocol):
+    """Records one at a time.  An expired record reads as absent."""
+
+    async def get(self, scope: str, kind: Kind, key: str) -> bytes | None:
+        """The record's value, or None."""
+
+    async def scan(self, scope: str, kind: Kind) -> dict[str, bytes]:
+        """Every record of a kind in a scope, as ``{key: value}``."""
+
+    async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
+        """Store a record only if it does not exist; whether it did not."""
+
+    async def delete(self, scope: str, kind: Kind, key: str) -> None:
+        """Remove one record."""
+
+
+class CounterStore(Protocol):
+    """Counter cells, read a row slice at a time (they are written by `Writer.write`)."""
+
+    async def read_rows(
+        self, scope: str, rows: Sequence[bytes], start: bytes = b"", end: bytes | None = None
+    ) -> list[dict[bytes, int]]:
+        """For each row, its cells with ``start <= column < end`` as ``{column: n}``, in column order."""
+
+
+class Writer(Protocol):
+    """Changes that touch records and counters together."""
+
+    async def write(self, batch: WriteBatch) -> None:
+        """Put the batch's records and add its increments, atomically.
+
+        Writes arriving while another is in flight are grouped into one
+        commit; this returns once the batch is durable.  A kind the store
+        does not know fails the batch before anything is written.
+        """
+
+    async def drop(self, scope: str) -> None:
+        """Remove every record and counter of a scope."""
+
+
+class Lifecycle(Protocol):
+    async def open(self) -> None:
+        """Connect, and bring the schema to the current version (migrations run here)."""
+
+    async def close(self) -> None:
+        """Finish pending writes and release connections."""
+
+
+class Inspector(Protocol):
+    """For tests and operators only: the application never counts."""
+
+    async def count(self, scope: str) -> int:
+        """How many live records and counter cells a scope holds."""
+
+
+class RecordWriter(RecordStore, Writer, Protocol):
+    """Records and batch writes: what accounts, the catalog and the write path use."""
+
+
+class Store(RecordStore, CounterStore, Writer, Lifecycle, Inspector, Protocol):
+    """A backend: everything above."""

@@ -1,0 +1,249 @@
+"""The SQLite store: records and counters in one file.
+
+SQLite calls block, so they run on threads of their own: one writer thread
+that owns the only write connection (so writes never contend for the lock and
+group commits go out one after another), and one reader thread whose
+connection reads the last committed state through WAL while a write is in
+progress.  Records of kinds with an expiry carry their time of expiry: reads
+skip them once it has passed, and commits delete them in bounded rounds.
+Tests: tests/test_store_contract.py, tests/test_migrations.py.
+"""
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import ujson
+from twisted.internet import reactor as default_reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from hiitrack.store.grouping import GroupCommitter, MergedWrite
+from hiitrack.store.interface import StoreUnavailable, WriteBatch
+from hiitrack.store.kinds import KINDS, Kind, Kinds
+from hiitrack.store.sqlite.schema import migrate
+
+__all__ = ["SQLiteStore"]
+
+PURGE_SECONDS = 60.0
+"""How often a commit also deletes expired records."""
+PURGE_ROWS = 1000
+"""At most this many expired records per commit, so a purge never stalls writes."""
+
+LIVE = "(expires IS NULL OR expires > :now)"
+UPSERT_RECORD = "INSERT OR REPLACE INTO records (scope, kind, key, value, expires) VALUES (?, ?, ?, ?, ?)"
+# All the increments of a commit in one statement: ?2 is a JSON list of
+# [row offset, row length, column offset, column length, amount] into the
+# blob ?3 of every key laid end to end.  The statement runs whole inside
+# SQLite, which releases the GIL meanwhile, where executemany took it back
+# for every row; under load the reactor thread keeps working in parallel.
+ADD_COUNTERS = (
+    "INSERT INTO counters (scope, row, col, n)"
+    " SELECT ?1, substr(?3, value ->> 0, value ->> 1), substr(?3, value ->> 2, value ->> 3), value ->> 4"
+    " FROM json_each(?2) WHERE true"
+    " ON CONFLICT (scope, row, col) DO UPDATE SET n = n + excluded.n"
+)
+# A record that expired but is not purged yet counts as absent: replace it.
+CREATE_RECORD = (
+    "INSERT INTO records (scope, kind, key, value, expires) VALUES (:scope, :kind, :key, :value, :expires)"
+    " ON CONFLICT (scope, kind, key) DO UPDATE SET value = excluded.value, expires = excluded.expires"
+    " WHERE records.expires <= :now"
+)
+GET_RECORD = f"SELECT value FROM records WHERE scope = :scope AND kind = :kind AND key = :key AND {LIVE}"
+SCAN_RECORDS = f"SELECT key, value FROM records WHERE scope = :scope AND kind = :kind AND {LIVE}"
+DELETE_RECORD = "DELETE FROM records WHERE scope = ? AND kind = ? AND key = ?"
+PURGE_RECORDS = (
+    "DELETE FROM records WHERE (scope, kind, key) IN (SELECT scope, kind, key FROM records WHERE expires <= ? LIMIT ?)"
+)
+READ_ROW = "SELECT col, n FROM counters WHERE scope = ? AND row = ? AND col >= ?"
+DROP_RECORDS = "DELETE FROM records WHERE scope = ?"
+DROP_COUNTERS = "DELETE FROM counters WHERE scope = ?"
+COUNT_RECORDS = f"SELECT count(*) FROM records WHERE scope = :scope AND {LIVE}"
+COUNT_COUNTERS = "SELECT count(*) FROM counters WHERE scope = :scope"
+
+T = TypeVar("T")
+
+
+class _Connection(threading.local):
+    """Each worker thread's own connection to the file."""
+
+    connection: sqlite3.Connection | None = None
+
+
+def _stored_kind(kind: Kind) -> str:
+    """The `kind` column: the name, then the part of a kind partitioned by part."""
+    return kind.name if kind.part is None else f"{kind.name} {kind.part}"
+
+
+def _packed(merged: MergedWrite) -> dict[str, tuple[list[tuple[int, ...]], list[bytes]]]:
+    """Per scope, the increments as ADD_COUNTERS takes them (offsets count from 1)."""
+    packed: dict[str, tuple[list[tuple[int, ...]], list[bytes]]] = {}
+    offsets: dict[str, int] = {}
+    for (scope, row, column), amount in merged.increments.items():
+        if scope not in packed:
+            packed[scope] = ([], [])
+            offsets[scope] = 1
+        index, keys = packed[scope]
+        offset = offsets[scope]
+        index.append((offset, len(row), offset + len(row), len(column), amount))
+        keys += (row, column)
+        offsets[scope] = offset + len(row) + len(column)
+    return packed
+
+
+class SQLiteStore:
+    def __init__(
+        self,
+        path: str,
+        reactor: Any = None,
+        kinds: Kinds = KINDS,
+        clock: Callable[[], float] = time.time,
+        purge_seconds: float = PURGE_SECONDS,
+    ) -> None:
+        self.path = path
+        self._reactor: Any = reactor or default_reactor
+        self._kinds = kinds
+        self._clock = clock
+        self._purge_seconds = purge_seconds
+        self._next_purge = 0.0
+        self._local = _Connection()
+        self._writer = ThreadPool(1, 1, "hiitrack-sqlite-writer")
+        self._reader = ThreadPool(1, 1, "hiitrack-sqlite-reader")
+        self._group = GroupCommitter(self._commit)
+
+    def __repr__(self) -> str:
+        return f"sqlite:{self.path}"
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._local.connection is None:
+            connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            # WAL lets the reader thread read while the writer commits;
+            # synchronous=FULL makes a commit durable before it is answered.
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            self._local.connection = connection
+        return self._local.connection
+
+    async def _run(self, pool: ThreadPool, work: Callable[[sqlite3.Connection], T]) -> T:
+        def in_thread() -> T:
+            try:
+                return work(self._connect())
+            except sqlite3.Error as error:
+                raise StoreUnavailable(f"sqlite: {error}") from error
+
+        return await deferToThreadPool(self._reactor, pool, in_thread)
+
+    async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def in_transaction(connection: sqlite3.Connection) -> T:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return result
+
+        return await self._run(self._writer, in_transaction)
+
+    def _expires(self, kind: Kind, now: int) -> int | None:
+        return None if kind.expiry is None else now + kind.expiry
+
+    async def open(self) -> None:
+        self._writer.start()
+        self._reader.start()
+        await self._run(self._writer, migrate)
+
+    async def close(self) -> None:
+        try:
+            await self._group.drain()
+        finally:
+            self._writer.stop()
+            self._reader.stop()
+
+    async def get(self, scope: str, kind: Kind, key: str) -> bytes | None:
+        where = {"scope": scope, "kind": _stored_kind(self._kinds.check(kind)), "key": key, "now": self._clock()}
+
+        def get(connection: sqlite3.Connection) -> bytes | None:
+            row = connection.execute(GET_RECORD, where).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._run(self._reader, get)
+
+    async def scan(self, scope: str, kind: Kind) -> dict[str, bytes]:
+        where = {"scope": scope, "kind": _stored_kind(self._kinds.check(kind)), "now": self._clock()}
+
+        def scan(connection: sqlite3.Connection) -> dict[str, bytes]:
+            return {key: bytes(value) for key, value in connection.execute(SCAN_RECORDS, where)}
+
+        return await self._run(self._reader, scan)
+
+    async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
+        now = int(self._clock())
+        record = {
+            "scope": scope,
+            "kind": _stored_kind(self._kinds.check(kind)),
+            "key": key,
+            "value": value,
+            "expires": self._expires(kind, now),
+            "now": now,
+        }
+        return await self._transaction(lambda connection: connection.execute(CREATE_RECORD, record).rowcount == 1)
+
+    async def delete(self, scope: str, kind: Kind, key: str) -> None:
+        address = (scope, _stored_kind(self._kinds.check(kind)), key)
+        await self._transaction(lambda connection: connection.execute(DELETE_RECORD, address) and None)
+
+    async def write(self, batch: WriteBatch) -> None:
+        self._kinds.check_all(kind for kind, _ in batch.records)
+        await self._group.write(batch)
+
+    def _commit(self, merged: MergedWrite) -> Deferred:
+        now = int(self._clock())
+        records = [
+            (scope, _stored_kind(kind), key, value, self._expires(kind, now))
+            for (scope, kind, key), value in merged.records.items()
+        ]
+
+        def commit(connection: sqlite3.Connection) -> None:
+            connection.executemany(UPSERT_RECORD, records)
+            for scope, (index, keys) in _packed(merged).items():
+                connection.execute(ADD_COUNTERS, (scope, ujson.dumps(index), b"".join(keys)))
+            # Only the writer thread runs this: _next_purge needs no lock.
+            if now >= self._next_purge:
+                purged = connection.execute(PURGE_RECORDS, (now, PURGE_ROWS)).rowcount
+                # A full round means more are waiting: purge again next commit.
+                self._next_purge = now if purged == PURGE_ROWS else now + self._purge_seconds
+
+        return Deferred.fromCoroutine(self._transaction(commit))
+
+    async def read_rows(
+        self, scope: str, rows: Sequence[bytes], start: bytes = b"", end: bytes | None = None
+    ) -> list[dict[bytes, int]]:
+        query = (READ_ROW if end is None else READ_ROW + " AND col < ?") + " ORDER BY col"
+        bounds = (start,) if end is None else (start, end)
+
+        def read(connection: sqlite3.Connection) -> list[dict[bytes, int]]:
+            return [
+                {bytes(column): n for column, n in connection.execute(query, (scope, row, *bounds))} for row in rows
+            ]
+
+        return await self._run(self._reader, read)
+
+    async def drop(self, scope: str) -> None:
+        def drop(connection: sqlite3.Connection) -> None:
+            connection.execute(DROP_RECORDS, (scope,))
+            connection.execute(DROP_COUNTERS, (scope,))
+
+        await self._transaction(drop)
+
+    async def count(self, scope: str) -> int:
+        where = {"scope": scope, "now": self._clock()}
+
+        def count(connection: sqlite3.Connection) -> int:
+            return sum(connection.execute(query, where).fetchone()[0] for query in (COUNT_RECORDS, COUNT_COUNTERS))
+
+        return await self._run(self._reader, count)
