@@ -48,6 +48,13 @@ class Store(Protocol):
     def create(self, scope: str, kind: str, key: str, value: bytes) -> Deferred:
         """Store a record only if it does not exist; fire with whether it did not."""
 
+    def replace(self, scope: str, kind: str, key: str, old: bytes, new: bytes) -> Deferred:
+        """Store `new` only if the record still holds `old`; fire with whether it did.
+
+        A compare-and-set: an account change racing its deletion cannot
+        bring the deleted record back.
+        """
+
     def delete(self, scope: str, kind: str, key: str) -> Deferred:
         """Remove one record."""
 

@@ -81,6 +81,7 @@ UNAVAILABLE = (
 
 UPSERT_RECORD = "INSERT INTO {table} ({columns}, value) VALUES ({marks}, ?)"
 CREATE_RECORD = UPSERT_RECORD + " IF NOT EXISTS"
+REPLACE_RECORD = "UPDATE {table} SET value = ? WHERE {record} IF value = ?"
 GET_RECORD = "SELECT value FROM {table} WHERE {record}"
 SCAN_RECORDS = "SELECT key, value FROM {table} WHERE {kind}"
 DELETE_RECORD = "DELETE FROM {table} WHERE {record}"
@@ -414,6 +415,16 @@ class CassandraStore:
 
         return Deferred.fromCoroutine(create())
 
+    def replace(self, scope: str, kind: str, key: str, old: bytes, new: bytes) -> Deferred:
+        table, part = _locate(kind, key)
+
+        async def replace() -> bool:
+            statement = self._record(table, "replace")
+            result = await self._execute(statement, (new, *_address(table, scope, part, key), old))
+            return bool(result.was_applied)
+
+        return Deferred.fromCoroutine(replace())
+
     def delete(self, scope: str, kind: str, key: str) -> Deferred:
         table, part = _locate(kind, key)
 
@@ -597,6 +608,7 @@ def _cql() -> dict[tuple[str, str], str]:
         for operation, template in [
             ("upsert", UPSERT_RECORD),
             ("create", CREATE_RECORD),
+            ("replace", REPLACE_RECORD),
             ("get", GET_RECORD),
             ("scan", SCAN_RECORDS),
             ("delete", DELETE_RECORD),

@@ -41,6 +41,7 @@ ADD_COUNTERS = (
 CREATE_RECORD = (
     "INSERT INTO records (scope, kind, key, value) VALUES (?, ?, ?, ?) ON CONFLICT (scope, kind, key) DO NOTHING"
 )
+REPLACE_RECORD = "UPDATE records SET value = ? WHERE scope = ? AND kind = ? AND key = ? AND value = ?"
 GET_RECORD = "SELECT value FROM records WHERE scope = ? AND kind = ? AND key = ?"
 SCAN_RECORDS = "SELECT key, value FROM records WHERE scope = ? AND kind = ?"
 DELETE_RECORD = "DELETE FROM records WHERE scope = ? AND kind = ? AND key = ?"
@@ -145,6 +146,11 @@ class SQLiteStore:
     def create(self, scope: str, kind: str, key: str, value: bytes) -> Deferred:
         return self._transaction(
             lambda connection: connection.execute(CREATE_RECORD, (scope, kind, key, value)).rowcount == 1
+        )
+
+    def replace(self, scope: str, kind: str, key: str, old: bytes, new: bytes) -> Deferred:
+        return self._transaction(
+            lambda connection: connection.execute(REPLACE_RECORD, (new, scope, kind, key, old)).rowcount == 1
         )
 
     def delete(self, scope: str, kind: str, key: str) -> Deferred:
