@@ -88,7 +88,7 @@ def test_sigkill_loses_nothing_answered(store_kind, tmp_path, kill_at):
     server = TwistdServer(store_uri, tmp_path).start()
     user = f"d{uuid.uuid4().hex[:12]}"
     try:
-        assert _call(f"{server.url}/{user}", {"password": "pw"})[0] == 201
+        assert _call(f"{server.url}/{user}", {"password": "pw-secret"})[0] == 201
         answered = Answered(kill_at)
         stop = threading.Event()
         clients = [threading.Thread(target=_load, args=(server, user, n, answered, stop)) for n in range(CLIENTS)]
