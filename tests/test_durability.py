@@ -69,7 +69,7 @@ def _load(server: TwistdServer, user: str, first: int, answered: Answered, stop:
 
 def _counts(url: str, user: str, i: int) -> tuple[int, ...]:
     """(total A, total B, path B←A, segment total of B) for request i."""
-    auth = f"{user}:pw"
+    auth = f"{user}:pw-secret"
     status, a = _call(f"{url}/{user}/site/event/A{i}", auth=auth)
     if status == 404:
         a = {"total": 0}
