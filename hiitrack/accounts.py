@@ -20,7 +20,8 @@ unless the user turned that off, and never past the cap on buckets per user.
 The tracking path remembers that a bucket exists for at most
 `BUCKET_SECONDS`: that is how long another process may still accept hits
 into a bucket or an account deleted elsewhere.
-Tests: tests/test_accounts_processes.py, tests/test_http_accounts.py, tests/test_http_auth.py.
+Tests: tests/test_accounts_processes.py, tests/test_http_account_safety.py, tests/test_http_accounts.py,
+tests/test_http_auth.py, tests/test_login_throttle.py.
 """
 
 import base64
@@ -180,17 +181,12 @@ class Accounts:
 
     async def _check_password(self, user: str, record: dict | None, password: str, address: str) -> None:
         """401 unless `password` is the record's; 429 for a client or user that guessed too much."""
-        remembered = None
-        if record is not None:
-            remembered = hashlib.sha256(
-                b"\0".join([user.encode(), password.encode("utf-8", "surrogatepass"), record["hash"].encode()])
-            ).digest()
-            if self._logins.get(remembered) is not None:
-                return
+        if record is not None and self._logins.get(_login_key(user, password, record)) is not None:
+            return
         self._refuse_guessers(user, address)
         self.address_backoff.attempt(address)
         self.user_backoff.attempt(user)
-        if record is None or remembered is None:
+        if record is None:
             # Spend the time of a real check, so a miss does not tell whether
             # the user exists.
             await self.hashing.run(_hash, password, b"decoy", *SCRYPT.values())
@@ -200,7 +196,7 @@ class Accounts:
             raise Unauthorized("wrong user name or password")
         self.address_backoff.succeeded(address)
         self.user_backoff.succeeded(user)
-        self._logins.put(remembered, True)
+        self._logins.put(_login_key(user, password, record), True)
 
     def _refuse_guessers(self, user: str, address: str) -> None:
         wait = max(self.address_backoff.retry_after(address), self.user_backoff.retry_after(user))
@@ -269,6 +265,12 @@ class Accounts:
         await self._store.delete(user, "bucket", bucket)
         self._buckets.pop(scope)
         return scope
+
+
+def _login_key(user: str, password: str, record: dict) -> bytes:
+    """What the login cache remembers: the credentials with the hash they matched."""
+    secret = password.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(b"\0".join([user.encode(), secret, record["hash"].encode()])).digest()
 
 
 def _b64(raw: bytes) -> str:
