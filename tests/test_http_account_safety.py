@@ -12,6 +12,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
+from hiitrack.limits import Limits
 from tests.helpers import PASSWORD, auth_of, b64json, batch, eid, new_user, path, stored
 
 OTHER_SITE = "http://evil.example"
@@ -196,7 +197,7 @@ async def test_first_hit_bucket_creation_follows_the_users_switch(server, user_n
 @pytest_twisted.ensureDeferred
 async def test_buckets_per_user_are_capped(server, user_name):
     client = server.client
-    server.app.accounts.max_buckets = 3
+    server.app.accounts.limits = Limits(user_buckets=3)
     await new_user(client, user_name)
     for bucket in ("a", "b"):
         assert (await client.post(path(user_name, bucket, "event", "A"), {"visitor_id": "v"})).status == 200
@@ -207,7 +208,8 @@ async def test_buckets_per_user_are_capped(server, user_name):
         await client.post(path(user_name, "d"), {"description": ""}, auth=auth_of(user_name)),
     ]
     for answer in over:
-        assert answer.status == 400 and "most buckets allowed (3)" in answer.json["error"], answer.body
+        assert answer.status == 422, answer.body
+        assert (answer.json["limit"], answer.json["max"]) == ("user-buckets", 3)
     assert set((await client.get(path(user_name), auth=auth_of(user_name))).json["buckets"]) == {"a", "b", "c"}
     assert await stored(server, f"{user_name}/d") == 0
     # Existing buckets keep taking hits.
