@@ -1,12 +1,27 @@
-"""Users, buckets, passwords and access keys.
+"""Users, buckets, passwords and access keys, safe with several processes.
 
-Passwords are kept only as salted scrypt hashes.  scrypt is slow on purpose,
-so it runs off the reactor thread, and a bounded cache remembers recent
-successful logins (keyed by a hash of the credentials and the stored hash, so
-a changed password misses).  An access key is an HMAC of the bucket under
-the installation's secret and the user's password hash: nobody without the
-secret can derive one, and changing the password retires the old keys.
-Tests: tests/test_http_accounts.py, tests/test_http_auth.py.
+Passwords are kept only as salted scrypt hashes, computed off the reactor
+thread through a bounded queue with per-address and per-user back-off
+(hiitrack.throttle).  Secrets are never cached: every authentication reads
+the user's record from the store, so a password change or an account
+deletion in one process holds in every other at once.  A bounded cache
+remembers recent successful logins, keyed by the credentials *and* the
+stored hash, so it can only spare a hash for a record that is still current.
+
+An access key is an HMAC, under the installation's secret, of the bucket,
+the user's password hash and a random nonce of the bucket record: nobody
+without the secret can derive one, a password change retires every key, and
+a bucket deleted and created again gets a new key.  A password change is a
+compare-and-set on the user record, so one racing the account's deletion
+cannot bring the account back.
+
+The open tracking routes create a bucket on its first hit (the 2012 API)
+unless the user turned that off, and never past the cap on buckets per user.
+The tracking path remembers that a bucket exists for at most
+`BUCKET_SECONDS`: that is how long another process may still accept hits
+into a bucket or an account deleted elsewhere.
+Tests: tests/test_accounts_processes.py, tests/test_http_account_safety.py, tests/test_http_accounts.py,
+tests/test_http_auth.py, tests/test_login_throttle.py.
 """
 
 import base64
@@ -19,19 +34,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import ujson
-from twisted.internet.threads import deferToThread
 
 from hiitrack.caching import LRU
-from hiitrack.errors import BadRequest, Conflict, NotFound, Unauthorized
-from hiitrack.store import StoreUnavailable, WriteBatch
+from hiitrack.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+from hiitrack.limits import Limits, OverLimit
+from hiitrack.store import StoreUnavailable
 from hiitrack.store.interface import RecordWriter
 from hiitrack.store.kinds import BUCKET, SECRET, USER
+from hiitrack.throttle import Backoff, HashQueue
 
-__all__ = ["Access", "Accounts", "check_name", "bucket_scope"]
+__all__ = ["Access", "Accounts", "bucket_scope", "check_name", "check_password"]
 
 NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,63}")
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 INSTALLATION = ""
+PASSWORD_MIN = 8
+PASSWORD_MAX = 1024
+BUCKET_SECONDS = 2.0
+"""How long the tracking path trusts that a bucket exists before reading it again."""
+ADDRESS_FREE_FAILURES = 10
+USER_FREE_FAILURES = 20
 
 
 def check_name(name: str, what: str) -> str:
@@ -41,12 +63,19 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+def check_password(password: str) -> str:
+    """A new password: 8-1024 characters (a short one falls to guessing, a huge one costs hashing)."""
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise BadRequest(f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters")
+    return password
+
+
 def bucket_scope(user: str, bucket: str) -> str:
     return f"{user}/{bucket}"
 
 
 def _hash(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32)
+    return hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p, dklen=32)
 
 
 @dataclass(frozen=True)
@@ -67,17 +96,24 @@ class Accounts:
         store: RecordWriter,
         clock: Callable[[], float] = time.time,
         login_cache_size: int = 4096,
-        user_cache_size: int = 4096,
+        bucket_cache_size: int = 4096,
+        limits: Limits = Limits(),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._clock = clock
+        self._monotonic = monotonic
         self._secret = b""
+        self.limits = limits
         self._logins: LRU[bytes, bool] = LRU(login_cache_size)
-        self._users: LRU[str, dict] = LRU(user_cache_size)
-        self._buckets: LRU[str, bool] = LRU(user_cache_size)
+        # Scope -> when the bucket was last seen in the store (tracking only).
+        self._buckets: LRU[str, float] = LRU(bucket_cache_size)
+        self.hashing = HashQueue()
+        self.address_backoff = Backoff(ADDRESS_FREE_FAILURES, clock=monotonic)
+        self.user_backoff = Backoff(USER_FREE_FAILURES, clock=monotonic)
 
     def caches(self) -> dict[str, LRU]:
-        return {"login": self._logins, "user": self._users, "bucket": self._buckets}
+        return {"login": self._logins, "bucket": self._buckets}
 
     async def start(self) -> None:
         """Load the installation secret, making one on first start."""
@@ -87,25 +123,38 @@ class Accounts:
             raise StoreUnavailable("the installation secret was created but cannot be read back")
         self._secret = secret
 
-    async def user(self, name: str) -> dict | None:
-        record = self._users.get(name)
-        if record is None:
-            raw = await self._store.get(INSTALLATION, USER, name)
-            if raw is None:
-                return None
-            record = ujson.loads(raw)
-            self._users.put(name, record)
-        return record
+    # Users.
 
-    async def create_user(self, name: str, password: str) -> None:
-        record = await _password_record(password)
+    async def user(self, name: str) -> dict | None:
+        """The user's record as the store holds it now."""
+        raw = await self._store.get(INSTALLATION, USER, name)
+        return None if raw is None else ujson.loads(raw)
+
+    async def create_user(self, name: str, password: str, buckets_on_hit: bool = True) -> None:
+        record = {**await self._password_record(check_password(password)), "buckets_on_hit": buckets_on_hit}
         if not await self._store.create(INSTALLATION, USER, name, ujson.dumps(record).encode()):
             raise Conflict(f"user {name} already exists")
 
-    async def change_password(self, name: str, password: str) -> None:
-        record = await _password_record(password)
-        await self._store.write(WriteBatch(scope=INSTALLATION, records={(USER, name): ujson.dumps(record).encode()}))
-        self._users.pop(name)
+    async def change_user(
+        self, name: str, current: str, password: str | None, buckets_on_hit: bool | None, address: str
+    ) -> None:
+        """Change the password and/or the first-hit switch, knowing the current password.
+
+        The change applies only to the record the current password was
+        checked against: if the account was deleted or changed meanwhile,
+        nothing is written.
+        """
+        raw = await self._store.get(INSTALLATION, USER, name)
+        if raw is None:
+            raise NotFound(f"no user {name}")
+        record = ujson.loads(raw)
+        await self._check_password(name, record, current, address)
+        if password is not None:
+            record.update(await self._password_record(check_password(password)))
+        if buckets_on_hit is not None:
+            record["buckets_on_hit"] = buckets_on_hit
+        if not await self._store.replace(INSTALLATION, USER, name, raw, ujson.dumps(record).encode()):
+            raise Conflict(f"user {name} was changed or deleted meanwhile; nothing was changed")
 
     async def delete_user(self, name: str) -> list[str]:
         """Remove the user and every bucket's data; return the dropped scopes."""
@@ -115,11 +164,12 @@ class Accounts:
             self._buckets.pop(scope)
         await self._store.drop(name)
         await self._store.delete(INSTALLATION, USER, name)
-        self._users.pop(name)
         return scopes
 
-    async def authenticate(self, user: str, bucket: str | None, login: str, password: str) -> Access:
-        """Check Basic credentials for a request under /user[/bucket].
+    # Authentication.
+
+    async def authenticate(self, user: str, bucket: str | None, login: str, password: str, address: str) -> Access:
+        """Check Basic credentials for a request under /user[/bucket] from `address`.
 
         The user's password gives full access; the access key of `bucket`
         gives read access to that bucket only.
@@ -127,28 +177,58 @@ class Accounts:
         if login != user:
             raise Unauthorized("these credentials are for another user")
         record = await self.user(user)
+        if record is not None and bucket is not None:
+            key = await self._access_key(user, record, bucket)
+            if key is not None and hmac.compare_digest(key.encode(), password.encode("utf-8", "surrogatepass")):
+                return Access(user, bucket)
+        await self._check_password(user, record, password, address)
+        return Access(user)
+
+    async def _check_password(self, user: str, record: dict | None, password: str, address: str) -> None:
+        """401 unless `password` is the record's; 429 for a client or user that guessed too much."""
+        if record is not None and self._logins.get(_login_key(user, password, record)) is not None:
+            return
+        self._refuse_guessers(user, address)
+        self.address_backoff.attempt(address)
+        self.user_backoff.attempt(user)
         if record is None:
             # Spend the time of a real check, so a miss does not tell whether
             # the user exists.
-            await deferToThread(_hash, password, b"decoy", **SCRYPT)
+            await self.hashing.run(_hash, password, b"decoy", *SCRYPT.values())
             raise Unauthorized("wrong user name or password")
-        if bucket is not None and hmac.compare_digest(
-            self.access_key(user, record, bucket).encode(), password.encode("utf-8", "surrogatepass")
-        ):
-            return Access(user, bucket)
-        remembered = hashlib.sha256(
-            b"\0".join([user.encode(), password.encode("utf-8", "surrogatepass"), record["hash"].encode()])
-        ).digest()
-        if self._logins.get(remembered) is None:
-            digest = await deferToThread(_hash, password, _unb64(record["salt"]), record["n"], record["r"], record["p"])
-            if not hmac.compare_digest(digest, _unb64(record["hash"])):
-                raise Unauthorized("wrong user name or password")
-            self._logins.put(remembered, True)
-        return Access(user)
+        digest = await self.hashing.run(_hash, password, _unb64(record["salt"]), record["n"], record["r"], record["p"])
+        if not hmac.compare_digest(digest, _unb64(record["hash"])):
+            raise Unauthorized("wrong user name or password")
+        self.address_backoff.succeeded(address)
+        self.user_backoff.succeeded(user)
+        self._logins.put(_login_key(user, password, record), True)
 
-    def access_key(self, user: str, record: dict, bucket: str) -> str:
-        """The bucket's read-only key; it changes with the user's password."""
-        mac = hmac.new(self._secret, f"{user}/{bucket}/{record['hash']}".encode(), hashlib.sha256)
+    def _refuse_guessers(self, user: str, address: str) -> None:
+        wait = max(self.address_backoff.retry_after(address), self.user_backoff.retry_after(user))
+        if wait:
+            raise TooManyRequests(f"too many failed logins; try again in {wait} s", retry_after=wait)
+
+    async def _password_record(self, password: str) -> dict:
+        salt = os.urandom(16)
+        digest = await self.hashing.run(_hash, password, salt, *SCRYPT.values())
+        return {"salt": _b64(salt), "hash": _b64(digest), **SCRYPT}
+
+    # Buckets.
+
+    async def access_key(self, user: str, bucket: str) -> str:
+        """The bucket's read-only key (404 when the user or the bucket is gone)."""
+        record = await self.user(user)
+        key = None if record is None else await self._access_key(user, record, bucket)
+        if key is None:
+            raise NotFound(f"no bucket {bucket}")
+        return key
+
+    async def _access_key(self, user: str, record: dict, bucket: str) -> str | None:
+        bucket_record = await self.bucket(user, bucket)
+        if bucket_record is None:
+            return None
+        nonce = bucket_record.get("key", "")
+        mac = hmac.new(self._secret, f"{user}/{bucket}/{record['hash']}/{nonce}".encode(), hashlib.sha256)
         return _b64(mac.digest())
 
     async def buckets(self, user: str) -> dict[str, dict]:
@@ -159,18 +239,29 @@ class Accounts:
         return None if raw is None else ujson.loads(raw)
 
     async def create_bucket(self, user: str, bucket: str, description: str) -> bool:
-        record = {"description": description, "created": int(self._clock())}
+        """Create the bucket unless it exists; 422 past the cap on buckets per user."""
+        if len(await self.buckets(user)) >= self.limits.user_buckets:
+            raise OverLimit("user_buckets", self.limits.user_buckets, f"user {user} has too many buckets")
+        record = {"description": description, "created": int(self._clock()), "key": _b64(os.urandom(16))}
         created = await self._store.create(user, BUCKET, bucket, ujson.dumps(record).encode())
-        self._buckets.put(bucket_scope(user, bucket), True)
+        self._buckets.put(bucket_scope(user, bucket), self._monotonic())
         return created
 
     async def ensure_bucket(self, user: str, bucket: str) -> str:
-        """For tracking: the bucket's scope, creating the bucket if the user exists."""
+        """For tracking: the bucket's scope, creating the bucket if its user allows that."""
         scope = bucket_scope(user, bucket)
-        if self._buckets.get(scope) is None:
-            if await self.user(user) is None:
-                raise NotFound(f"no user {user}")
-            await self.create_bucket(user, bucket, "")
+        seen = self._buckets.get(scope)
+        if seen is not None and self._monotonic() - seen < BUCKET_SECONDS:
+            return scope
+        if await self.bucket(user, bucket) is not None:
+            self._buckets.put(scope, self._monotonic())
+            return scope
+        record = await self.user(user)
+        if record is None:
+            raise NotFound(f"no user {user}")
+        if not record.get("buckets_on_hit", True):
+            raise NotFound(f"no bucket {bucket}: user {user} creates buckets with POST /{user}/{bucket} only")
+        await self.create_bucket(user, bucket, "")
         return scope
 
     async def delete_bucket(self, user: str, bucket: str) -> str:
@@ -181,10 +272,10 @@ class Accounts:
         return scope
 
 
-async def _password_record(password: str) -> dict:
-    salt = os.urandom(16)
-    digest = await deferToThread(_hash, password, salt, **SCRYPT)
-    return {"salt": _b64(salt), "hash": _b64(digest), **SCRYPT}
+def _login_key(user: str, password: str, record: dict) -> bytes:
+    """What the login cache remembers: the credentials with the hash they matched."""
+    secret = password.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(b"\0".join([user.encode(), secret, record["hash"].encode()])).digest()
 
 
 def _b64(raw: bytes) -> str:

@@ -34,8 +34,8 @@ class HiiTrack:
         self.clock = clock
         # The operator's Basic credentials for /metrics; None turns it off.
         self.metrics_auth = metrics_auth
-        self.accounts = Accounts(store, clock)
         self.limits = limits
+        self.accounts = Accounts(store, clock, limits=limits)
         self.catalog = Catalog(store, clock, limits)
         self.tracker = Tracker(store, self.catalog, clock, visitor_cache_size, visitor_cache_seconds, limits)
         self.reports = Reports(store, self.catalog, self.accounts, limits)

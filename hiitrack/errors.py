@@ -9,10 +9,12 @@ __all__ = [
     "ApiError",
     "BadRequest",
     "Conflict",
+    "Forbidden",
     "NotAllowed",
     "NotFound",
     "OperatorOnly",
     "TooLarge",
+    "TooManyRequests",
     "Unauthorized",
 ]
 
@@ -48,6 +50,12 @@ class Conflict(ApiError):
     status = 403
 
 
+class Forbidden(ApiError):
+    """Credentials are fine but the request is refused (a cross-site form)."""
+
+    status = 403
+
+
 class NotFound(ApiError):
     status = 404
 
@@ -58,3 +66,9 @@ class NotAllowed(ApiError):
 
 class TooLarge(ApiError):
     status = 413
+
+
+class TooManyRequests(ApiError):
+    """Back off: the answer carries ``retry_after`` seconds (also as ``Retry-After``)."""
+
+    status = 429

@@ -29,6 +29,8 @@ class Limits:
     """Distinct events of one visitor: its state grows with the square of this (≤ 250 KB)."""
     visitor_values: int = 100
     """Distinct property values of one visitor (a batch may carry 100): each multiplies the cells of every event."""
+    user_buckets: int = 1_000
+    """Buckets of one user: the open tracking routes can create them (docs/api.md, "First-hit buckets")."""
     bucket_events: int = 10_000
     """Distinct event names of a bucket (Amplitude allows 2,000 event types per project)."""
     bucket_properties: int = 1_000

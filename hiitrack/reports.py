@@ -119,9 +119,7 @@ class Reports:
 
     async def overview(self, user: str, bucket: str, record: dict) -> dict[str, object]:
         """A bucket at a glance (`record` is its account record): its read-only key and every name it has seen."""
-        user_record = await self._accounts.user(user)
-        if user_record is None:
-            raise NotFound(f"no user {user}")
+        access_key = await self._accounts.access_key(user, bucket)
         scope = bucket_scope(user, bucket)
         events = await self._catalog.events(scope)
         properties = await self._catalog.properties(scope)
@@ -129,7 +127,7 @@ class Reports:
         return {
             "bucket_name": bucket,
             "description": record["description"],
-            "access_key": self._accounts.access_key(user, user_record, bucket),
+            "access_key": access_key,
             "events": {name: {"id": encode_id(event)} for event, name in events.items()},
             "properties": {encode_id(prop): name for prop, name in properties.items()},
             "funnels": {name: {"description": funnel["description"]} for name, funnel in funnels.items()},

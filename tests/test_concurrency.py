@@ -18,7 +18,7 @@ from twisted.internet import defer
 from tests.http import b64json, path
 from tests.model import Model, eid, vid
 
-PASSWORD = "pw"
+PASSWORD = "pw-secret"
 BUCKET = "site"
 # 20:50 UTC today (see tests/test_model.py for why today).
 T0 = int(time.time()) // 86400 * 86400 + 20 * 3600 + 50 * 60

@@ -69,7 +69,7 @@ def _load(server: TwistdServer, user: str, first: int, answered: Answered, stop:
 
 def _counts(url: str, user: str, i: int) -> tuple[int, ...]:
     """(total A, total B, path B←A, segment total of B) for request i."""
-    auth = f"{user}:pw"
+    auth = f"{user}:pw-secret"
     status, a = _call(f"{url}/{user}/site/event/A{i}", auth=auth)
     if status == 404:
         a = {"total": 0}
@@ -88,7 +88,7 @@ def test_sigkill_loses_nothing_answered(store_kind, tmp_path, kill_at):
     server = TwistdServer(store_uri, tmp_path).start()
     user = f"d{uuid.uuid4().hex[:12]}"
     try:
-        assert _call(f"{server.url}/{user}", {"password": "pw"})[0] == 201
+        assert _call(f"{server.url}/{user}", {"password": "pw-secret"})[0] == 201
         answered = Answered(kill_at)
         stop = threading.Event()
         clients = [threading.Thread(target=_load, args=(server, user, n, answered, stop)) for n in range(CLIENTS)]

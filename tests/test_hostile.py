@@ -14,7 +14,7 @@ from twisted.internet import defer, reactor, threads
 
 from tests.http import b64json, path
 
-PASSWORD = "pw"
+PASSWORD = "pw-secret"
 NAME_256 = "é" * 128
 NAME_257 = "é" * 128 + "x"
 

@@ -29,7 +29,7 @@ async def test_create_user(server, user_name):
 @pytest_twisted.ensureDeferred
 async def test_create_existing_user_is_403(server, user_name):
     await new_user(server.client, user_name)
-    answer = await server.client.post(path(user_name), {"password": "another"})
+    answer = await server.client.post(path(user_name), {"password": "another password"})
     assert answer.status == 403
     assert isinstance(answer.json["error"], str)
     # The first password still works: nothing was overwritten.
@@ -258,10 +258,12 @@ async def test_delete_user_removes_all_data(server, user_name):
 async def test_change_password(server, user_name):
     client = server.client
     await new_user(client, user_name)
-    answer = await client.post(path(user_name), {"password": "changed"}, auth=auth_of(user_name))
+    answer = await client.post(
+        path(user_name), {"password": "changed!", "current_password": PASSWORD}, auth=auth_of(user_name)
+    )
     assert (answer.status, answer.json) == (200, {})
     assert (await client.get(path(user_name), auth=auth_of(user_name))).status == 401
-    assert (await client.get(path(user_name), auth=(user_name, "changed"))).status == 200
+    assert (await client.get(path(user_name), auth=(user_name, "changed!"))).status == 200
 
 
 @pytest_twisted.ensureDeferred

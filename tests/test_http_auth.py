@@ -185,7 +185,7 @@ async def test_access_key_opens_nothing_else(server, user_name):
     _assert_401(await client.delete(path(user_name, "b"), auth=auth))
     _assert_401(await client.post(path(user_name, "b"), {"description": "x"}, auth=auth))
     _assert_401(await client.post(path(user_name, "new"), {"description": "x"}, auth=auth))
-    _assert_401(await client.post(path(user_name), {"password": "taken over"}, auth=auth))
+    _assert_401(await client.post(path(user_name), {"password": "taken over", "current_password": key}, auth=auth))
     steps = [("event_id", eid("B")), ("event_id", eid("A"))]
     _assert_401(await client.post(path(user_name, "b", "funnel", "g"), steps, auth=auth))
     _assert_401(await client.post(path(user_name, "b", "funnel", "f"), steps, auth=auth))
@@ -208,7 +208,11 @@ async def test_access_key_opens_nothing_else(server, user_name):
 async def test_access_key_retired_with_password(server, user_name):
     key = await _setup(server, user_name)
     client = server.client
-    assert (await client.post(path(user_name), {"password": "new"}, auth=auth_of(user_name))).status == 200
+    assert (
+        await client.post(
+            path(user_name), {"password": "new password", "current_password": PASSWORD}, auth=auth_of(user_name)
+        )
+    ).status == 200
     _assert_401(await client.get(path(user_name, "b"), auth=(user_name, key)))
 
 

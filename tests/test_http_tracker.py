@@ -57,7 +57,7 @@ def tracking_requests(user: str) -> list[tuple[str, str, dict]]:
 @pytest_twisted.ensureDeferred
 async def test_tracking_routes_allow_the_requesting_origin_with_credentials(server, user_name):
     client = server.client
-    assert (await client.post(path(user_name), {"password": "pw"})).status == 201
+    assert (await client.post(path(user_name), {"password": "pw-secret"})).status == 201
     for method, where, params in tracking_requests(user_name):
         options = {"params": params} if method == "GET" else {"data": params}
         answer = await client.request(method, where, headers={"Origin": ORIGIN}, **options)
@@ -79,7 +79,7 @@ async def test_tracking_errors_are_readable_cross_origin(server, user_name):
 
 @pytest_twisted.ensureDeferred
 async def test_no_cors_without_origin(server, user_name):
-    assert (await server.client.post(path(user_name), {"password": "pw"})).status == 201
+    assert (await server.client.post(path(user_name), {"password": "pw-secret"})).status == 201
     answer = await server.client.get(path(user_name, "site", "batch"), {"message": MESSAGE})
     assert answer.status == 200
     assert answer.header("Access-Control-Allow-Origin") is None
@@ -89,8 +89,8 @@ async def test_no_cors_without_origin(server, user_name):
 @pytest_twisted.ensureDeferred
 async def test_reports_and_accounts_are_not_open_cross_origin(server, user_name):
     client = server.client
-    auth = (user_name, "pw")
-    assert (await client.post(path(user_name), {"password": "pw"})).status == 201
+    auth = (user_name, "pw-secret")
+    assert (await client.post(path(user_name), {"password": "pw-secret"})).status == 201
     assert (await client.post(path(user_name, "site", "event", "A"), {"visitor_id": "v1"})).status == 200
     for where in [
         path(user_name),
@@ -133,7 +133,7 @@ async def test_preflight_is_answered(server, user_name, where, method, methods):
     assert int(answer.header("Access-Control-Max-Age")) > 0
     assert "Origin" in answer.header("Vary")
     # A preflight records nothing: the user does not even exist.
-    assert (await server.client.get(path(user_name), auth=(user_name, "pw"))).status == 401
+    assert (await server.client.get(path(user_name), auth=(user_name, "pw-secret"))).status == 401
 
 
 @pytest_twisted.ensureDeferred
@@ -157,7 +157,7 @@ async def test_options_elsewhere_stays_405(server, user_name):
 @pytest_twisted.ensureDeferred
 async def test_an_empty_batch_names_the_visitor(server, user_name):
     # The tracker's identify sends one so the cookie switches at once.
-    assert (await server.client.post(path(user_name), {"password": "pw"})).status == 201
+    assert (await server.client.post(path(user_name), {"password": "pw-secret"})).status == 201
     answer = await server.client.post(
         path(user_name, "site", "batch"), {"message": b64json([[], []]), "visitor_id": "customer-42"}
     )

@@ -7,13 +7,13 @@ from tests.http import b64json, path
 
 
 async def _report(client, user, event):
-    return (await client.get(path(user, "site", "event", event), auth=(user, "pw"))).json
+    return (await client.get(path(user, "site", "event", event), auth=(user, "pw-secret"))).json
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_retried_event_counts_once(server, user_name):
     client = server.client
-    await client.post(path(user_name), {"password": "pw"})
+    await client.post(path(user_name), {"password": "pw-secret"})
     where = path(user_name, "site", "event", "Paid")
     first = await client.post(where, {"visitor_id": "v1", "insert_id": "k-1"})
     again = await client.post(where, {"visitor_id": "v1", "insert_id": "k-1"})
@@ -29,7 +29,7 @@ async def test_a_retried_event_counts_once(server, user_name):
 async def test_simultaneous_retries_of_a_batch_count_once(server, user_name):
     """Ten copies of one batch in flight at once, from different visitors' connections."""
     client = server.client
-    await client.post(path(user_name), {"password": "pw"})
+    await client.post(path(user_name), {"password": "pw-secret"})
     message = b64json([["Signed up", "Paid"], [["plan", "pro"]]])
     answers = await defer.gatherResults(
         [
@@ -50,7 +50,7 @@ async def test_simultaneous_retries_of_a_batch_count_once(server, user_name):
 @pytest_twisted.ensureDeferred
 async def test_insert_ids_are_per_bucket_and_survive_the_cache(server, user_name):
     client = server.client
-    await client.post(path(user_name), {"password": "pw"})
+    await client.post(path(user_name), {"password": "pw-secret"})
     for bucket in ("one", "two"):
         answer = await client.post(path(user_name, bucket, "event", "A"), {"visitor_id": "v", "insert_id": "x"})
         assert answer.json == {}
@@ -62,7 +62,7 @@ async def test_insert_ids_are_per_bucket_and_survive_the_cache(server, user_name
 @pytest_twisted.ensureDeferred
 async def test_an_empty_insert_id_is_refused(server, user_name):
     client = server.client
-    await client.post(path(user_name), {"password": "pw"})
+    await client.post(path(user_name), {"password": "pw-secret"})
     answer = await client.post(path(user_name, "site", "event", "A"), {"visitor_id": "v", "insert_id": ""})
     assert answer.status == 400
-    assert (await client.get(path(user_name, "site"), auth=(user_name, "pw"))).status == 404
+    assert (await client.get(path(user_name, "site"), auth=(user_name, "pw-secret"))).status == 404

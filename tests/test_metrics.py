@@ -42,8 +42,8 @@ async def test_metrics_are_off_without_the_option(server) -> None:
 @pytest_twisted.ensureDeferred
 async def test_metrics_need_the_operator_credentials(server, user_name) -> None:
     enable(server)
-    assert (await server.client.post(path(user_name), {"password": "pw"})).status == 201
-    for auth in (None, ("ops", "wrong"), (user_name, "pw"), ("ops2", OPERATOR[1])):
+    assert (await server.client.post(path(user_name), {"password": "pw-secret"})).status == 201
+    for auth in (None, ("ops", "wrong"), (user_name, "pw-secret"), ("ops2", OPERATOR[1])):
         answer = await server.client.get("/metrics", auth=auth)
         assert answer.status == 401, auth
         assert answer.header("WWW-Authenticate") == 'Basic realm="hiitrack metrics"'
@@ -57,7 +57,7 @@ async def test_metrics_need_the_operator_credentials(server, user_name) -> None:
 async def test_metrics_count_requests_by_route_template_events_commits_and_caches(server, user_name) -> None:
     enable(server)
     client = server.client
-    assert (await client.post(path(user_name), {"password": "pw"})).status == 201
+    assert (await client.post(path(user_name), {"password": "pw-secret"})).status == 201
     before = (await client.get("/metrics", auth=OPERATOR)).body.decode()
     for visitor in ("a", "b", "a"):
         answer = await client.post(path(user_name, "site", "event", "Signed up"), {"visitor_id": visitor})

@@ -23,7 +23,7 @@ from twisted.internet import defer
 from tests.http import b64json, path
 from tests.model import Model, canonical, eid
 
-PASSWORD = "pw"
+PASSWORD = "pw-secret"
 BUCKET = "site"
 # 20:50 UTC today: hour and day boundaries come soon.  Today, not a fixed
 # date: the server skips series buckets older than a day before the bucket's

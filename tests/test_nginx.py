@@ -123,7 +123,7 @@ def test_a_process_that_dies_keeps_its_visitors_and_counts_stay_exact(tmp_path):
         for server in servers:
             server.start()
         nginx = Nginx(tmp_path, [server.port for server in servers])
-        assert _call(f"{nginx.url}/{user}", {"password": "pw"})[0] == 201
+        assert _call(f"{nginx.url}/{user}", {"password": "pw-secret"})[0] == 201
         model = Model()
         home: dict[str, str] = {}
 
@@ -155,7 +155,7 @@ def test_a_process_that_dies_keeps_its_visitors_and_counts_stay_exact(tmp_path):
                 sent(visitor, events)
         assert refused
         # Reads go on, from the living process.
-        status, upstream, _ = _call(f"{nginx.url}/{user}/site", auth=f"{user}:pw")
+        status, upstream, _ = _call(f"{nginx.url}/{user}/site", auth=f"{user}:pw-secret")
         assert (status, upstream.split(", ")[-1]) == (200, addresses[1])
 
         # It comes back on its port; the tracker sends the refused hits again, then more.
@@ -172,7 +172,9 @@ def test_a_process_that_dies_keeps_its_visitors_and_counts_stay_exact(tmp_path):
 
         for base in [nginx.url] + [server.url for server in servers]:
             for name in EVENTS:
-                status, _, report = _call(f"{base}/{user}/site/event/{urllib.parse.quote(name)}", auth=f"{user}:pw")
+                status, _, report = _call(
+                    f"{base}/{user}/site/event/{urllib.parse.quote(name)}", auth=f"{user}:pw-secret"
+                )
                 assert (status, report) == (200, model.event_report(name))
     finally:
         if nginx is not None:

@@ -51,7 +51,7 @@ def test_two_processes_on_one_keyspace_add_up(tmp_path):
     servers = [TwistdServer(CASSANDRA_URI, tmp_path).start() for _ in range(2)]
     user = f"s{uuid.uuid4().hex[:12]}"
     try:
-        _call(f"{servers[0].url}/{user}", {"password": "pw"}, status=201)
+        _call(f"{servers[0].url}/{user}", {"password": "pw-secret"}, status=201)
         model = Model()
         errors: list[BaseException] = []
 
@@ -86,8 +86,8 @@ def test_two_processes_on_one_keyspace_add_up(tmp_path):
         for server in servers:
             for name in EVENTS:
                 where = f"{server.url}/{user}/site/event/{urllib.parse.quote(name)}"
-                assert _call(where, auth=f"{user}:pw") == model.event_report(name)
-                split = _call(where + "?property=plan", auth=f"{user}:pw")
+                assert _call(where, auth=f"{user}:pw-secret") == model.event_report(name)
+                split = _call(where + "?property=plan", auth=f"{user}:pw-secret")
                 assert split == model.event_report(name, "plan")
     finally:
         for server in servers:

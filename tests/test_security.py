@@ -43,29 +43,31 @@ def _read_routes(user: str) -> list[str]:
 
 async def _owner_with_data(client, user: str) -> str:
     """A user with a bucket holding events, a property and a saved funnel; returns the access key."""
-    await client.post(path(user), {"password": "pw"})
+    await client.post(path(user), {"password": "pw-secret"})
     await client.get(
         path(user, "site", "batch"), {"visitor_id": "v", "message": b64json([["A", "B"], [["plan", "pro"]]])}
     )
-    await client.post(path(user, "site", "funnel", "f"), {"event": ["A", "B"]}, auth=(user, "pw"))
+    await client.post(path(user, "site", "funnel", "f"), {"event": ["A", "B"]}, auth=(user, "pw-secret"))
     await client.post(path(user, "other", "event", "A"), {"visitor_id": "v"})
-    return (await client.get(path(user, "other"), auth=(user, "pw"))).json["access_key"]
+    return (await client.get(path(user, "other"), auth=(user, "pw-secret"))).json["access_key"]
 
 
 @pytest_twisted.ensureDeferred
 async def test_every_read_route_refuses_strangers(server, user_name):
     client = server.client
     other_key = await _owner_with_data(client, user_name)
+    # Dozens of wrong logins from one address: back-off (tests/test_login_throttle.py) would answer 429.
+    server.app.accounts.address_backoff.free = server.app.accounts.user_backoff.free = 1000
     stranger = user_name + "x"
-    await client.post(path(stranger), {"password": "theirs"})
+    await client.post(path(stranger), {"password": "theirs-pw"})
     routes = _read_routes(user_name)
     assert len(routes) >= 8
     for where in routes:
-        assert (await client.get(where, auth=(user_name, "pw"))).status == 200, where
+        assert (await client.get(where, auth=(user_name, "pw-secret"))).status == 200, where
         for label, auth, headers in [
             ("no credentials", None, {}),
-            ("another user's credentials", (stranger, "theirs"), {}),
-            ("the owner's name with another user's password", (user_name, "theirs"), {}),
+            ("another user's credentials", (stranger, "theirs-pw"), {}),
+            ("the owner's name with another user's password", (user_name, "theirs-pw"), {}),
             ("an access key of another bucket", (user_name, other_key), {}),
         ]:
             answer = await client.get(where, auth=auth, headers=headers)
@@ -80,7 +82,7 @@ async def test_every_read_route_refuses_strangers(server, user_name):
 async def test_an_access_key_reads_only_its_bucket_and_dies_with_the_password(server, user_name):
     client = server.client
     await _owner_with_data(client, user_name)
-    key = (await client.get(path(user_name, "site"), auth=(user_name, "pw"))).json["access_key"]
+    key = (await client.get(path(user_name, "site"), auth=(user_name, "pw-secret"))).json["access_key"]
     assert (await client.get(path(user_name, "site", "event", "A"), auth=(user_name, key))).status == 200
     assert (await client.get(path(user_name), auth=(user_name, key))).status == 401
     assert (await client.delete(path(user_name, "site"), auth=(user_name, key))).status == 401
@@ -88,11 +90,13 @@ async def test_an_access_key_reads_only_its_bucket_and_dies_with_the_password(se
         await client.post(path(user_name, "site", "funnel", "g"), {"event": ["A", "B"]}, auth=(user_name, key))
     ).status == 401
 
-    changed = await client.post(path(user_name), {"password": "new"}, auth=(user_name, "pw"))
+    changed = await client.post(
+        path(user_name), {"password": "new-secret", "current_password": "pw-secret"}, auth=(user_name, "pw-secret")
+    )
     assert changed.status == 200
-    assert (await client.get(path(user_name, "site"), auth=(user_name, "pw"))).status == 401
+    assert (await client.get(path(user_name, "site"), auth=(user_name, "pw-secret"))).status == 401
     assert (await client.get(path(user_name, "site", "event", "A"), auth=(user_name, key))).status == 401
-    new_key = (await client.get(path(user_name, "site"), auth=(user_name, "new"))).json["access_key"]
+    new_key = (await client.get(path(user_name, "site"), auth=(user_name, "new-secret"))).json["access_key"]
     assert new_key != key
     assert (await client.get(path(user_name, "site", "event", "A"), auth=(user_name, new_key))).status == 200
 
@@ -103,14 +107,14 @@ async def test_the_password_hash_never_leaves_the_server(server, user_name):
     await _owner_with_data(client, user_name)
     record = json.loads(await server.app.store.get("", USER, user_name))
     for where in [path(user_name), path(user_name, "site")]:
-        body = (await client.get(where, auth=(user_name, "pw"))).body.decode()
+        body = (await client.get(where, auth=(user_name, "pw-secret"))).body.decode()
         assert record["hash"] not in body and record["salt"] not in body
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_failed_login_does_not_tell_whether_the_user_exists(server, user_name):
     client = server.client
-    await client.post(path(user_name), {"password": "pw"})
+    await client.post(path(user_name), {"password": "pw-secret"})
 
     async def seconds(user: str) -> float:
         started = time.perf_counter()
@@ -127,7 +131,7 @@ async def test_a_failed_login_does_not_tell_whether_the_user_exists(server, user
 @pytest_twisted.ensureDeferred
 async def test_cookies_and_sniffing(server, user_name):
     client = server.client
-    await client.post(path(user_name), {"password": "pw"})
+    await client.post(path(user_name), {"password": "pw-secret"})
     plain = await client.post(path(user_name, "site", "event", "A"), {})
     cookie = plain.headers.getRawHeaders("Set-Cookie")[0]
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax") and "Secure" not in cookie

@@ -51,6 +51,12 @@ async def test_records_of_every_kind(store, user_name):
         assert await store.create(scope, kind, "k1", b"first") is True
         assert await store.create(scope, kind, "k1", b"second") is False
         assert await store.get(scope, kind, "k1") == b"first"
+        assert await store.replace(scope, kind, "k1", b"stale", b"lost") is False
+        assert await store.replace(scope, kind, "k1", b"first", b"swapped") is True
+        assert await store.get(scope, kind, "k1") == b"swapped"
+        assert await store.replace(scope, kind, "k1", b"swapped", b"first") is True
+        assert await store.replace(scope, kind, "absent", b"first", b"made") is False
+        assert await store.get(scope, kind, "absent") is None
         await store.write(WriteBatch(scope, records={(kind, "k2"): b"\x00two\xff"}))
         assert await store.scan(scope, kind) == {"k1": b"first", "k2": b"\x00two\xff"}
         await store.delete(scope, kind, "k1")

@@ -56,7 +56,7 @@ async def _send(client, user: str, visitor: str, action: tuple) -> None:
 @pytest_twisted.ensureDeferred
 async def test_fifty_visitors_from_sixteen_clients_match_the_model(server, user_name):
     client = server.client
-    assert (await client.post(path(user_name), {"password": "pw"})).status == 201
+    assert (await client.post(path(user_name), {"password": "pw-secret"})).status == 201
     script = _script(random.Random(20261129))
     model = Model()
     when = int(server.app.clock())
@@ -78,7 +78,7 @@ async def test_fifty_visitors_from_sixteen_clients_match_the_model(server, user_
 
     await defer.gatherResults([defer.ensureDeferred(run_client(n)) for n in range(CLIENTS)], consumeErrors=True)
 
-    auth = (user_name, "pw")
+    auth = (user_name, "pw-secret")
     for event in EVENTS:
         report = await client.get(path(user_name, "site", "event", event), auth=auth)
         assert report.json == model.event_report(event), event

@@ -138,9 +138,9 @@ NAME = "Zoë 東京 🚀"
 @pytest_twisted.ensureDeferred
 async def test_tracker_in_chromium(server, user_name, mode):
     client = server.client
-    auth = (user_name, "pw")
+    auth = (user_name, "pw-secret")
     bucket = "site"
-    assert (await client.post(path(user_name), {"password": "pw"})).status == 201
+    assert (await client.post(path(user_name), {"password": "pw-secret"})).status == 201
     pages = await serve_pages(server.url, user_name, bucket, mode)
     try:
         visit = await drive(f"http://127.0.0.1:{pages.getHost().port}", server.url, mode)

@@ -55,6 +55,13 @@ class RecordStore(Protocol):
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         """Store a record only if it does not exist; whether it did not."""
 
+    async def replace(self, scope: str, kind: Kind, key: str, old: bytes, new: bytes) -> bool:
+        """Store `new` only if the record still holds `old`; whether it did.
+
+        A compare-and-set: an account change racing its deletion cannot
+        bring the deleted record back.
+        """
+
     async def delete(self, scope: str, kind: Kind, key: str) -> None:
         """Remove one record."""
 

@@ -11,8 +11,8 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from hiitrack.accounts import check_name
 from hiitrack.app import HiiTrack
-from hiitrack.errors import Conflict
-from hiitrack.web.access import authorize, existing_bucket
+from hiitrack.errors import BadRequest, Conflict
+from hiitrack.web.access import authorize, client_address, existing_bucket, secret
 from hiitrack.web.batch import Batch
 from hiitrack.web.bucket import BucketResource
 from hiitrack.web.dashboard import Dashboard
@@ -77,14 +77,22 @@ class User(ApiResource):
         return Bucket(self.app, self.user, check_name(decode_segment(path, "bucket name"), "bucket"))
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
-        """Create the user; with the user's credentials, change the password."""
-        password = params.require("password")
-        if request.getHeader(b"Authorization") is not None:
-            await authorize(self.app, request, self.user)
-            await self.app.accounts.change_password(self.user, password)
+        """Create the user; with its credentials and `current_password`, change it."""
+        password = secret(request, params, "password")
+        current = secret(request, params, "current_password")
+        buckets_on_hit = _switch(params, "buckets_on_hit")
+        if request.getHeader(b"Authorization") is None:
+            if password is None:
+                raise BadRequest("missing parameter password")
+            await self.app.accounts.create_user(self.user, password, buckets_on_hit is not False)
+            request.setResponseCode(201)
             return {}
-        await self.app.accounts.create_user(self.user, password)
-        request.setResponseCode(201)
+        await authorize(self.app, request, self.user)
+        if current is None:
+            raise BadRequest("missing parameter current_password: a change must prove the current password")
+        if password is None and buckets_on_hit is None:
+            raise BadRequest("nothing to change: give password and/or buckets_on_hit")
+        await self.app.accounts.change_user(self.user, current, password, buckets_on_hit, client_address(request))
         return {}
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
@@ -99,6 +107,16 @@ class User(ApiResource):
         await authorize(self.app, request, self.user)
         await self.app.delete_user(self.user)
         return {}
+
+
+def _switch(params: Params, name: str) -> bool | None:
+    """An on/off parameter: true/1 or false/0; None when absent."""
+    value = params.get(name)
+    if value is None:
+        return None
+    if value.lower() not in ("true", "1", "false", "0"):
+        raise BadRequest(f"{name} must be true or false")
+    return value.lower() in ("true", "1")
 
 
 class Bucket(BucketResource):

@@ -43,6 +43,9 @@ class Table:
         return {
             f"{self.name} upsert": f"{insert} USING TTL ?",
             f"{self.name} create": f"{insert} IF NOT EXISTS USING TTL ?",
+            f"{self.name} replace": (
+                f"UPDATE {self.name} USING TTL ? SET value = ? WHERE {_where(columns)} IF value = ?"
+            ),
             f"{self.name} get": f"SELECT value FROM {self.name} WHERE {_where(columns)}",
             f"{self.name} scan": f"SELECT key, value FROM {self.name} WHERE {_where(of_kind)}",
             f"{self.name} delete": f"DELETE FROM {self.name} WHERE {_where(columns)}",
@@ -140,6 +143,11 @@ class Records:
         if entry is not None:
             await self._index.add([entry])
         result = await self._cql.execute(f"{table.name} create", (*address, key, value, kind.expiry or 0))
+        return bool(result.was_applied)
+
+    async def replace(self, scope: str, kind: Kind, key: str, old: bytes, new: bytes) -> bool:
+        table, address = self._partition(scope, kind, key)
+        result = await self._cql.execute(f"{table.name} replace", (kind.expiry or 0, new, *address, key, old))
         return bool(result.was_applied)
 
     async def delete(self, scope: str, kind: Kind, key: str) -> None:

@@ -106,6 +106,9 @@ class CassandraStore:
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         return await self._records.create(scope, kind, key, value)
 
+    async def replace(self, scope: str, kind: Kind, key: str, old: bytes, new: bytes) -> bool:
+        return await self._records.replace(scope, kind, key, old, new)
+
     async def delete(self, scope: str, kind: Kind, key: str) -> None:
         await self._records.delete(scope, kind, key)
 

@@ -54,6 +54,10 @@ CREATE_RECORD = (
 )
 GET_RECORD = f"SELECT value FROM records WHERE scope = :scope AND kind = :kind AND key = :key AND {LIVE}"
 SCAN_RECORDS = f"SELECT key, value FROM records WHERE scope = :scope AND kind = :kind AND {LIVE}"
+REPLACE_RECORD = (
+    "UPDATE records SET value = :new, expires = :expires"
+    f" WHERE scope = :scope AND kind = :kind AND key = :key AND value = :old AND {LIVE}"
+)
 DELETE_RECORD = "DELETE FROM records WHERE scope = ? AND kind = ? AND key = ?"
 PURGE_RECORDS = (
     "DELETE FROM records WHERE (scope, kind, key) IN (SELECT scope, kind, key FROM records WHERE expires <= ? LIMIT ?)"
@@ -192,6 +196,19 @@ class SQLiteStore:
             "now": now,
         }
         return await self._transaction(lambda connection: connection.execute(CREATE_RECORD, record).rowcount == 1)
+
+    async def replace(self, scope: str, kind: Kind, key: str, old: bytes, new: bytes) -> bool:
+        now = int(self._clock())
+        record = {
+            "scope": scope,
+            "kind": _stored_kind(self._kinds.check(kind)),
+            "key": key,
+            "old": old,
+            "new": new,
+            "expires": self._expires(kind, now),
+            "now": now,
+        }
+        return await self._transaction(lambda connection: connection.execute(REPLACE_RECORD, record).rowcount == 1)
 
     async def delete(self, scope: str, kind: Kind, key: str) -> None:
         address = (scope, _stored_kind(self._kinds.check(kind)), key)
