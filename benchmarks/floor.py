@@ -15,9 +15,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from hiitrack.errors import ApiError
-from hiitrack.web.access import visitor_of
 from hiitrack.web.batch import parse_message
 from hiitrack.web.params import Params, check_event_name, decode_segment
+from hiitrack.web.visitor import visitor_of
 
 __all__ = ["Floor", "serve_floor"]
 
@@ -36,8 +36,8 @@ class Floor(Resource):
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         try:
             params = Params.from_request(request)
-            visitor = visitor_of(request, params)
             segments = request.postpath or []
+            visitor = visitor_of(request, params, segments[0].decode(), segments[1].decode())
             if segments[2:3] == [b"batch"]:
                 parse_message(params.require("message"))
                 return b'{"visitor_id":"' + visitor.encode() + b'"}'
