@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 PASSWORD = "bench-password"
-# The operator account each server is started with (--metrics-auth).
+# The operator account each server is started with (HIITRACK_METRICS_AUTH).
 METRICS_AUTH = f"operator:{secrets.token_urlsafe(12)}"
 
 

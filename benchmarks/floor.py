@@ -2,7 +2,7 @@
 
 It parses what HiiTrack parses (parameters, visitor, event name, batch
 message) with HiiTrack's own functions and logs an access line per request
-as twistd does, so that its requests/s is what Twisted and Python cost
+as HiiTrack does, so that its requests/s is what Twisted and Python cost
 before HiiTrack does anything.  Run by the benchmark as
 ``python -m benchmarks.floor PORT LOGFILE``.  Tests: tests/test_bench_smoke.py.
 """
@@ -15,9 +15,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from hiitrack.errors import ApiError
-from hiitrack.web.access import visitor_of
 from hiitrack.web.batch import parse_message
 from hiitrack.web.params import Params, check_event_name, decode_segment
+from hiitrack.web.site import access_log_line
+from hiitrack.web.visitor import visitor_of
 
 __all__ = ["Floor", "serve_floor"]
 
@@ -36,8 +37,8 @@ class Floor(Resource):
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         try:
             params = Params.from_request(request)
-            visitor = visitor_of(request, params)
             segments = request.postpath or []
+            visitor = visitor_of(request, params, segments[0].decode(), segments[1].decode())
             if segments[2:3] == [b"batch"]:
                 parse_message(params.require("message"))
                 return b'{"visitor_id":"' + visitor.encode() + b'"}'
@@ -51,7 +52,7 @@ class Floor(Resource):
 def serve_floor(port: int, log: str) -> None:
     """Listen on 127.0.0.1:port until stopped, logging to the file `log`."""
     globalLogBeginner.beginLoggingTo([textFileLogObserver(open(log, "a"))], redirectStandardIO=False)
-    site = Site(Floor())
+    site = Site(Floor(), logFormatter=access_log_line)
     site.displayTracebacks = False
     # listenTCP raises at once if the port is taken, so the process ends and the bench sees it.
     # (Twisted's annotations do not count a Site as the ServerFactory that it is.)

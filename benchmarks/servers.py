@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmarks.client import METRICS_AUTH
 from benchmarks.templates import render
+from hiitrack.tap import METRICS_AUTH_VARIABLE
 
 __all__ = ["Server", "free_port", "start_floor", "start_hiitrack", "start_nginx"]
 
@@ -50,6 +51,8 @@ def _tail(log: Path) -> str:
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    # The operator's secret for /metrics: never on the command line.
+    env[METRICS_AUTH_VARIABLE] = METRICS_AUTH
     return env
 
 
@@ -95,7 +98,6 @@ def start_hiitrack(work: Path, store: str, name: str) -> Server:
         sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
         "-n", "--pidfile=", "-l", str(work / f"{name}.log"),
         "hiitrack", "--port", f"tcp:{port}:interface=127.0.0.1", "--store", store,
-        "--metrics-auth", METRICS_AUTH,
     ]  # fmt: skip
     return Server(command, port, work / f"{name}.out", work)
 

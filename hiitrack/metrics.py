@@ -5,7 +5,7 @@ paths feed (requests by route template and status, their latency, events
 recorded, group-commit sizes and latencies); `CacheCollector` reads the
 hit and miss counts of an application's bounded caches when scraped.  They
 are served in the Prometheus text format by hiitrack.web.metrics, behind
-the operator's Basic credentials (``--metrics-auth``).  Tests:
+the operator's Basic credentials (``--metrics-auth-file``).  Tests:
 tests/test_metrics.py.
 """
 

@@ -1,7 +1,12 @@
 """`twistd hiitrack`: command-line options and the service they build.
 
 Kept apart from the plugin file so that ``twistd --help`` does not import
-the application.  Tests: tests/test_tap.py.
+the application.  A bare port number listens on loopback only: HiiTrack is
+meant to sit behind a proxy (nginx.conf.example); an endpoint string says
+otherwise when wanted.  The operator's metrics secret never comes from the
+command line, which every local user can read in /proc/PID/cmdline: it comes
+from a file or from the environment (readable by the same user only).
+Tests: tests/test_tap.py.
 """
 
 import os
@@ -12,14 +17,24 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-__all__ = ["Options", "makeService"]
+from hiitrack.web.timeouts import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT
+
+__all__ = ["METRICS_AUTH_VARIABLE", "Options", "makeService"]
+
+METRICS_AUTH_VARIABLE = "HIITRACK_METRICS_AUTH"
+LOOPBACK = "127.0.0.1"
 
 
 class Options(usage.Options):
     synopsis = "[--port PORT] [--store URI]"
     longdesc = "HiiTrack: funnel analytics over HTTP (see README.md and docs/api.md)."
     optParameters = [
-        ["port", "p", "8080", "Port number or Twisted endpoint string, e.g. tcp:8080:interface=127.0.0.1."],
+        [
+            "port",
+            "p",
+            "8080",
+            f"Port number (listens on {LOOPBACK} only) or Twisted endpoint string, e.g. tcp:8080:interface=0.0.0.0.",
+        ],
         [
             "store",
             "s",
@@ -40,24 +55,28 @@ class Options(usage.Options):
             "Consistency level of the Cassandra store's reads and writes, e.g. ONE, LOCAL_QUORUM, QUORUM.",
         ],
         [
-            "metrics-auth",
+            "metrics-auth-file",
             None,
             None,
-            "USER:PASS of the operator account that may read /metrics (Prometheus); without it /metrics is off.",
+            "File holding USER:PASS of the operator who may read /metrics (Prometheus); or set "
+            f"{METRICS_AUTH_VARIABLE}=USER:PASS.  Without either /metrics is off.",
         ],
+        ["metrics-auth", None, None, "Refused: it would show the secret to every local user; see --metrics-auth-file."],
         ["visitor-cache", None, 100000, "How many visitors' states to keep in memory.", int],
         ["visitor-cache-seconds", None, 60.0, "Seconds a cached visitor state is trusted after its write.", float],
         ["limits", None, "", "Caps, NAME=N[,NAME=N...], e.g. hit-cells=50000 (names and defaults: docs/api.md)."],
-        ["idle-timeout", None, 60.0, "Seconds before an idle connection is closed.", float],
+        ["idle-timeout", None, IDLE_TIMEOUT, "Seconds before an idle connection is closed.", float],
+        ["header-timeout", None, HEADER_TIMEOUT, "Seconds a request's line and headers may take to arrive.", float],
+        ["body-timeout", None, BODY_TIMEOUT, "Seconds a request's body may take to arrive after its headers.", float],
     ]
 
+    # The operator's (login, password) for /metrics, from a file or the environment.
+    metrics_auth: tuple[str, str] | None = None
+
     def postOptions(self) -> None:
-        auth = self["metrics-auth"]
-        if auth is not None and not (":" in auth and auth.split(":", 1)[0] and auth.split(":", 1)[1]):
-            raise usage.UsageError("--metrics-auth must be USER:PASS, both non-empty")
         port = self["port"]
         if port.isdigit():
-            self["port"] = f"tcp:{port}"
+            self["port"] = f"tcp:{port}:interface={LOOPBACK}"
         store = self["store"]
         if not (store.startswith("sqlite:") or store.startswith("cassandra://")):
             raise usage.UsageError("--store must be sqlite:PATH or cassandra://HOST[,HOST...][:PORT]/KEYSPACE")
@@ -69,6 +88,34 @@ class Options(usage.Options):
             self["limits"] = Limits.parse(self["limits"])
         except ValueError as error:
             raise usage.UsageError(f"--limits: {error}") from None
+        for timeout in ("idle-timeout", "header-timeout", "body-timeout"):
+            if not self[timeout] > 0:
+                raise usage.UsageError(f"--{timeout} must be a positive number of seconds")
+        self.metrics_auth = self._metrics_auth()
+
+    def _metrics_auth(self) -> tuple[str, str] | None:
+        if self["metrics-auth"] is not None:
+            raise usage.UsageError(
+                "--metrics-auth would put the secret on the command line, which every local user can read; "
+                f"use --metrics-auth-file PATH or the {METRICS_AUTH_VARIABLE} environment variable"
+            )
+        path, variable = self["metrics-auth-file"], os.environ.get(METRICS_AUTH_VARIABLE)
+        if path is not None and variable is not None:
+            raise usage.UsageError(f"give --metrics-auth-file or {METRICS_AUTH_VARIABLE}, not both")
+        if path is not None:
+            try:
+                with open(path, encoding="utf-8") as secret:
+                    text = secret.read().removesuffix("\n").removesuffix("\r")
+            except (OSError, UnicodeDecodeError) as error:
+                raise usage.UsageError(f"cannot read --metrics-auth-file: {error}") from None
+        elif variable is not None:
+            text = variable
+        else:
+            return None
+        login, colon, password = text.partition(":")
+        if not (login and colon and password) or any(char in text for char in "\r\n"):
+            raise usage.UsageError("the metrics credentials must be one line USER:PASS, both non-empty")
+        return login, password
 
 
 class HiiTrackService(service.MultiService):
@@ -85,15 +132,19 @@ class HiiTrackService(service.MultiService):
             replication=options["cassandra-replication"],
             consistency=options["cassandra-consistency"],
         )
-        metrics_auth = options["metrics-auth"]
         self.app = HiiTrack(
             store,
             visitor_cache_size=options["visitor-cache"],
             visitor_cache_seconds=options["visitor-cache-seconds"],
             limits=options["limits"],
-            metrics_auth=None if metrics_auth is None else tuple(metrics_auth.split(":", 1)),
+            metrics_auth=options.metrics_auth,
         )
-        site = make_site(self.app, idle_timeout=options["idle-timeout"])
+        site = make_site(
+            self.app,
+            idle_timeout=options["idle-timeout"],
+            header_timeout=options["header-timeout"],
+            body_timeout=options["body-timeout"],
+        )
         strports.service(options["port"], site).setServiceParent(self)
 
     def privilegedStartService(self) -> None:

@@ -16,7 +16,9 @@ from twisted.web.server import Request, Site
 from hiitrack.metrics import METRICS
 from hiitrack.web.params import Params
 from hiitrack.web.render import ApiResource
+from hiitrack.web.static import STATIC
 from tests.helpers import auth_of, b64json, batch, eid, new_user, path
+from tests.sockets import exchange
 
 JSON_BODY = {"Content-Type": "application/json"}
 
@@ -72,24 +74,55 @@ async def test_jsonp(server, user_name):
     assert answer.status == 200
     assert answer.header("Content-Type") == "application/javascript"
     assert answer.body == b'cb({"visitor_id":"v"});'
-    answer = await client.get(
-        path(user_name, "b", "event", "A"), {"callback": "jQuery_1.$cb2", "request_id": "7"}, auth=auth_of(user_name)
+    answer = await client.post(
+        path(user_name, "b", "event", "A"), {"visitor_id": "v", "callback": "jQuery_1.$cb2", "request_id": "7"}
     )
-    assert answer.status == 200
-    assert answer.body.startswith(b"jQuery_1.$cb2(") and answer.body.endswith(b");")
-    inner = ujson.loads(answer.body[len("jQuery_1.$cb2(") : -2])
-    assert (inner["total"], inner["request_id"]) == (1, "7")
+    assert (answer.status, answer.body) == (200, b'jQuery_1.$cb2({"request_id":"7"});')
+
+
+@pytest.mark.parametrize(
+    "method,where",
+    [
+        ("GET", "/u1"),
+        ("GET", "/u1/b"),
+        ("GET", "/u1/b/event/A"),
+        ("GET", "/u1/b/event_id/" + eid("A")),
+        ("GET", "/u1/b/property/p"),
+        ("GET", "/u1/b/funnel?event=A&event=B"),
+        ("POST", "/u1/b"),
+        ("DELETE", "/u1/b/funnel/f"),
+        ("GET", "/"),
+        ("GET", "/u1/b/nothing"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_jsonp_is_refused_off_the_tracking_routes(server, user_name, method, where):
+    """A <script src=".../acme/site?callback=steal"> on another site would run
+    with the analyst's cached login and read the access key: JSONP is only
+    for the open tracking routes, and anywhere else it is a plain 400."""
+    client = server.client
+    await new_user(client, user_name)
+    await batch(client, user_name, "b", "v", ["A", "B"], [["p", 1]])
+    where = where.replace("/u1", f"/{user_name}")
+    answer = await client.request(method, where, params={"callback": "steal"}, auth=auth_of(user_name))
+    assert answer.status == 400, answer.body
+    assert answer.header("Content-Type") == "application/json"
+    assert b"steal" not in answer.body and b"access_key" not in answer.body
+    assert "callback" in answer.json["error"]
+    # Nothing was done: the bucket is still there, the funnel never saved.
+    bucket = (await client.get(path(user_name, "b"), auth=auth_of(user_name))).json
+    assert bucket["funnels"] == {} and "access_key" in bucket
 
 
 @pytest_twisted.ensureDeferred
 async def test_jsonp_error_keeps_status(server, user_name):
     client = server.client
-    await new_user(client, user_name)
-    answer = await client.get(path(user_name), {"callback": "cb"})
-    assert answer.status == 401
+    answer = await client.get(path(user_name, "b", "batch"), {"message": b64json([[], []]), "callback": "cb"})
+    assert answer.status == 404
     assert answer.header("Content-Type") == "application/javascript"
     assert answer.body.startswith(b"cb(") and answer.body.endswith(b");")
     assert "error" in ujson.loads(answer.body[3:-2])
+    await new_user(client, user_name)
     answer = await client.get(path(user_name, "b", "batch"), {"message": "%%%", "visitor_id": "v", "callback": "cb"})
     assert answer.status == 400
     assert answer.header("Content-Type") == "application/javascript"
@@ -133,6 +166,81 @@ async def test_trailing_slash_redirects(server, where, location):
         answer = await server.client.request(method, where)
         assert answer.status == 301
         assert answer.header("Location") == location
+
+
+@pytest.mark.parametrize(
+    "where,location",
+    [
+        ("//evil.example/", "/evil.example"),
+        ("//evil.example//", "/evil.example"),
+        ("///evil.example/", "/evil.example"),
+        ("/\\evil.example/", "/evil.example"),
+        ("/\\/evil.example/", "/evil.example"),
+        ("//\\evil.example/x/?a=1", "/evil.example/x?a=1"),
+        ("/%2F%2Fevil.example/", "/%2F%2Fevil.example"),
+        ("//", "/"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_trailing_slash_redirect_stays_on_this_server(server, where, location):
+    """``Location: //evil.example`` would send a browser to another host:
+    the redirect is always an absolute path starting with a single slash."""
+    request = f"GET {where} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+    received = await exchange(server.port.getHost().port, request)
+    head = received.split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert head[0].startswith(b"HTTP/1.1 301 "), received
+    locations = [line.split(b": ", 1)[1] for line in head if line.lower().startswith(b"location: ")]
+    assert locations == [location.encode()]
+
+
+@pytest_twisted.ensureDeferred
+async def test_favicon_is_served_without_a_login_prompt(server):
+    """A 401 with a Basic challenge for /favicon.ico makes Chromium forget
+    the analyst's login: the server has an icon of its own."""
+    for headers in ({}, {"Authorization": "Basic bm9ib2R5OnNlY3JldA=="}):
+        answer = await server.client.get("/favicon.ico", headers=headers)
+        assert answer.status == 200
+        assert answer.header("Content-Type") == "image/x-icon"
+        assert answer.header("WWW-Authenticate") is None
+        assert answer.body == (STATIC / "favicon.ico").read_bytes()
+        assert answer.body[:4] == b"\x00\x00\x01\x00"  # an ICO file
+        assert answer.header("ETag") and "max-age" in answer.header("Cache-Control")
+
+
+@pytest_twisted.ensureDeferred
+async def test_answers_to_credentials_are_not_cached(server, user_name):
+    """The bucket overview carries the access key: no cache may keep it."""
+    client = server.client
+    await new_user(client, user_name)
+    await batch(client, user_name, "b", "v", ["A"])
+    overview = await client.get(path(user_name, "b"), auth=auth_of(user_name))
+    assert overview.header("Cache-Control") == "no-store"
+    key = overview.json["access_key"]
+    for where in [path(user_name, "b"), path(user_name, "b", "event", "A")]:
+        answer = await client.get(where, auth=(user_name, key))
+        assert answer.status == 200
+        assert answer.header("Cache-Control") == "no-store"
+    answer = await client.get(path(user_name), auth=auth_of(user_name))
+    assert answer.header("Cache-Control") == "no-store"
+
+
+@pytest_twisted.ensureDeferred
+async def test_head_on_batch_records_nothing(server, user_name):
+    """GET /batch records a hit, so HEAD cannot answer what GET would
+    without recording it too: it is refused."""
+    client = server.client
+    await new_user(client, user_name)
+    params = {"message": b64json([["A"], [["p", 1]]]), "visitor_id": "v"}
+    answer = await client.request("HEAD", path(user_name, "b", "batch"), params=params)
+    assert answer.status == 405
+    assert answer.header("Allow") == "GET, POST"
+    assert answer.body == b""
+    assert await server.app.store.count(f"{user_name}/b") == 0
+    assert (await client.get(path(user_name), auth=auth_of(user_name))).json["buckets"] == {}
+    # HEAD on a report is still a GET without the body.
+    await batch(client, user_name, "b", "v", ["A"])
+    answer = await client.request("HEAD", path(user_name, "b", "event", "A"), auth=auth_of(user_name))
+    assert (answer.status, answer.body) == (200, b"")
 
 
 @pytest_twisted.ensureDeferred
@@ -247,7 +355,7 @@ async def test_bad_bodies_are_400(server, user_name, body, content_type):
         ("POST", "/u1/b/event_id/" + eid("A"), "GET, HEAD"),
         ("PUT", "/u1/b/property/p", "GET, HEAD, POST"),
         ("DELETE", "/u1/b/property_id/" + eid("p"), "GET, HEAD"),
-        ("DELETE", "/u1/b/batch", "GET, HEAD, POST"),
+        ("DELETE", "/u1/b/batch", "GET, POST"),
         ("POST", "/u1/b/funnel", "GET, HEAD"),
         ("PUT", "/u1/b/funnel/f", "DELETE, GET, HEAD, POST"),
         ("OPTIONS", "/u1/b/funnel/f", "DELETE, GET, HEAD, POST"),

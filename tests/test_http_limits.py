@@ -7,6 +7,7 @@ import pytest
 import pytest_twisted
 
 from tests.helpers import auth_of, b64json, batch, eid, new_user, path, pid, stored, track, vid
+from tests.sockets import exchange
 
 KIB64 = 64 * 1024
 
@@ -273,3 +274,19 @@ async def test_property_values_nest_at_most_32_deep(server, user_name, depth, ok
         assert [a.status for a in answers] == [400, 400]
         assert all("32" in a.json["error"] for a in answers)
         assert await stored(server, f"{user_name}/b") == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_no_100_continue_after_a_413(server, user_name):
+    """A client that asked ``Expect: 100-continue`` for a body over the limit
+    gets the 413 alone: a 100 after it would tell it to send the body."""
+    await new_user(server.client, user_name)
+    request = (
+        f"POST {path(user_name, 'b', 'event', 'A')} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {1024 * 1024}\r\n\r\n"
+    ).encode()
+    received = await exchange(server.port.getHost().port, request)
+    assert received.startswith(b"HTTP/1.1 413 "), received
+    assert b"100 Continue" not in received
+    assert received.count(b"HTTP/1.1 ") == 1
+    assert await stored(server, f"{user_name}/b") == 0

@@ -1,4 +1,5 @@
-"""/metrics: off without --metrics-auth, the operator's only with it, Prometheus text.
+"""/metrics: off without operator credentials, the operator's only with them,
+Prometheus text.  (Where the credentials come from: tests/test_tap.py.)
 
 Runs on both stores (the `server` fixture).  The collectors are process-wide,
 so the tests compare values before and after their own requests.
@@ -10,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.python import usage
 
 from hiitrack.metrics import METRICS
-from hiitrack.tap import Options, makeService
+from hiitrack.tap import METRICS_AUTH_VARIABLE, Options, makeService
 from hiitrack.web.events import Event
 from hiitrack.web.render import route_of
 from tests.http import b64json, path
@@ -104,17 +105,21 @@ def service_options(*argv: str, tmp_path: object) -> Options:
     return options
 
 
-def test_metrics_auth_option(tmp_path) -> None:
-    options = service_options("--metrics-auth", "ops:pass:with:colons", tmp_path=tmp_path)
-    assert options["metrics-auth"] == "ops:pass:with:colons"
+def test_metrics_auth_option(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(METRICS_AUTH_VARIABLE, raising=False)
+    secret = tmp_path / "metrics-auth"
+    secret.write_text("ops:pass:with:colons\n")
+    options = service_options("--metrics-auth-file", str(secret), tmp_path=tmp_path)
     # The password may hold colons: only the first one separates it from the login.
     assert makeService(options).app.metrics_auth == ("ops", "pass:with:colons")
     for bad in ("nocolon", ":pass", "ops:"):
+        secret.write_text(bad)
         with pytest.raises(usage.UsageError):
-            Options().parseOptions(["--metrics-auth", bad])
+            Options().parseOptions(["--metrics-auth-file", str(secret)])
 
 
-def test_metrics_are_off_by_default(tmp_path) -> None:
+def test_metrics_are_off_by_default(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(METRICS_AUTH_VARIABLE, raising=False)
     options = service_options(tmp_path=tmp_path)
-    assert options["metrics-auth"] is None
+    assert options.metrics_auth is None
     assert makeService(options).app.metrics_auth is None

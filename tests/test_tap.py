@@ -1,19 +1,27 @@
-"""hiitrack.tap's options: the store and cache defaults README.md documents, and what `postOptions` refuses.
+"""hiitrack.tap's options: the defaults README.md documents, and what `postOptions` refuses.
 
-Only option parsing: the service it builds runs in the tests that start a
-real `twistd -n hiitrack` (tests/processes.py).
+Where the server listens (a bare port: loopback only), its request deadlines,
+and where the operator's metrics secret comes from (never the command line,
+which every local user can read in /proc/PID/cmdline).  Only option
+parsing: the service it builds runs in the tests that start a real
+`twistd -n hiitrack` (tests/processes.py).
 """
 
 import pytest
 from twisted.python import usage
 
-from hiitrack.tap import Options
+from hiitrack.tap import METRICS_AUTH_VARIABLE, Options
 
 
 def parsed(*arguments: str) -> Options:
     options = Options()
     options.parseOptions(list(arguments))
     return options
+
+
+@pytest.fixture(autouse=True)
+def no_metrics_variable(monkeypatch):
+    monkeypatch.delenv(METRICS_AUTH_VARIABLE, raising=False)
 
 
 def test_defaults_are_the_documented_ones():
@@ -50,3 +58,60 @@ REFUSED = [
 def test_bad_options_are_refused_with_a_reason(arguments, complaint):
     with pytest.raises(usage.UsageError, match=complaint):
         parsed(*arguments)
+
+
+def test_a_port_number_listens_on_loopback_only():
+    """nginx (or another proxy) is in front: a bare port is not for the world."""
+    assert parsed()["port"] == "tcp:8080:interface=127.0.0.1"
+    assert parsed("--port", "9000")["port"] == "tcp:9000:interface=127.0.0.1"
+    assert parsed("--port", "tcp:9000:interface=0.0.0.0")["port"] == "tcp:9000:interface=0.0.0.0"
+    assert parsed("-p", "tcp6:9000")["port"] == "tcp6:9000"
+
+
+def test_request_deadlines():
+    options = parsed()
+    assert (options["header-timeout"], options["body-timeout"]) == (10.0, 30.0)
+    options = parsed("--header-timeout", "2.5", "--body-timeout", "7")
+    assert (options["header-timeout"], options["body-timeout"]) == (2.5, 7.0)
+    for bad in (["--header-timeout", "0"], ["--body-timeout", "-1"], ["--idle-timeout", "0"]):
+        with pytest.raises(usage.UsageError):
+            parsed(*bad)
+
+
+def test_metrics_auth_on_the_command_line_is_refused():
+    with pytest.raises(usage.UsageError, match="--metrics-auth-file"):
+        parsed("--metrics-auth", "ops:secret")
+
+
+def test_metrics_auth_from_a_file(tmp_path):
+    secret = tmp_path / "metrics-auth"
+    secret.write_text("ops:pass:with:colons\n")
+    assert parsed("--metrics-auth-file", str(secret)).metrics_auth == ("ops", "pass:with:colons")
+    assert parsed().metrics_auth is None
+
+
+def test_metrics_auth_from_the_environment(monkeypatch):
+    monkeypatch.setenv(METRICS_AUTH_VARIABLE, "ops:s3cret")
+    assert parsed().metrics_auth == ("ops", "s3cret")
+
+
+@pytest.mark.parametrize("text", ["nocolon", ":pass", "ops:", "", "\n", "ops:a\nsecond:line\n"])
+def test_malformed_metrics_auth_is_refused(tmp_path, monkeypatch, text):
+    secret = tmp_path / "metrics-auth"
+    secret.write_text(text)
+    with pytest.raises(usage.UsageError, match="USER:PASS"):
+        parsed("--metrics-auth-file", str(secret))
+    if text:
+        monkeypatch.setenv(METRICS_AUTH_VARIABLE, text)
+        with pytest.raises(usage.UsageError, match="USER:PASS"):
+            parsed()
+
+
+def test_metrics_auth_file_errors(tmp_path, monkeypatch):
+    with pytest.raises(usage.UsageError, match="cannot read"):
+        parsed("--metrics-auth-file", str(tmp_path / "missing"))
+    secret = tmp_path / "metrics-auth"
+    secret.write_text("ops:a")
+    monkeypatch.setenv(METRICS_AUTH_VARIABLE, "ops:b")
+    with pytest.raises(usage.UsageError, match="not both"):
+        parsed("--metrics-auth-file", str(secret))

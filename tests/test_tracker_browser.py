@@ -104,9 +104,9 @@ def check_browser_installed() -> str:
     return node
 
 
-async def drive(pages: str, tracker: str, mode: str) -> dict:
+async def drive(pages: str, tracker: str, bucket: str, mode: str) -> dict:
     node = check_browser_installed()
-    options = ujson.dumps({"pages": pages, "tracker": tracker, "mode": mode})
+    options = ujson.dumps({"pages": pages, "tracker": tracker, "bucket": tracker + bucket, "mode": mode})
     out, err, code = await utils.getProcessOutputAndValue(
         "/usr/bin/timeout",
         ["-k", "5", str(DRIVE_TIMEOUT), node, str(BROWSER / "drive.js"), options],
@@ -143,7 +143,7 @@ async def test_tracker_in_chromium(server, user_name, mode):
     assert (await client.post(path(user_name), {"password": "pw-secret"})).status == 201
     pages = await serve_pages(server.url, user_name, bucket, mode)
     try:
-        visit = await drive(f"http://127.0.0.1:{pages.getHost().port}", server.url, mode)
+        visit = await drive(f"http://127.0.0.1:{pages.getHost().port}", server.url, path(user_name, bucket), mode)
     finally:
         await pages.stopListening()
 
@@ -185,6 +185,10 @@ async def test_tracker_in_chromium(server, user_name, mode):
     cookies = visit["cookies"]
     assert cookies["page1"] and cookies["page1"] == cookies["page2"] == cookies["reload"], cookies
     assert cookies["identified"] == "customer-42", cookies
+    assert set(visit["cookiePaths"].values()) == {path(user_name, bucket)}, visit["cookiePaths"]
+    # The page is on another origin: it never learns the cookie's visitor id,
+    # only the id it named itself (the pixel's answers are not readable at all).
+    assert set(visit["flushed"]) == ({None} if mode == "pixel" else {None, "customer-42"}), visit["flushed"]
 
     # The reports hold exactly what the page did.  Visitor V: P1, (plan=pro)
     # BUY, P2, (name) PAID, P2 again after the reload; customer-42: LOGIN, P2.

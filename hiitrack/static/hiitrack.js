@@ -7,8 +7,8 @@
  * credentials, keepalive), navigator.sendBeacon while the page is hidden or
  * unloaded, JSONP, and the image pixel.  Failed sends are retried with
  * backoff under the same insert_id, so a retry cannot count twice.  The
- * visitor is the server's HttpOnly `v` cookie; `identify` switches to a known
- * id.  Tests: tests/test_tracker_browser.py, tests/test_http_tracker.py.
+ * visitor is the server's HttpOnly `v` cookie, one per bucket; `identify`
+ * switches to a known id.  Tests: tests/test_tracker_browser.py, tests/test_http_tracker.py.
  */
 (function (window, document) {
   'use strict';
@@ -257,6 +257,8 @@
     return endpoint() + (parts.length ? '?' + parts.join('&') : '');
   }
 
+  // The server names the visitor only to pages that may know it: on another
+  // origin, an id this page gave with identify, never the cookie's own.
   function remember(answer) {
     if (answer && typeof answer.visitor_id === 'string') {
       lastAnswered = answer.visitor_id;

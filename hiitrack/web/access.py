@@ -7,28 +7,25 @@ authenticated request that changes something must come from the server's
 own origin: its ``Origin`` (or, lacking it, ``Referer``) must name the host
 the request was sent to; a request with neither (curl, a back end) is
 allowed.  Secrets are read from the body only, never from the query string
-that access logs keep.  Tracking routes are open, so there the only identity
-is the visitor: ``visitor_id``, else the ``v`` cookie, else a new random id.
-Tests: tests/test_http_auth.py, tests/test_csrf_browser.py, tests/test_http_tracking.py.
+that access logs keep.  Tracking routes are open: their only identity is the
+visitor (hiitrack.web.visitor).  Tests: tests/test_http_auth.py,
+tests/test_csrf_browser.py.
 """
 
 import base64
 import binascii
 import ipaddress
-import secrets
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from twisted.web.server import Request
 
 from hiitrack.accounts import Access
 from hiitrack.app import HiiTrack
 from hiitrack.errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
-from hiitrack.web.params import Params, check_visitor_id
+from hiitrack.web.params import Params
 
-__all__ = ["authorize", "client_address", "credentials", "existing_bucket", "secret", "visitor_of"]
+__all__ = ["authorize", "client_address", "credentials", "existing_bucket", "secret"]
 
-COOKIE = b"v"
-COOKIE_MAX_AGE = 2 * 365 * 86400
 READ_METHODS = (b"GET", b"HEAD")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -128,27 +125,3 @@ async def existing_bucket(app: HiiTrack, user: str, bucket: str) -> dict:
     if record is None:
         raise NotFound(f"no bucket {bucket}")
     return record
-
-
-def visitor_of(request: Request, params: Params) -> str:
-    """The hit's visitor; sets the ``v`` cookie when it is new or changed."""
-    cookie = request.getCookie(COOKIE)
-    remembered = unquote(cookie.decode("ascii", "replace")) if cookie else None
-    visitor_id = params.get("visitor_id")
-    if visitor_id is None:
-        visitor_id = remembered or secrets.token_urlsafe(16)
-    check_visitor_id(visitor_id)
-    if visitor_id != remembered:
-        secure = request.getHeader(b"X-Forwarded-Proto") == b"https" or request.isSecure()
-        request.addCookie(
-            COOKIE,
-            quote(visitor_id, safe="").encode("ascii"),
-            path=b"/",
-            max_age=str(COOKIE_MAX_AGE).encode(),
-            httpOnly=True,
-            secure=secure,
-            # Cross-site trackers need SameSite=None, which browsers accept
-            # only on Secure cookies.
-            sameSite="none" if secure else "lax",
-        )
-    return visitor_id

@@ -3,14 +3,14 @@
 The JavaScript tracker and the image pixel report here.  The message is
 checked whole before anything is recorded; a refused message records
 nothing.  With ``img=1`` the answer is a 1×1 transparent GIF whatever
-happens, so an ``<img>`` never shows a broken picture.  Tests:
-tests/test_http_tracking.py.
+happens, so an ``<img>`` never shows a broken picture.  The answer names the
+visitor only to a caller that may learn it (hiitrack.web.visitor).  Tests:
+tests/test_http_tracking.py, tests/test_http_tracker.py.
 """
 
 from twisted.web.server import Request
 
 from hiitrack.errors import ApiError, BadRequest
-from hiitrack.web.access import visitor_of
 from hiitrack.web.bucket import BucketResource
 from hiitrack.web.params import (
     Params,
@@ -20,6 +20,7 @@ from hiitrack.web.params import (
     decode_json_value,
 )
 from hiitrack.web.render import Raw
+from hiitrack.web.visitor import may_learn_visitor, visitor_of
 
 __all__ = ["Batch", "PIXEL", "parse_message"]
 
@@ -52,7 +53,7 @@ def parse_message(text: str) -> tuple[list[str], list[tuple[str, object]]]:
 
 
 class Batch(BucketResource):
-    cors_methods = frozenset({b"GET", b"POST"})
+    tracking_methods = frozenset({b"GET", b"POST"})
     route = "/{user}/{bucket}/batch"
 
     async def handle_GET(self, request: Request, params: Params) -> dict | Raw:
@@ -61,18 +62,20 @@ class Batch(BucketResource):
             request.setHeader(b"Cache-Control", b"no-cache, no-store, must-revalidate")
         visitor_id = None
         try:
-            visitor_id = visitor_of(request, params)
+            visitor_id = visitor_of(request, params, self.user, self.bucket)
             events, properties = parse_message(params.require("message"))
             answer = await self.record_hit(params, visitor_id, events, properties)
         except ApiError as error:
             if pixel:
                 request.setResponseCode(error.status)
                 return Raw(PIXEL, b"image/gif")
-            if visitor_id is not None:
+            if visitor_id is not None and may_learn_visitor(request, params):
                 error.extra["visitor_id"] = visitor_id
             raise
         if pixel:
             return Raw(PIXEL, b"image/gif")
-        return {"visitor_id": visitor_id, **answer}
+        if may_learn_visitor(request, params):
+            return {"visitor_id": visitor_id, **answer}
+        return answer
 
     handle_POST = handle_GET

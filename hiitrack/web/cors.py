@@ -6,19 +6,23 @@ page's own origin (never ``*``) and allows credentials.  Only the tracking
 methods get these headers: the report GETs of the same paths are protected
 by Basic credentials, which a browser also sends with ``include``, so
 allowing them cross-origin would let any site read reports through a
-logged-in owner's browser.  A preflight ``OPTIONS`` (a JSON body, a custom
-header) is answered 204 without running the route.  Tests:
-tests/test_http_tracker.py, tests/test_tracker_browser.py.
+logged-in owner's browser.  ``Origin: null`` (sandboxed frames, local files,
+all of them at once) is not allowed.  What a cross-origin caller may read in
+an answer is decided by hiitrack.web.visitor: it is never the cookie's
+visitor id.  A preflight ``OPTIONS`` (a JSON body, a custom header) is
+answered 204 without running the route.  Tests: tests/test_http_tracker.py,
+tests/test_tracker_browser.py.
 """
 
 from collections.abc import Collection
 
 from twisted.web.server import Request
 
-__all__ = ["ALLOWED_HEADERS", "MAX_AGE", "apply_cors"]
+__all__ = ["ALLOWED_HEADERS", "MAX_AGE", "apply_cors", "is_cross_origin"]
 
 ALLOWED_HEADERS = b"Content-Type, X-Requested-With"
 MAX_AGE = b"86400"
+OPAQUE_ORIGIN = b"null"
 
 
 def apply_cors(request: Request, methods: Collection[bytes]) -> bool:
@@ -29,12 +33,10 @@ def apply_cors(request: Request, methods: Collection[bytes]) -> bool:
     """
     preflight = request.method == b"OPTIONS"
     asked = request.getHeader(b"Access-Control-Request-Method") if preflight else request.method
-    if asked == b"HEAD":
-        asked = b"GET"
     # Caches must not hand one origin's answer to another.
     request.setHeader(b"Vary", b"Origin")
     origin = request.getHeader(b"Origin")
-    if origin is not None and asked in methods:
+    if origin is not None and origin != OPAQUE_ORIGIN and asked in methods:
         request.setHeader(b"Access-Control-Allow-Origin", origin)
         request.setHeader(b"Access-Control-Allow-Credentials", b"true")
     if not preflight:
@@ -45,3 +47,18 @@ def apply_cors(request: Request, methods: Collection[bytes]) -> bool:
     request.setHeader(b"Content-Length", b"0")
     request.setResponseCode(204)
     return True
+
+
+def is_cross_origin(request: Request) -> bool:
+    """Whether a browser sent this from a page of another origin than the server's.
+
+    Browsers name the page's origin in ``Origin`` on every CORS request; the
+    server's own origin is the ``Host`` it was reached at, with the scheme
+    the proxy saw (``X-Forwarded-Proto``).  No ``Origin``: not a CORS call.
+    """
+    origin = request.getHeader(b"Origin")
+    if origin is None:
+        return False
+    secure = request.getHeader(b"X-Forwarded-Proto") == b"https" or request.isSecure()
+    own = (b"https://" if secure else b"http://") + (request.getHeader(b"Host") or b"")
+    return origin.lower() != own.lower()

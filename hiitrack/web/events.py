@@ -12,7 +12,6 @@ from hiitrack.counting import INTERVALS
 from hiitrack.errors import BadRequest
 from hiitrack.ids import InvalidId, decode_id, event_id, property_id
 from hiitrack.reports import Series
-from hiitrack.web.access import visitor_of
 from hiitrack.web.bucket import BucketResource
 from hiitrack.web.params import (
     Params,
@@ -23,6 +22,7 @@ from hiitrack.web.params import (
     decode_segment,
 )
 from hiitrack.web.render import ApiResource
+from hiitrack.web.visitor import visitor_of
 
 __all__ = ["EventIndex", "PropertyIndex"]
 
@@ -92,7 +92,7 @@ class EventReport(BucketResource):
 
 
 class Event(EventReport):
-    cors_methods = frozenset({b"POST"})
+    tracking_methods = frozenset({b"POST"})
     route = "/{user}/{bucket}/event/{name}"
 
     def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
@@ -100,7 +100,7 @@ class Event(EventReport):
         self.name = name
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
-        visitor_id = visitor_of(request, params)
+        visitor_id = visitor_of(request, params, self.user, self.bucket)
         return await self.record_hit(params, visitor_id, events=[self.name])
 
 
@@ -117,7 +117,7 @@ class PropertyReport(BucketResource):
 
 
 class Property(PropertyReport):
-    cors_methods = frozenset({b"POST"})
+    tracking_methods = frozenset({b"POST"})
     route = "/{user}/{bucket}/property/{name}"
 
     def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
@@ -126,5 +126,5 @@ class Property(PropertyReport):
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
         value = decode_json_value(decode_json(decode_base64(params.require("value"), "value"), "value"))
-        visitor_id = visitor_of(request, params)
+        visitor_id = visitor_of(request, params, self.user, self.bucket)
         return await self.record_hit(params, visitor_id, properties=[(self.name, value)])

@@ -1,8 +1,9 @@
 """/metrics: the Prometheus text format, for the operator only.
 
-Served when the server starts with ``--metrics-auth USER:PASS`` and answered
-only to those Basic credentials (401 otherwise); without the option the path
-is 404.  The path is reserved either way, so it never reaches a user named
+Served when the server starts with operator credentials
+(``--metrics-auth-file`` or ``HIITRACK_METRICS_AUTH``, see hiitrack.tap) and
+answered only to those Basic credentials (401 otherwise); without them the
+path is 404.  The path is reserved either way, so it never reaches a user named
 ``metrics``.  Collectors: hiitrack.metrics.  Tests: tests/test_metrics.py.
 """
 

@@ -8,6 +8,11 @@ errors keep their status (hiitrack.errors); a store that cannot be reached is
 traceback.  A client that went away is only a log line.  `getChild` asks
 `child` for the resource under a path segment and answers a refused segment
 with an error resource instead of raising, as twisted.web.static does.
+
+JSONP (``callback=``) wraps answers of the open tracking methods only: a
+``<script>`` tag on any site sends the analyst's cached Basic login, so a
+wrapped report or bucket overview (with its access key) would be readable
+by every site.  Answers to a request with credentials are ``no-store``.
 Tests: tests/test_http_conventions.py.
 """
 
@@ -49,13 +54,14 @@ class Raw:
 Handler = Callable[[Request, Params], Awaitable[dict | Raw]]
 
 
-def write_json(request: Request, status: int, body: dict, params: Params | None = None) -> None:
-    """Finish `request` with a JSON (or JSONP) answer."""
+def write_json(
+    request: Request, status: int, body: dict, params: Params | None = None, callback: str | None = None
+) -> None:
+    """Finish `request` with a JSON answer, or JSONP wrapped in a checked `callback`."""
     request_id = params.get("request_id") if params else None
     if request_id is not None:
         body = {**body, "request_id": request_id}
     text = ujson.dumps(body, ensure_ascii=False, escape_forward_slashes=False).encode("utf-8")
-    callback = params.get("callback") if params else None
     request.setResponseCode(status)
     if callback is not None:
         request.setHeader(b"Content-Type", b"application/javascript")
@@ -79,7 +85,19 @@ def _error_body(request: Request, error: ApiError) -> dict:
     return {"error": error.message, **error.extra}
 
 
-async def _answer(request: Request, handler: Handler) -> None:
+def _checked_callback(params: Params, jsonp: bool) -> str | None:
+    """The request's JSONP callback if it may have one; 400 if it may not."""
+    callback = params.get("callback")
+    if callback is None:
+        return None
+    if not jsonp:
+        raise BadRequest("callback (JSONP) is only answered by the open tracking routes")
+    if len(callback) > CALLBACK_LIMIT or not CALLBACK.fullmatch(callback):
+        raise BadRequest("callback must be a plain JavaScript identifier path")
+    return callback
+
+
+async def _answer(request: Request, handler: Handler, jsonp: bool) -> None:
     went_away = False
 
     def connection_lost(_: Failure) -> None:
@@ -88,13 +106,10 @@ async def _answer(request: Request, handler: Handler) -> None:
 
     # Fires with a failure if the connection closes before the answer is finished.
     request.notifyFinish().addErrback(connection_lost)
-    params = None
+    params = callback = None
     try:
         params = Params.from_request(request)
-        callback = params.get("callback")
-        if callback is not None and (len(callback) > CALLBACK_LIMIT or not CALLBACK.fullmatch(callback)):
-            params = params.without("callback")
-            raise BadRequest("callback must be a plain JavaScript identifier path")
+        callback = _checked_callback(params, jsonp)
         result = await handler(request, params)
         status = request.code
     except ApiError as error:
@@ -108,13 +123,16 @@ async def _answer(request: Request, handler: Handler) -> None:
     if request.finished or went_away:
         log.info("client went away before the answer to {uri}", uri=request.uri)
         return
+    if request.getHeader(b"Authorization") is not None and not request.responseHeaders.hasHeader(b"Cache-Control"):
+        # Reports and the bucket overview (with its access key) are private.
+        request.setHeader(b"Cache-Control", b"no-store")
     try:
         if isinstance(result, Raw):
             request.setResponseCode(status)
             request.setHeader(b"Content-Type", result.content_type)
             _finish(request, result.body)
         else:
-            write_json(request, status, result, params)
+            write_json(request, status, result, params, callback)
     except Exception:
         log.failure("could not write the answer to {uri}", uri=request.uri)
         if not request.finished:
@@ -126,42 +144,45 @@ def route_of(resource: object) -> str:
     return getattr(resource, "route", OTHER_ROUTE)
 
 
-def render_async(request: Request, handler: Handler) -> object:
+def render_async(request: Request, handler: Handler, jsonp: bool = False) -> object:
+    """Run `handler` and answer with what it returns; `jsonp` allows ``callback``."""
     started, route = time.monotonic(), route_of(getattr(handler, "__self__", None))
 
     def observe(_: object) -> None:
         status = request.code if request.finished else 499  # 499: the client went away
         METRICS.observe(route, request.method, status, time.monotonic() - started)
 
-    Deferred.fromCoroutine(_answer(request, handler)).addBoth(observe)
+    Deferred.fromCoroutine(_answer(request, handler, jsonp)).addBoth(observe)
     return NOT_DONE_YET
 
 
 class ApiResource(Resource):
     """Base of every resource of the API: dispatch, 405, the render helper."""
 
-    # The methods open to browsers on other origins (hiitrack.web.cors).
-    cors_methods: frozenset[bytes] = frozenset()
+    # The open tracking methods: they record hits without credentials, so
+    # browsers on any origin may call them (hiitrack.web.cors) and JSONP is
+    # allowed; a HEAD cannot stand for a GET among them, as it would record.
+    tracking_methods: frozenset[bytes] = frozenset()
     # The path template this resource serves, for the request metrics.
     route = OTHER_ROUTE
 
     def render(self, request: Request) -> object:
-        if self.cors_methods and apply_cors(request, self.cors_methods):
+        if self.tracking_methods and apply_cors(request, self.tracking_methods):
             return b""
         method = request.method.decode("ascii", "replace")
-        if method == "HEAD":
-            method = "GET"
+        if method == "HEAD" and b"GET" not in self.tracking_methods:
+            method = "GET"  # the same answer without its body
         handler = getattr(self, f"handle_{method}", None)
         if handler is None:
             allowed = sorted(name[len("handle_") :] for name in dir(self) if name.startswith("handle_"))
             if not allowed:
                 # A level with only children (``/event``) is not a route.
                 return self._fail(request, NotFound("no such path"))
-            if "GET" in allowed:
+            if "GET" in allowed and b"GET" not in self.tracking_methods:
                 allowed.append("HEAD")
-            request.setHeader(b"Allow", ", ".join(allowed).encode())
+            request.setHeader(b"Allow", ", ".join(sorted(allowed)).encode())
             return self._fail(request, NotAllowed(f"method {method} not allowed here"))
-        return render_async(request, handler)
+        return render_async(request, handler, jsonp=request.method in self.tracking_methods)
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         """The child for a path segment, or an error resource answering why there is none."""

@@ -4,34 +4,54 @@ Twisted reads a request line of at most 16 KiB and a body of any size by
 default.  docs/api.md allows a 64 KiB query string and a 64 KiB body and answers
 413 beyond them, so the channel accepts longer lines (and answers 413 to
 longer still), and the request stops keeping a body once it is over the
-limit instead of buffering it whole: it answers 413 at once and closes the
-connection, without waiting for the rest of the body.  Tests: tests/test_http_limits.py.
+limit instead of buffering it whole: it answers 413 at once (never after a
+``100 Continue``) and closes the connection, without waiting for the rest
+of the body.
+
+The idle timeout restarts with every byte, so a client trickling one byte at
+a time (slowloris) would hold its connection forever.  A request's headers
+therefore have a deadline from their first byte, and its body another from
+the end of the headers; past either the answer is 408 and the connection is
+closed.
+
+The access log leaves personal data out: it names the method, the path
+without its query string (visitor ids, messages, passwords from careless
+clients) and the status, never the client's address, referrer or user
+agent.  Tests: tests/test_http_limits.py, tests/test_http_deadlines.py,
+tests/test_access_log.py.
 """
 
 import io
+from functools import partial
 
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
 from hiitrack.app import HiiTrack
 from hiitrack.web.params import BODY_LIMIT
+from hiitrack.web.timeouts import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT
 from hiitrack.web.tree import Root
 
-__all__ = ["make_site"]
+__all__ = ["access_log_line", "make_site"]
 
 
-def _refusal(message: str) -> bytes:
-    """A whole 413 answer, written straight to the connection before closing it."""
+def _refusal(status: bytes, message: str) -> bytes:
+    """A whole answer, written straight to the connection before closing it."""
     body = b'{"error":"' + message.encode() + b'"}'
     return (
-        b"HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\n"
+        b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
         b"X-Content-Type-Options: nosniff\r\nConnection: close\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        b"Content-Length: %d\r\n\r\n%s" % (status, len(body), body)
     )
 
 
-LINE_TOO_LONG = _refusal("request line or header too long")
-BODY_TOO_LARGE = _refusal(f"request body is over {BODY_LIMIT} bytes")
+LINE_TOO_LONG = _refusal(b"413 Content Too Large", "request line or header too long")
+BODY_TOO_LARGE = _refusal(b"413 Content Too Large", f"request body is over {BODY_LIMIT} bytes")
+HEADERS_TOO_SLOW = _refusal(b"408 Request Timeout", "the request's headers took too long")
+BODY_TOO_SLOW = _refusal(b"408 Request Timeout", "the request's body took too long")
 
 
 def _hang_up(channel: HTTPChannel, refusal: bytes) -> None:
@@ -48,6 +68,9 @@ class ApiRequest(Request):
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > BODY_LIMIT:
+            # The refusal answers the client's Expect: 100-continue; the
+            # channel must not invite the body after it.
+            self.requestHeaders.removeHeader(b"Expect")
             self._refuse_body()
         else:
             super().gotLength(length)
@@ -72,19 +95,91 @@ class ApiChannel(HTTPChannel):
     # Room for a 64 KiB query string plus the rest of the request line.
     MAX_LENGTH = BODY_LIMIT + 8 * 1024
     totalHeadersSize = BODY_LIMIT + 32 * 1024
+    site: "ApiSite"
+    # The running deadline of the request being received, if any.
+    _deadline: IDelayedCall | None = None
 
     def lineLengthExceeded(self, line: bytes) -> None:
         _hang_up(self, LINE_TOO_LONG)
 
+    def dataReceived(self, data: bytes) -> None:
+        # The first byte of a request starts its header deadline; bytes that
+        # arrive while a request is being answered wait for it (pipelining).
+        if self._deadline is None and not self._handlingRequest:
+            self._start_deadline(self.site.header_timeout, HEADERS_TOO_SLOW)
+        super().dataReceived(data)
 
-def make_site(app: HiiTrack, idle_timeout: float = 60) -> Site:
-    # hiitrack.web.params reads bodies itself: Twisted's own form parsing
-    # would answer a malformed multipart body with a bare 400, and costs a
-    # Content-Type parse through the email package on every POST.
-    site = Site(Root(app), requestFactory=ApiRequest, timeout=idle_timeout, parsePOSTFormSubmission=False)
-    # Twisted types a Site's protocol as the HTTP/2-negotiating wrapper it
-    # builds by default, yet serves any HTTPChannel (as twisted.web.proxy's
-    # own `f.protocol = Proxy` does): the stub is narrower than the API.
-    site.protocol = ApiChannel  # type: ignore[method-assign,assignment]
-    site.displayTracebacks = False
-    return site
+    def allHeadersReceived(self) -> None:
+        self._stop_deadline()
+        super().allHeadersReceived()
+        if self.length != 0:  # a body follows: its length, or None if chunked
+            self._start_deadline(self.site.body_timeout, BODY_TOO_SLOW)
+
+    def allContentReceived(self) -> None:
+        self._stop_deadline()
+        super().allContentReceived()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._stop_deadline()
+        super().connectionLost(reason)
+
+    def _start_deadline(self, seconds: float, refusal: bytes) -> None:
+        self._deadline = self.callLater(seconds, partial(self._deadline_passed, refusal))
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _deadline_passed(self, refusal: bytes) -> None:
+        self._deadline = None
+        if self.transport is not None:
+            self.transport.write(refusal)
+        # Closes, and aborts after abortTimeout if the client does not read.
+        self.timeoutConnection()
+
+
+def _quoted(text: bytes) -> str:
+    """Log-safe text: bytes other than printable ASCII, quotes and backslashes as \\xNN."""
+    return "".join(chr(byte) if 0x20 < byte < 0x7F and byte not in b'"\\' else f"\\x{byte:02x}" for byte in text)
+
+
+def access_log_line(timestamp: str, request: Request) -> str:
+    """The Combined Log Format with the personal fields left blank ("-")."""
+    path = request.uri.partition(b"?")[0]
+    request_line = " ".join(_quoted(part) for part in (request.method, path, request.clientproto))
+    return f'"-" - - {timestamp} "{request_line}" {request.code} {request.sentLength or "-"} "-" "-"'
+
+
+class ApiSite(Site):
+    """The site with the deadlines of its requests (read by ApiChannel)."""
+
+    # HTTP/1.1 only: the channel itself.  Twisted types a Site's protocol as
+    # the HTTP/2-negotiating wrapper it builds by default, yet serves any
+    # HTTPChannel (as twisted.web.proxy's own `f.protocol = Proxy` does): the
+    # stub is narrower than the API.
+    protocol = ApiChannel  # type: ignore[assignment]
+
+    def __init__(self, app: HiiTrack, idle_timeout: float, header_timeout: float, body_timeout: float) -> None:
+        # hiitrack.web.params reads bodies itself: Twisted's own form parsing
+        # would answer a malformed multipart body with a bare 400, and costs a
+        # Content-Type parse through the email package on every POST.
+        super().__init__(
+            Root(app),
+            requestFactory=ApiRequest,
+            timeout=idle_timeout,
+            logFormatter=access_log_line,
+            parsePOSTFormSubmission=False,
+        )
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.displayTracebacks = False
+
+
+def make_site(
+    app: HiiTrack,
+    idle_timeout: float = IDLE_TIMEOUT,
+    header_timeout: float = HEADER_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
+) -> Site:
+    return ApiSite(app, idle_timeout, header_timeout, body_timeout)

@@ -2,9 +2,15 @@
 
 Each level decodes and checks its path segment in ``child``; a refused
 segment is answered by an error resource (hiitrack.web.render).  A path
-with a trailing slash is redirected to the same path without it.
+with a trailing slash is redirected to the same path without it, on this
+server: ``//evil.example/`` goes to ``/evil.example``, never to another host.
+The root serves the static files (the tracker, the OpenAPI document, the
+icon browsers ask for: without it their request would meet a Basic challenge
+as a user name, and Chromium then forgets the analyst's login).
 Tests: tests/test_http_accounts.py, tests/test_http_conventions.py.
 """
+
+import re
 
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -26,15 +32,25 @@ from hiitrack.web.tracker import TrackerScript
 
 __all__ = ["Root"]
 
+FAVICON_MAX_AGE = 7 * 86400
+
+
+# What could turn the start of a Location into another host: slashes,
+# backslashes (browsers read a backslash as a slash), controls and spaces
+# (browsers drop some of them from URLs).
+LEADING_NOT_A_PATH = re.compile(rb"^[/\\\x00-\x20]+")
+
 
 class WithoutSlash(ApiResource):
-    """301 to the same path without its trailing slash, query kept."""
+    """301 to the same path without its trailing slash, query kept, on this server."""
 
     isLeaf = True
 
     def render(self, request: Request) -> object:
         path, question, query = request.uri.partition(b"?")
-        request.setHeader(b"Location", (path.rstrip(b"/") or b"/") + question + query)
+        # One leading slash only: "//host" would be another site.
+        location = b"/" + LEADING_NOT_A_PATH.sub(b"", path.rstrip(b"/"))
+        request.setHeader(b"Location", location + question + query)
         request.setResponseCode(301)
         write_json(request, 301, {"error": "moved to the path without its trailing slash"})
         return NOT_DONE_YET
@@ -49,6 +65,7 @@ class Root(ApiResource):
         self.files = {
             b"openapi.json": StaticFile("openapi.json", b"application/json"),
             b"hiitrack.js": TrackerScript(),
+            b"favicon.ico": StaticFile("favicon.ico", b"image/x-icon", max_age=FAVICON_MAX_AGE),
             b"metrics": MetricsResource(app),
         }
 

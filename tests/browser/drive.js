@@ -1,8 +1,9 @@
 // Drives Debian's Chromium through one visit for tests/test_tracker_browser.py.
 //
-// Usage: node drive.js '{"pages": URL, "tracker": URL, "mode": "fetch"|"jsonp"|"pixel"}'
-// Prints one JSON object on stdout: the `v` cookie after each step, every
-// request the pages made to the tracking server, and the pages' errors.
+// Usage: node drive.js '{"pages": URL, "tracker": URL, "bucket": URL, "mode": "fetch"|"jsonp"|"pixel"}'
+// Prints one JSON object on stdout: the `v` cookie after each step (the one
+// the browser sends to the bucket's URL: the cookie's path is the bucket),
+// every request the pages made to the tracking server, and the pages' errors.
 'use strict';
 
 const { chromium } = require('playwright-core');
@@ -25,7 +26,7 @@ async function main() {
     args: FLAGS,
     timeout: 30000,
   });
-  const report = { cookies: {}, requests: [], errors: [], transports: {} };
+  const report = { cookies: {}, cookiePaths: {}, flushed: [], requests: [], errors: [], transports: {} };
   try {
     const context = await browser.newContext();
     context.setDefaultTimeout(15000);
@@ -66,11 +67,15 @@ async function main() {
       }
     });
 
-    const flush = () => page.evaluate(() => new Promise((resolve) => hiitrack('flush', resolve)));
+    // What each flush callback was given: the visitor id the page may know.
+    const flush = async () => {
+      report.flushed.push(await page.evaluate(() => new Promise((resolve) => hiitrack('flush', resolve))));
+    };
     const visitor = async (step) => {
-      const cookies = await context.cookies(options.tracker);
+      const cookies = await context.cookies(options.bucket + '/batch');
       const cookie = cookies.find((c) => c.name === 'v');
       report.cookies[step] = cookie ? decodeURIComponent(cookie.value) : null;
+      report.cookiePaths[step] = cookie ? cookie.path : null;
     };
 
     // The first batch meets a dropped connection: the tracker must retry it.

@@ -1,0 +1,72 @@
+"""The access log of a real `twistd -n hiitrack` holds no personal data.
+
+Query strings carry visitor ids (often e-mail addresses once identified),
+messages with property values and, from careless clients, passwords: the
+access line names the method, the path and the status, never the query,
+the referrer, the client's address or its user agent.
+"""
+
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import b64json, path
+from tests.processes import TwistdServer
+
+SECRETS = ["hunter2-password", "jane.doe@example.com", "Jane Doe's secret plan", "https://shop.example/?email="]
+
+
+@pytest.fixture
+def twistd(tmp_path: Path):
+    server = TwistdServer(f"sqlite:{tmp_path}/hiitrack.db", tmp_path)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def _call(url: str, method: str = "GET", headers: dict | None = None) -> int:
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _access_lines(log: Path, marker: str, count: int, timeout: float = 30) -> list[str]:
+    """The access lines naming `marker`, once `count` of them are written."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if marker in line]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_the_access_log_keeps_queries_and_client_details_out(twistd, tmp_path):
+    user = "logtest"
+    password, visitor, plan, referrer = SECRETS
+    message = b64json([["Signed up"], [["plan", plan]]])
+    statuses = [
+        _call(f"{twistd.url}/{user}?password={password}", "POST"),
+        _call(f"{twistd.url}{path(user, 'site', 'batch')}?visitor_id={visitor}&message={message}"),
+        _call(
+            f"{twistd.url}{path(user, 'site', 'event', 'Paid')}?visitor_id={visitor}",
+            "POST",
+            headers={"Referer": referrer, "User-Agent": "Jane's laptop"},
+        ),
+    ]
+    assert all(status < 500 for status in statuses), statuses
+    lines = _access_lines(twistd.workdir / f"twistd-{twistd.port}.log", f"/{user}", 3)
+    assert len(lines) == 3, lines
+    assert any(f'"POST /{user} HTTP/1.1" {statuses[0]} ' in line for line in lines), lines
+    assert any(f'"GET /{user}/site/batch HTTP/1.1" {statuses[1]} ' in line for line in lines), lines
+    assert any(f'"POST /{user}/site/event/Paid HTTP/1.1" {statuses[2]} ' in line for line in lines), lines
+    log = (twistd.workdir / f"twistd-{twistd.port}.log").read_text(errors="replace")
+    for secret in [*SECRETS, "jane.doe", "hunter2", message[:20], "Jane's laptop"]:
+        assert secret not in log, secret
+    assert not [line for line in lines if "127.0.0.1" in line], lines
