@@ -12,6 +12,9 @@ Reports read during the node outage must be answered, and at the end every
 report, read through each process and through nginx, equals the brute-force
 model of the hits answered 200: nothing lost, nothing counted twice.
 
+A short run of the sizing benchmark (benchmarks/cluster.py) checks it
+counts every event on the cluster.
+
 The cluster is `scripts/cassandra cluster` (127.0.0.1-3, CQL port 9142),
 never the shared single node.  The module's fixture starts it when it is not
 running and then stops it afterwards; a cluster that was already running is
@@ -35,6 +38,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.cluster import measure
 from tests.model import Model
 from tests.nginx import UPSTREAM, Nginx
 from tests.processes import ROOT, TwistdServer
@@ -302,3 +306,12 @@ def test_a_cluster_loses_a_node_and_a_process_under_load_and_counts_every_hit_on
         nginx.stop()
         for server in servers:
             server.stop()
+
+
+def test_the_sizing_benchmark_runs_on_the_cluster_and_counts_every_event(cluster):
+    """benchmarks/cluster.py, whose figures are in docs/cassandra.md, in a short run."""
+    sizing = measure(processes=2, seconds=2)
+    assert sizing.answered > 0
+    assert (sizing.failed, sizing.recorded) == (0, sizing.answered)
+    assert len(sizing.hiitrack_cores) == 2 and len(sizing.node_cores) == 3
+    assert all(cores > 0 for cores in sizing.hiitrack_cores + sizing.node_cores)
