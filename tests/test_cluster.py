@@ -298,6 +298,7 @@ def test_a_cluster_loses_a_node_and_a_process_under_load_and_counts_every_hit_on
         hits = sum(len(hits) for hits in load.sent.values())
         print(f"{hits} hits of {len(load.sent)} visitors, {time.monotonic() - started:.0f} s")
         if wrong:
+            print(f"reports differing from the model: {len(wrong)}, cells: {sum(map(len, wrong.values()))}")
             raise NotExact("\n".join(f"{where}: {differences}" for where, differences in wrong.items()))
     finally:
         load.stop.set()
