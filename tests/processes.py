@@ -1,5 +1,7 @@
 """Real `twistd -n hiitrack` processes for tests that need a whole server:
-crash and restart, fuzzing from another process."""
+crash and restart, fuzzing from another process, a cluster behind nginx.
+Used by tests/test_durability.py, tests/test_fuzz.py, tests/test_scale_out.py
+and tests/test_cluster.py."""
 
 import os
 import shutil
@@ -10,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,9 +28,10 @@ def free_port() -> int:
 class TwistdServer:
     """One server process on a loopback port; `kill` is SIGKILL, no goodbye."""
 
-    def __init__(self, store_uri: str, workdir: Path) -> None:
+    def __init__(self, store_uri: str, workdir: Path, options: Sequence[str] = ()) -> None:
         self.store_uri = store_uri
         self.workdir = workdir
+        self.options = list(options)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -45,6 +49,7 @@ class TwistdServer:
                 f"tcp:{self.port}:interface=127.0.0.1",
                 "--store",
                 self.store_uri,
+                *self.options,
             ],
             cwd=self.workdir,
             env=env,

@@ -11,11 +11,13 @@ import uuid
 import pytest
 import pytest_twisted
 from cassandra.cluster import Cluster
+from cassandra.protocol import ErrorMessage
 from cassandra.query import dict_factory
 from twisted.internet import threads
 
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore, replication_map
+from hiitrack.store.cassandra.bridge import CAS_WRITE_UNKNOWN, translated
 from hiitrack.store.kinds import BUCKET, EVENT, FUNNEL, INSERT, PROPERTY, SECRET, USER, VALUE, VISITOR
 from tests.conftest import CASSANDRA, CASSANDRA_URI
 
@@ -166,6 +168,13 @@ async def test_consistency_option(user_name):
         assert await store.read_rows(user_name, [b"r"]) == [{b"c": 2}]
     finally:
         await store.close()
+
+
+def test_an_unknown_lightweight_transaction_outcome_is_unavailable_not_a_bug():
+    """Two processes creating one bucket at once on a cluster met this as a 500 (tests/test_cluster.py)."""
+    unknown = ErrorMessage(code=CAS_WRITE_UNKNOWN, message="CAS operation result is unknown", info=None)
+    assert isinstance(translated(unknown), StoreUnavailable)
+    assert type(translated(ErrorMessage(code=0x2200, message="invalid", info=None))) is ErrorMessage
 
 
 def test_uri_and_options():

@@ -10,88 +10,27 @@ stale once they come back (issue 10, item 8); reads still answer.  The
 process comes back, the refused hits are sent again, as the tracker does,
 and every report equals the brute-force model, through nginx and from each
 process.  Both processes use one Cassandra keyspace.
+
+And the example as a whole, certificate paths substituted with a
+self-signed certificate made here, passes `nginx -t` (syntax, directives,
+modules, the certificate and its key).
 """
 
 import base64
 import json
-import re
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from pathlib import Path
 
 from tests.conftest import CASSANDRA_URI
 from tests.model import Model
-from tests.processes import TwistdServer, free_port
+from tests.nginx import UPSTREAM, Nginx, example_with_certificate, nginx_command, self_signed_certificate
+from tests.processes import TwistdServer
 
-ROOT = Path(__file__).resolve().parent.parent
-NGINX = "/usr/sbin/nginx"
 VISITORS = [f"visitor {i} ✓" for i in range(12)]
 EVENTS = ["Landed", "Signed up", "Paid"]
-UPSTREAM = "X-Test-Upstream"
-
-
-def _marked(text: str, part: str) -> str:
-    return re.search(rf"# --- {part}: begin[^\n]*\n(.*?)\n\s*# --- {part}: end", text, re.S).group(1)
-
-
-def nginx_config(workdir: Path, port: int, upstreams: list[int]) -> str:
-    """A runnable config: the example's routing and locations, on loopback ports."""
-    example = (ROOT / "nginx.conf.example").read_text()
-    routing = _marked(example, "routing")
-    servers = re.findall(r"^\s*server 127\.0\.0\.1:\d+(.*);$", routing, re.M)
-    assert len(servers) >= 2 and len(set(servers)) == 1, "the example's upstream changed shape"
-    routing = re.sub(r"^\s*server 127\.0\.0\.1:\d+.*;\n", "", routing, flags=re.M)
-    routing = routing.replace(
-        "keepalive", "".join(f"server 127.0.0.1:{p}{servers[0]};\n        " for p in upstreams) + "keepalive"
-    )
-    temp = " ".join(
-        f"{kind}_temp_path {workdir}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return f"""
-daemon off;
-worker_processes 1;
-pid {workdir}/nginx.pid;
-error_log {workdir}/nginx-error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log {workdir}/nginx-access.log;
-    {temp}
-{routing}
-    server {{
-        listen 127.0.0.1:{port};
-        add_header {UPSTREAM} $upstream_addr always;
-{_marked(example, "locations")}
-    }}
-}}
-"""
-
-
-class Nginx:
-    def __init__(self, workdir: Path, upstreams: list[int]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config = workdir / "nginx.conf"
-        self.config.write_text(nginx_config(workdir, self.port, upstreams))
-        self.process = subprocess.Popen([NGINX, "-p", str(workdir), "-c", str(self.config)], stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.process.stderr.read().decode()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nginx did not listen")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def _call(url: str, data: dict | None = None, auth: str | None = None) -> tuple[int, str | None, dict]:
@@ -181,3 +120,12 @@ def test_a_process_that_dies_keeps_its_visitors_and_counts_stay_exact(tmp_path):
             nginx.stop()
         for server in servers:
             server.stop()
+
+
+def test_the_example_passes_nginx_t(tmp_path):
+    certificate, key = self_signed_certificate(tmp_path)
+    config = tmp_path / "nginx.conf"
+    config.write_text(example_with_certificate(certificate, key))
+    checked = subprocess.run([*nginx_command(tmp_path, config), "-t"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr

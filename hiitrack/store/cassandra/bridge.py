@@ -42,9 +42,15 @@ UNAVAILABLE = (
 )
 
 
+CAS_WRITE_UNKNOWN = 0x1700
+"""Protocol v5's error for a lightweight transaction whose outcome is unknown (contended, or
+replicas lost); the driver has no class for it.  Two processes creating one bucket at once on a
+cluster meet it: a transient failure, not a bug."""
+
+
 def translated(error: BaseException) -> BaseException:
     """`StoreUnavailable` for a failure of the cluster, the error itself for anything else."""
-    if isinstance(error, UNAVAILABLE):
+    if isinstance(error, UNAVAILABLE) or getattr(error, "code", None) == CAS_WRITE_UNKNOWN:
         unavailable = StoreUnavailable(f"cassandra: {type(error).__name__}: {error}")
         unavailable.__cause__ = error
         return unavailable
