@@ -205,7 +205,7 @@ class Load:
 def _report(url: str, user: str, name: str, split: bool = False) -> tuple[int, Any]:
     where = f"{url}/{user}/site/event/{urllib.parse.quote(name)}" + ("?property=plan" if split else "")
     request = urllib.request.Request(
-        where, headers={"Authorization": "Basic " + base64.b64encode(f"{user}:pw".encode()).decode()}
+        where, headers={"Authorization": "Basic " + base64.b64encode(f"{user}:pw-secret".encode()).decode()}
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
@@ -253,7 +253,7 @@ def test_a_cluster_loses_a_node_and_a_process_under_load_and_counts_every_hit_on
     load = Load(f"c{uuid.uuid4().hex[:12]}")
     threads: list[threading.Thread] = []
     try:
-        status, _, _ = Connection(nginx.port).request("POST", f"/{load.user}", "password=pw")
+        status, _, _ = Connection(nginx.port).request("POST", f"/{load.user}", "password=pw-secret")
         assert status == 201
         threads = [threading.Thread(target=load.client, args=(n, nginx.port)) for n in range(CLIENTS)]
         for thread in threads:
