@@ -8,18 +8,16 @@ each; the server must refuse them all and change nothing.
 tests/browser/forge.js drives the browser; it needs `tests/browser/setup.sh`.
 """
 
-import os
 from html import escape
 
 import pytest_twisted
-import ujson
-from twisted.internet import reactor, utils
+from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from tests.chromium import Page, run_driver
 from tests.helpers import PASSWORD, auth_of, batch, eid, new_user, path, stored
-from tests.test_tracker_browser import BROWSER, CHROMIUM, DRIVE_TIMEOUT, Page, check_browser_installed
 
 FORM = """<!doctype html>
 <html><body onload="document.forms[0].submit()">
@@ -35,17 +33,8 @@ def attack_page(action: str, fields: list[tuple[str, str]]) -> bytes:
 
 
 async def forge(login: str, user: str, attacks: list[str]) -> dict:
-    node = check_browser_installed()
-    options = ujson.dumps({"login": login, "user": user, "password": PASSWORD, "attacks": attacks})
-    out, err, code = await utils.getProcessOutputAndValue(
-        "/usr/bin/timeout",
-        ["-k", "5", str(DRIVE_TIMEOUT), node, str(BROWSER / "forge.js"), options],
-        env={**os.environ, "CHROMIUM": CHROMIUM},
-        path=str(BROWSER),
-        reactor=reactor,
-    )
-    assert code == 0, err.decode(errors="replace")
-    return ujson.loads(out)
+    options = {"login": login, "user": user, "password": PASSWORD, "attacks": attacks}
+    return await run_driver("forge.js", options)
 
 
 @pytest_twisted.ensureDeferred

@@ -12,20 +12,14 @@ Chromium or node_modules this fails, it never skips.
 """
 
 import json
-import os
 import random
 import time
-from pathlib import Path
 
-import pytest
 import pytest_twisted
-import ujson
-from twisted.internet import reactor, utils
 
+from tests.chromium import ROOT, run_driver
 from tests.helpers import PASSWORD, auth_of, batch, eid, new_bucket, new_user, path
-from tests.test_tracker_browser import BROWSER, CHROMIUM, check_browser_installed
 
-ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 DRIVE_TIMEOUT = 160
 FIRST_LOAD_LIMIT = 200_000
@@ -96,20 +90,6 @@ VISITOR = {
 }
 
 
-async def drive(options: dict) -> dict:
-    node = check_browser_installed()
-    out, err, code = await utils.getProcessOutputAndValue(
-        "/usr/bin/timeout",
-        ["-k", "5", str(DRIVE_TIMEOUT), node, str(BROWSER / "dashboard.js"), ujson.dumps(options)],
-        env={**os.environ, "CHROMIUM": CHROMIUM},
-        path=str(BROWSER),
-        reactor=reactor,
-    )
-    if code != 0:
-        pytest.fail(f"dashboard.js exited {code}:\n{err.decode(errors='replace')}", pytrace=False)
-    return ujson.loads(out)
-
-
 def number(text: str) -> int:
     return int(text.replace(",", ""))
 
@@ -151,7 +131,8 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, tmp_path)
     stub = exact_stub((await client.get(path(user_name, "shop", "funnel", "checkout"), auth=auth)).json)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    seen = await drive(
+    seen = await run_driver(
+        "dashboard.js",
         {
             "url": server.url + path(user_name, "shop", "dashboard"),
             "user": user_name,
@@ -165,7 +146,8 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, tmp_path)
             "screenshots": str(SCREENSHOTS),
             "scratch": str(tmp_path),
             "exactStub": {"report": stub, "dropped": ["visitor a", "visitor/b"], "visitor": VISITOR},
-        }
+        },
+        DRIVE_TIMEOUT,
     )
 
     async def api(*segments: str, **params: object) -> dict:

@@ -12,27 +12,20 @@ node_modules these tests fail, they never skip.
 """
 
 import base64
-import os
 import re
-import shutil
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import pytest_twisted
 import ujson
-from twisted.internet import reactor, utils
+from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from hiitrack.ids import encode_id, property_id, value_id
+from tests.chromium import ROOT, Page, run_driver
 from tests.http import path
-
-ROOT = Path(__file__).resolve().parent.parent
-BROWSER = ROOT / "tests" / "browser"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-DRIVE_TIMEOUT = 100
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
@@ -55,22 +48,6 @@ def snippet(tracker: str, user: str, bucket: str, mode: str) -> str:
     return block
 
 
-class Page(Resource):
-    isLeaf = True
-
-    def __init__(self, html: bytes, csp: bytes | None) -> None:
-        super().__init__()
-        self.html = html
-        self.csp = csp
-
-    def render_GET(self, request):
-        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
-        request.setHeader(b"Cache-Control", b"no-store")
-        if self.csp:
-            request.setHeader(b"Content-Security-Policy", self.csp)
-        return self.html
-
-
 async def serve_pages(tracker: str, user: str, bucket: str, mode: str):
     """The second origin: two pages on another loopback port."""
     csp = None
@@ -87,36 +64,9 @@ async def serve_pages(tracker: str, user: str, bucket: str, mode: str):
     return await endpoint.listen(Site(root))
 
 
-def check_browser_installed() -> str:
-    node = shutil.which("node")
-    missing = []
-    if node is None:
-        missing.append("node (Node.js)")
-    if not os.access(CHROMIUM, os.X_OK):
-        missing.append(f"Chromium at {CHROMIUM}")
-    if not (BROWSER / "node_modules" / "playwright-core").is_dir():
-        missing.append("tests/browser/node_modules/playwright-core")
-    if missing:
-        pytest.fail(
-            "the browser tests need " + ", ".join(missing) + ": run `bash tests/browser/setup.sh`",
-            pytrace=False,
-        )
-    return node
-
-
 async def drive(pages: str, tracker: str, bucket: str, mode: str) -> dict:
-    node = check_browser_installed()
-    options = ujson.dumps({"pages": pages, "tracker": tracker, "bucket": tracker + bucket, "mode": mode})
-    out, err, code = await utils.getProcessOutputAndValue(
-        "/usr/bin/timeout",
-        ["-k", "5", str(DRIVE_TIMEOUT), node, str(BROWSER / "drive.js"), options],
-        env={**os.environ, "CHROMIUM": CHROMIUM},
-        path=str(BROWSER),
-        reactor=reactor,
-    )
-    if code != 0:
-        pytest.fail(f"drive.js exited {code}:\n{err.decode(errors='replace')}", pytrace=False)
-    return ujson.loads(out)
+    options = {"pages": pages, "tracker": tracker, "bucket": tracker + bucket, "mode": mode}
+    return await run_driver("drive.js", options)
 
 
 def batch_messages(requests: list[dict]) -> list[dict]:

@@ -8,9 +8,8 @@
 // The test compares the numbers with the API's.
 'use strict';
 
-const { chromium } = require('playwright-core');
+const { launch, run } = require('./chromium');
 
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
@@ -19,11 +18,10 @@ const rows = (page, selector) =>
     trs.map((tr) => ({ data: { ...tr.dataset }, cells: [...tr.querySelectorAll(':scope > th, :scope > td')].map((cell) => cell.textContent.trim()) })),
   );
 
-async function main() {
-  const options = JSON.parse(process.argv[2]);
+async function main(options) {
   const origin = new URL(options.url).origin;
   const report = { requests: [], console: [], views: {} };
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: FLAGS, timeout: 30000 });
+  const browser = await launch();
 
   async function open(name, { username, password, colorScheme = 'light', viewport = DESKTOP }) {
     const context = await browser.newContext({ httpCredentials: { username, password }, colorScheme, viewport });
@@ -257,16 +255,7 @@ async function main() {
     await browser.close();
   }
   report.foreign = report.requests.filter((url) => !url.startsWith(origin + '/') && !url.startsWith('data:'));
-  process.stdout.write(JSON.stringify(report) + '\n');
+  return report;
 }
 
-// Never outlive the test that started this.
-setTimeout(() => {
-  process.stderr.write('dashboard.js: gave up after 150 s\n');
-  process.exit(3);
-}, 150000).unref();
-
-main().catch((error) => {
-  process.stderr.write('dashboard.js: ' + (error && error.stack ? error.stack : error) + '\n');
-  process.exit(2);
-});
+run('dashboard.js', 150, main);

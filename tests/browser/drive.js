@@ -6,26 +6,10 @@
 // every request the pages made to the tracking server, and the pages' errors.
 'use strict';
 
-const { chromium } = require('playwright-core');
+const { launch, run } = require('./chromium');
 
-const FLAGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-async function main() {
-  const options = JSON.parse(process.argv[2]);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: FLAGS,
-    timeout: 30000,
-  });
+async function main(options) {
+  const browser = await launch();
   const report = { cookies: {}, cookiePaths: {}, flushed: [], requests: [], errors: [], transports: {} };
   try {
     const context = await browser.newContext();
@@ -131,16 +115,7 @@ async function main() {
   } finally {
     await browser.close();
   }
-  process.stdout.write(JSON.stringify(report) + '\n');
+  return report;
 }
 
-// Never outlive the test that started this.
-setTimeout(() => {
-  process.stderr.write('drive.js: gave up after 90 s\n');
-  process.exit(3);
-}, 90000).unref();
-
-main().catch((error) => {
-  process.stderr.write('drive.js: ' + (error && error.stack ? error.stack : error) + '\n');
-  process.exit(2);
-});
+run('drive.js', 90, main);

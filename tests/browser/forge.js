@@ -8,16 +8,10 @@
 // whether it carried the Basic login.
 'use strict';
 
-const { chromium } = require('playwright-core');
+const { launch, run } = require('./chromium');
 
-async function main() {
-  const options = JSON.parse(process.argv[2]);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-    timeout: 30000,
-  });
+async function main(options) {
+  const browser = await launch();
   const report = { login: null, attacks: [] };
   try {
     // The analyst's browser holds the login and sends it with every request
@@ -48,15 +42,7 @@ async function main() {
   } finally {
     await browser.close();
   }
-  process.stdout.write(JSON.stringify(report) + '\n');
+  return report;
 }
 
-setTimeout(() => {
-  process.stderr.write('forge.js: gave up after 90 s\n');
-  process.exit(3);
-}, 90000).unref();
-
-main().catch((error) => {
-  process.stderr.write('forge.js: ' + (error && error.stack ? error.stack : error) + '\n');
-  process.exit(2);
-});
+run('forge.js', 90, main);
