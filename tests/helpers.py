@@ -17,6 +17,7 @@ __all__ = [
     "b64json",
     "batch",
     "eid",
+    "get_json",
     "new_bucket",
     "new_user",
     "path",
@@ -84,3 +85,10 @@ async def batch(client, user: str, bucket: str, visitor: str, events: list, prop
 async def stored(server, scope: str) -> int:
     """Records and counter cells the store holds for a scope."""
     return await server.app.store.count(scope)
+
+
+async def get_json(server, user: str, *segments: str, params=None, status: int = 200):
+    """GET a path under the user's bucket b with the user's password: the JSON answer, checked to come with `status`."""
+    answer = await server.client.get(path(user, "b", *segments), params, auth=auth_of(user))
+    assert answer.status == status, answer.body
+    return answer.json

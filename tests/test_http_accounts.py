@@ -165,20 +165,21 @@ async def test_get_unknown_bucket_is_404(server, user_name):
     assert (await server.client.delete(path(user_name, "nothing"), auth=auth_of(user_name))).status == 404
 
 
-async def _filled_bucket(server, user, bucket):
+async def _user_with_filled_buckets(server, user, *buckets):
+    """A new user whose buckets each hold events, a property value and a saved funnel."""
     client = server.client
-    await batch(client, user, bucket, "v1", ["A", "B"], [["plan", "pro"]])
-    await track(client, user, bucket, "v2", "A")
-    funnel = {"description": "", "event_id": [eid("A"), eid("B")]}
-    assert (await client.post(path(user, bucket, "funnel", "f"), funnel, auth=auth_of(user))).status == 201
+    await new_user(client, user)
+    for bucket in buckets:
+        await batch(client, user, bucket, "v1", ["A", "B"], [["plan", "pro"]])
+        await track(client, user, bucket, "v2", "A")
+        funnel = {"description": "", "event_id": [eid("A"), eid("B")]}
+        assert (await client.post(path(user, bucket, "funnel", "f"), funnel, auth=auth_of(user))).status == 201
 
 
 @pytest_twisted.ensureDeferred
 async def test_delete_bucket_removes_all_data(server, user_name):
     client = server.client
-    await new_user(client, user_name)
-    await _filled_bucket(server, user_name, "b")
-    await _filled_bucket(server, user_name, "keep")
+    await _user_with_filled_buckets(server, user_name, "b", "keep")
     scope = f"{user_name}/b"
     before_keep = await stored(server, f"{user_name}/keep")
     assert await stored(server, scope) > 0
@@ -213,8 +214,7 @@ async def test_delete_bucket_removes_all_data(server, user_name):
 @pytest_twisted.ensureDeferred
 async def test_delete_bucket_needs_password(server, user_name):
     client = server.client
-    await new_user(client, user_name)
-    await _filled_bucket(server, user_name, "b")
+    await _user_with_filled_buckets(server, user_name, "b")
     before = await stored(server, f"{user_name}/b")
     assert (await client.delete(path(user_name, "b"))).status == 401
     assert (await client.delete(path(user_name, "b"), auth=(user_name, "nope"))).status == 401
@@ -224,9 +224,7 @@ async def test_delete_bucket_needs_password(server, user_name):
 @pytest_twisted.ensureDeferred
 async def test_delete_user_removes_all_data(server, user_name):
     client = server.client
-    await new_user(client, user_name)
-    await _filled_bucket(server, user_name, "one")
-    await _filled_bucket(server, user_name, "two")
+    await _user_with_filled_buckets(server, user_name, "one", "two")
     scopes = [user_name, f"{user_name}/one", f"{user_name}/two"]
     for scope in scopes:
         assert await stored(server, scope) > 0

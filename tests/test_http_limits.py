@@ -6,7 +6,7 @@ from urllib.parse import quote
 import pytest
 import pytest_twisted
 
-from tests.helpers import auth_of, b64json, batch, eid, new_user, path, pid, stored, track, vid
+from tests.helpers import auth_of, b64json, batch, eid, get_json, new_user, path, pid, stored, track, vid
 from tests.sockets import exchange
 
 KIB64 = 64 * 1024
@@ -22,6 +22,15 @@ async def _filled(server, user):
 async def _total(server, user, name="A"):
     answer = await server.client.get(path(user, "b", "event", name), auth=auth_of(user))
     return answer.json["total"] if answer.status == 200 else None
+
+
+async def _set_value(client, user, value, batch_events=()):
+    """Property p of visitor v set to `value` twice: by its own POST and in a batch; the two answers."""
+    message = b64json([list(batch_events), [["p", value]]])
+    return [
+        await client.post(path(user, "b", "property", "p"), {"visitor_id": "v", "value": b64json(value)}),
+        await client.post(path(user, "b", "batch"), {"visitor_id": "v", "message": message}),
+    ]
 
 
 def _form(size: int) -> bytes:
@@ -187,13 +196,10 @@ async def test_property_value_limit(server, user_name, value, ok):
     assert (size <= 4096) == ok
     client = server.client
     before = await _filled(server, user_name)
-    answers = [
-        await client.post(path(user_name, "b", "property", "p"), {"visitor_id": "v", "value": b64json(value)}),
-        await client.post(path(user_name, "b", "batch"), {"visitor_id": "v", "message": b64json([[], [["p", value]]])}),
-    ]
+    answers = await _set_value(client, user_name, value)
     if ok:
         assert [a.status for a in answers] == [200, 200]
-        prop = (await client.get(path(user_name, "b", "property", "p"), auth=auth_of(user_name))).json
+        prop = await get_json(server, user_name, "property", "p")
         assert prop["values"] == {vid("p", value): {"value": value, "total": {eid("A"): 1}}}
     else:
         assert [a.status for a in answers] == [400, 400]
@@ -260,15 +266,10 @@ async def test_property_values_nest_at_most_32_deep(server, user_name, depth, ok
     client = server.client
     before = await _filled(server, user_name)
     value = _nested(depth)
-    answers = [
-        await client.post(path(user_name, "b", "property", "p"), {"visitor_id": "v", "value": b64json(value)}),
-        await client.post(
-            path(user_name, "b", "batch"), {"visitor_id": "v", "message": b64json([["A"], [["p", value]]])}
-        ),
-    ]
+    answers = await _set_value(client, user_name, value, batch_events=["A"])
     if ok:
         assert [a.status for a in answers] == [200, 200]
-        prop = (await client.get(path(user_name, "b", "property", "p"), auth=auth_of(user_name))).json
+        prop = await get_json(server, user_name, "property", "p")
         assert prop["values"] == {vid("p", value): {"value": value, "total": {eid("A"): 1}}}
     else:
         assert [a.status for a in answers] == [400, 400]

@@ -6,17 +6,11 @@ import re
 import pytest
 import pytest_twisted
 
-from tests.helpers import auth_of, b64json, batch, eid, new_user, path, pid, track, vid
+from tests.helpers import auth_of, b64json, batch, eid, get_json, new_user, path, pid, track, vid
 
 D = 1_699_920_000  # 2023-11-14 00:00:00 UTC, a day boundary
 H10, H11 = D + 10 * 3600, D + 11 * 3600
 NEXT_H9 = D + 86400 + 9 * 3600
-
-
-async def _get(server, user, *segments, params=None, status=200):
-    answer = await server.client.get(path(user, "b", *segments), params, auth=auth_of(user))
-    assert answer.status == status, answer.body
-    return answer.json
 
 
 async def _timed_bucket(server, user):
@@ -46,9 +40,9 @@ async def test_event_report_plain(server, user_name):
         "unique_path": {eid("A"): 1, eid("B"): 1},
         "properties": {pid("plan"): "plan"},
     }
-    assert await _get(server, user_name, "event", "A") == expected
-    assert await _get(server, user_name, "event_id", eid("A")) == expected
-    assert await _get(server, user_name, "event", "B") == {
+    assert await get_json(server, user_name, "event", "A") == expected
+    assert await get_json(server, user_name, "event_id", eid("A")) == expected
+    assert await get_json(server, user_name, "event", "B") == {
         "id": eid("B"),
         "name": "B",
         "total": 1,
@@ -62,7 +56,7 @@ async def test_event_report_plain(server, user_name):
 @pytest_twisted.ensureDeferred
 async def test_event_report_by_hour(server, user_name):
     await _timed_bucket(server, user_name)
-    report = await _get(
+    report = await get_json(
         server, user_name, "event", "A", params={"start": D, "finish": D + 2 * 86400 - 1, "interval": "hour"}
     )
     assert report == {
@@ -74,7 +68,7 @@ async def test_event_report_by_hour(server, user_name):
         "unique_path": {eid("A"): [[H11, 1]], eid("B"): [[H11, 1]]},
         "properties": {pid("plan"): "plan"},
     }
-    report = await _get(
+    report = await get_json(
         server, user_name, "event", "A", params={"start": H11, "finish": H11 + 3599, "interval": "hour"}
     )
     assert (report["total"], report["unique_total"], report["path"], report["unique_path"]) == (
@@ -83,7 +77,7 @@ async def test_event_report_by_hour(server, user_name):
         {eid("A"): [[H11, 1]], eid("B"): [[H11, 1]]},
         {eid("A"): [[H11, 1]], eid("B"): [[H11, 1]]},
     )
-    report = await _get(server, user_name, "event", "B", params={"start": D, "interval": "hour"})
+    report = await get_json(server, user_name, "event", "B", params={"start": D, "interval": "hour"})
     assert (report["total"], report["unique_total"], report["path"], report["unique_path"]) == (
         [[H10, 1]],
         [[H10, 1]],
@@ -96,7 +90,7 @@ async def test_event_report_by_hour(server, user_name):
 async def test_event_report_by_day(server, user_name):
     await _timed_bucket(server, user_name)
     # interval defaults to day, finish to now.
-    report = await _get(server, user_name, "event", "A", params={"start": D})
+    report = await get_json(server, user_name, "event", "A", params={"start": D})
     assert report == {
         "id": eid("A"),
         "name": "A",
@@ -106,11 +100,13 @@ async def test_event_report_by_day(server, user_name):
         "unique_path": {eid("A"): [[D, 1]], eid("B"): [[D, 1]]},
         "properties": {pid("plan"): "plan"},
     }
-    report = await _get(server, user_name, "event", "A", params={"start": D, "finish": D + 86399, "interval": "day"})
+    report = await get_json(
+        server, user_name, "event", "A", params={"start": D, "finish": D + 86399, "interval": "day"}
+    )
     assert (report["total"], report["path"]) == ([[D, 3]], {eid("A"): [[D, 1]], eid("B"): [[D, 1]]})
-    report = await _get(server, user_name, "event", "A", params={"start": D - 3 * 86400, "finish": D - 1})
+    report = await get_json(server, user_name, "event", "A", params={"start": D - 3 * 86400, "finish": D - 1})
     assert (report["total"], report["unique_total"], report["path"], report["unique_path"]) == ([], [], {}, {})
-    by_id = await _get(server, user_name, "event_id", eid("A"), params={"start": D})
+    by_id = await get_json(server, user_name, "event_id", eid("A"), params={"start": D})
     assert by_id["total"] == [[D, 3], [D + 86400, 1]]
 
 
@@ -118,7 +114,9 @@ async def test_event_report_by_day(server, user_name):
 async def test_event_report_by_property_and_time(server, user_name):
     await _timed_bucket(server, user_name)
     pro = vid("plan", "pro")
-    report = await _get(server, user_name, "event", "A", params={"property": "plan", "start": D, "interval": "hour"})
+    report = await get_json(
+        server, user_name, "event", "A", params={"property": "plan", "start": D, "interval": "hour"}
+    )
     assert report == {
         "id": eid("A"),
         "name": "A",
@@ -129,7 +127,7 @@ async def test_event_report_by_property_and_time(server, user_name):
         "unique_paths": {pro: {}},
         "properties": {pid("plan"): "plan"},
     }
-    report = await _get(server, user_name, "event", "A", params={"property": "plan"})
+    report = await get_json(server, user_name, "event", "A", params={"property": "plan"})
     assert (report["totals"], report["unique_totals"], report["paths"]) == ({pro: 1}, {pro: 1}, {pro: {}})
 
 
@@ -153,17 +151,17 @@ async def test_event_report_by_property_and_time(server, user_name):
 @pytest_twisted.ensureDeferred
 async def test_bad_time_range_is_400(server, user_name, params):
     await _timed_bucket(server, user_name)
-    answer = await _get(server, user_name, "event", "A", params=params, status=400)
+    answer = await get_json(server, user_name, "event", "A", params=params, status=400)
     assert isinstance(answer["error"], str)
 
 
 @pytest_twisted.ensureDeferred
 async def test_unknown_event_is_404(server, user_name):
     await _timed_bucket(server, user_name)
-    await _get(server, user_name, "event", "never", status=404)
-    await _get(server, user_name, "event_id", eid("never"), status=404)
-    await _get(server, user_name, "event", "a", status=404)  # names are case-sensitive
-    await _get(server, user_name, "event", "A", params={"property": "never"}, status=404)
+    await get_json(server, user_name, "event", "never", status=404)
+    await get_json(server, user_name, "event_id", eid("never"), status=404)
+    await get_json(server, user_name, "event", "a", status=404)  # names are case-sensitive
+    await get_json(server, user_name, "event", "A", params={"property": "never"}, status=404)
 
 
 @pytest.mark.parametrize(
@@ -184,9 +182,9 @@ async def test_unknown_event_is_404(server, user_name):
 @pytest_twisted.ensureDeferred
 async def test_invalid_ids_are_400(server, user_name, bad_id):
     await _timed_bucket(server, user_name)
-    await _get(server, user_name, "event_id", bad_id, status=400)
-    await _get(server, user_name, "property_id", bad_id, status=400)
-    await _get(server, user_name, "funnel", params=[("event_id", eid("A")), ("event_id", bad_id)], status=400)
+    await get_json(server, user_name, "event_id", bad_id, status=400)
+    await get_json(server, user_name, "property_id", bad_id, status=400)
+    await get_json(server, user_name, "funnel", params=[("event_id", eid("A")), ("event_id", bad_id)], status=400)
 
 
 @pytest_twisted.ensureDeferred
@@ -208,11 +206,11 @@ async def test_property_report(server, user_name):
         },
         "events": {eid("A"): "A", eid("B"): "B", eid("C"): "C"},
     }
-    assert await _get(server, user_name, "property", "plan") == expected
-    assert await _get(server, user_name, "property_id", pid("plan")) == expected
-    await _get(server, user_name, "property", "never", status=404)
-    await _get(server, user_name, "property_id", pid("never"), status=404)
-    await _get(server, user_name, "property", "A", status=404)  # an event, not a property
+    assert await get_json(server, user_name, "property", "plan") == expected
+    assert await get_json(server, user_name, "property_id", pid("plan")) == expected
+    await get_json(server, user_name, "property", "never", status=404)
+    await get_json(server, user_name, "property_id", pid("never"), status=404)
+    await get_json(server, user_name, "property", "A", status=404)  # an event, not a property
 
 
 async def _funnel_bucket(server, user):
@@ -254,25 +252,25 @@ PROPERTY_FUNNEL = {
 @pytest_twisted.ensureDeferred
 async def test_funnel_preview(server, user_name):
     await _funnel_bucket(server, user_name)
-    by_name = await _get(server, user_name, "funnel", params=[("event", "A"), ("event", "B"), ("event", "C")])
+    by_name = await get_json(server, user_name, "funnel", params=[("event", "A"), ("event", "B"), ("event", "C")])
     assert by_name == PLAIN_FUNNEL
-    by_id = await _get(server, user_name, "funnel", params=[("event_id", A), ("event_id", B), ("event_id", C)])
+    by_id = await get_json(server, user_name, "funnel", params=[("event_id", A), ("event_id", B), ("event_id", C)])
     assert by_id == PLAIN_FUNNEL
-    reverse = await _get(server, user_name, "funnel", params=[("event", "C"), ("event", "A")])
+    reverse = await get_json(server, user_name, "funnel", params=[("event", "C"), ("event", "A")])
     assert (reverse["funnel"], reverse["unique_funnel"]) == ([[C, 2], [A, 0]], [[C, 2], [A, 0]])
     # Previews save nothing.
-    assert (await _get(server, user_name))["funnels"] == {}
+    assert (await get_json(server, user_name))["funnels"] == {}
 
 
 @pytest_twisted.ensureDeferred
 async def test_funnel_preview_with_property(server, user_name):
     await _funnel_bucket(server, user_name)
     params = [("event", "A"), ("event", "B"), ("event", "C"), ("property", "plan")]
-    assert await _get(server, user_name, "funnel", params=params) == PROPERTY_FUNNEL
+    assert await get_json(server, user_name, "funnel", params=params) == PROPERTY_FUNNEL
     params = [("event_id", A), ("event_id", B), ("event_id", C), ("property", "plan")]
-    assert await _get(server, user_name, "funnel", params=params) == PROPERTY_FUNNEL
+    assert await get_json(server, user_name, "funnel", params=params) == PROPERTY_FUNNEL
     # A property the bucket has never seen reports no values.
-    report = await _get(server, user_name, "funnel", params=[("event", "A"), ("event", "B"), ("property", "nope")])
+    report = await get_json(server, user_name, "funnel", params=[("event", "A"), ("event", "B"), ("property", "nope")])
     assert report == {
         "event_ids": [A, B],
         "property": {"name": "nope", "id": pid("nope"), "values": {}},
@@ -289,13 +287,15 @@ async def test_funnel_preview_with_property(server, user_name):
 async def test_funnel_unknown_step_counts_zero(server, user_name):
     await _funnel_bucket(server, user_name)
     never = eid("never")
-    report = await _get(server, user_name, "funnel", params=[("event", "A"), ("event", "never"), ("event", "C")])
+    report = await get_json(server, user_name, "funnel", params=[("event", "A"), ("event", "never"), ("event", "C")])
     assert report["funnel"] == [[A, 3], [never, 0], [C, 0]]
     assert report["unique_funnel"] == [[A, 3], [never, 0], [C, 0]]
     assert (report["total"][never], report["unique_total"][never], report["path"][never]) == (0, 0, {})
-    report = await _get(server, user_name, "funnel", params=[("event_id", never), ("event_id", A)])
+    report = await get_json(server, user_name, "funnel", params=[("event_id", never), ("event_id", A)])
     assert report["funnel"] == [[never, 0], [A, 0]]
-    report = await _get(server, user_name, "funnel", params=[("event", "never"), ("event", "A"), ("property", "plan")])
+    report = await get_json(
+        server, user_name, "funnel", params=[("event", "never"), ("event", "A"), ("property", "plan")]
+    )
     assert report["funnels"] == {PRO: [[never, 0], [A, 0]], FREE: [[never, 0], [A, 0]]}
 
 
@@ -313,13 +313,13 @@ async def test_funnel_unknown_step_counts_zero(server, user_name):
 @pytest_twisted.ensureDeferred
 async def test_funnel_needs_two_steps(server, user_name, params):
     await _funnel_bucket(server, user_name)
-    answer = await _get(server, user_name, "funnel", params=params, status=400)
+    answer = await get_json(server, user_name, "funnel", params=params, status=400)
     assert isinstance(answer["error"], str)
     answer = await server.client.post(
         path(user_name, "b", "funnel", "f"), [("description", "d")] + params, auth=auth_of(user_name)
     )
     assert answer.status == 400
-    await _get(server, user_name, "funnel", "f", status=404)
+    await get_json(server, user_name, "funnel", "f", status=404)
 
 
 @pytest_twisted.ensureDeferred
@@ -328,28 +328,28 @@ async def test_saved_funnel(server, user_name):
     await _funnel_bucket(server, user_name)
     where = path(user_name, "b", "funnel", "my funnel")
     steps = [("event_id", A), ("event_id", B), ("event_id", C)]
-    await _get(server, user_name, "funnel", "my funnel", status=404)
+    await get_json(server, user_name, "funnel", "my funnel", status=404)
 
     answer = await client.post(
         where, steps + [("description", "signups"), ("property", "plan")], auth=auth_of(user_name)
     )
     assert (answer.status, answer.json) == (201, {})
-    assert await _get(server, user_name, "funnel", "my funnel") == {**PROPERTY_FUNNEL, "description": "signups"}
-    assert (await _get(server, user_name))["funnels"] == {"my funnel": {"description": "signups"}}
+    assert await get_json(server, user_name, "funnel", "my funnel") == {**PROPERTY_FUNNEL, "description": "signups"}
+    assert (await get_json(server, user_name))["funnels"] == {"my funnel": {"description": "signups"}}
 
     # POST again overwrites.
     answer = await client.post(where, steps + [("description", "plain")], auth=auth_of(user_name))
     assert answer.status == 201
-    assert await _get(server, user_name, "funnel", "my funnel") == {**PLAIN_FUNNEL, "description": "plain"}
+    assert await get_json(server, user_name, "funnel", "my funnel") == {**PLAIN_FUNNEL, "description": "plain"}
     # A saved funnel follows new data.
     await track(client, user_name, "b", "v4", "A", "B", "C")
-    report = await _get(server, user_name, "funnel", "my funnel")
+    report = await get_json(server, user_name, "funnel", "my funnel")
     assert report["funnel"] == [[A, 4], [B, 3], [C, 2]]
 
     answer = await client.delete(where, auth=auth_of(user_name))
     assert (answer.status, answer.json) == (200, {})
-    await _get(server, user_name, "funnel", "my funnel", status=404)
-    assert (await _get(server, user_name))["funnels"] == {}
+    await get_json(server, user_name, "funnel", "my funnel", status=404)
+    assert (await get_json(server, user_name))["funnels"] == {}
     assert (await client.delete(where, auth=auth_of(user_name))).status == 404
 
 
@@ -382,8 +382,8 @@ def test_hand_computed_ids():
 @pytest_twisted.ensureDeferred
 async def test_ids_on_the_wire(server, user_name):
     await _funnel_bucket(server, user_name)
-    bucket = await _get(server, user_name)
-    report = await _get(server, user_name, "funnel", params=[("event", "A"), ("event", "B"), ("property", "plan")])
+    bucket = await get_json(server, user_name)
+    report = await get_json(server, user_name, "funnel", params=[("event", "A"), ("event", "B"), ("property", "plan")])
     event_ids = [e["id"] for e in bucket["events"].values()] + list(report["totals"]) + report["event_ids"]
     value_ids = list(report["property"]["values"]) + list(report["funnels"])
     assert sorted(set(event_ids)) == sorted({A, B, C})

@@ -5,7 +5,7 @@ import base64
 import pytest
 import pytest_twisted
 
-from tests.helpers import auth_of, b64json, batch, eid, new_user, path, pid, stored, track, vid
+from tests.helpers import auth_of, b64json, batch, eid, get_json, new_user, path, pid, stored, track, vid
 
 T = 1_700_000_000  # 2023-11-14 22:13:20 UTC
 DAY_OF_T = 1_699_920_000  # 2023-11-14 00:00:00 UTC
@@ -13,12 +13,6 @@ DAY_OF_T = 1_699_920_000  # 2023-11-14 00:00:00 UTC
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-async def _report(server, user, name, params=None):
-    answer = await server.client.get(path(user, "b", "event", name), params, auth=auth_of(user))
-    assert answer.status == 200, answer.body
-    return answer.json
 
 
 def _set_cookie(answer) -> str | None:
@@ -36,7 +30,7 @@ async def test_event_post(server, user_name):
     assert answer.header("Content-Type") == "application/json"
     await track(client, user_name, "b", "v1", "signup", "buy")
     await track(client, user_name, "b", "v2", "buy")
-    assert await _report(server, user_name, "signup") == {
+    assert await get_json(server, user_name, "event", "signup") == {
         "id": eid("signup"),
         "name": "signup",
         "total": 2,
@@ -45,7 +39,7 @@ async def test_event_post(server, user_name):
         "unique_path": {eid("signup"): 1},
         "properties": {},
     }
-    assert await _report(server, user_name, "buy") == {
+    assert await get_json(server, user_name, "event", "buy") == {
         "id": eid("buy"),
         "name": "buy",
         "total": 2,
@@ -80,7 +74,7 @@ async def test_property_post(server, user_name):
         },
         "events": {eid("A"): "A"},
     }
-    report = await _report(server, user_name, "A", {"property": "plan"})
+    report = await get_json(server, user_name, "event", "A", params={"property": "plan"})
     assert report == {
         "id": eid("A"),
         "name": "A",
@@ -122,7 +116,7 @@ async def test_batch(server, user_name, method):
     )
     assert (answer.status, answer.json) == (200, {"visitor_id": "v1"})
     pro, age = vid("plan", "pro"), vid("age", 30)
-    assert await _report(server, user_name, "A", {"property": "plan"}) == {
+    assert await get_json(server, user_name, "event", "A", params={"property": "plan"}) == {
         "id": eid("A"),
         "name": "A",
         "values": {pro: "pro"},
@@ -132,7 +126,7 @@ async def test_batch(server, user_name, method):
         "unique_paths": {pro: {eid("A"): 1, eid("B"): 1}},
         "properties": {pid("plan"): "plan", pid("age"): "age"},
     }
-    b_age = await _report(server, user_name, "B", {"property": "age"})
+    b_age = await get_json(server, user_name, "event", "B", params={"property": "age"})
     assert (b_age["totals"], b_age["paths"]) == ({age: 1}, {age: {eid("A"): 1}})
 
 
@@ -144,7 +138,7 @@ async def test_batch_applies_properties_before_events(server, user_name):
     server.clock.now = T
     await new_user(client, user_name)
     await batch(client, user_name, "b", "v1", ["A"], [["plan", "pro"]])
-    report = await _report(server, user_name, "A", {"property": "plan", "start": DAY_OF_T})
+    report = await get_json(server, user_name, "event", "A", params={"property": "plan", "start": DAY_OF_T})
     pro = vid("plan", "pro")
     assert (report["totals"], report["unique_totals"]) == ({pro: [[DAY_OF_T, 1]]}, {pro: [[DAY_OF_T, 1]]})
     # A property posted after the event is credited in the plain counters only.
@@ -152,9 +146,9 @@ async def test_batch_applies_properties_before_events(server, user_name):
     answer = await client.post(path(user_name, "b", "property", "plan"), {"visitor_id": "v2", "value": b64json("free")})
     assert answer.status == 200
     free = vid("plan", "free")
-    report = await _report(server, user_name, "A", {"property": "plan", "start": DAY_OF_T})
+    report = await get_json(server, user_name, "event", "A", params={"property": "plan", "start": DAY_OF_T})
     assert report["totals"] == {pro: [[DAY_OF_T, 1]], free: []}
-    assert (await _report(server, user_name, "A", {"property": "plan"}))["totals"] == {pro: 1, free: 1}
+    assert (await get_json(server, user_name, "event", "A", params={"property": "plan"}))["totals"] == {pro: 1, free: 1}
 
 
 @pytest.mark.parametrize("route", ["event", "property", "batch GET", "batch POST"])
@@ -214,7 +208,7 @@ async def test_visitor_and_cookie(server, user_name, route):
 
     # given, fromcookie, other, two new, odd: six visitors, 8 hits.
     if route != "property":
-        report = await _report(server, user_name, "A")
+        report = await get_json(server, user_name, "event", "A")
         assert (report["total"], report["unique_total"]) == (8, 6)
     if route != "event":
         prop = (await client.get(path(user_name, "b", "property", "p"), auth=auth_of(user_name))).json
@@ -259,7 +253,7 @@ async def test_malformed_message_is_400_and_stores_nothing(server, user_name, wh
     await new_user(client, user_name)
     await batch(client, user_name, "b", "v", ["A"], [["p", 0]])
     before = await stored(server, f"{user_name}/b")
-    report = await _report(server, user_name, "A")
+    report = await get_json(server, user_name, "event", "A")
     for method in ("GET", "POST"):
         answer = await client.request(
             method, path(user_name, "b", "batch"), params={"visitor_id": "v", "message": message}
@@ -268,7 +262,7 @@ async def test_malformed_message_is_400_and_stores_nothing(server, user_name, wh
         assert answer.json["visitor_id"] == "v"
         assert isinstance(answer.json["error"], str)
     assert await stored(server, f"{user_name}/b") == before
-    assert await _report(server, user_name, "A") == report
+    assert await get_json(server, user_name, "event", "A") == report
     bucket = (await client.get(path(user_name, "b"), auth=auth_of(user_name))).json
     assert (bucket["events"], bucket["properties"]) == ({"A": {"id": eid("A")}}, {pid("p"): "p"})
     # A refused message does not create the bucket either.
@@ -312,7 +306,7 @@ async def test_pixel(server, user_name):
     assert answer.status == 200
     _assert_pixel(answer)
     assert answer.cookie("v")
-    report = await _report(server, user_name, "A", {"property": "p"})
+    report = await get_json(server, user_name, "event", "A", params={"property": "p"})
     assert (report["totals"], report["unique_totals"]) == ({vid("p", True): 2}, {vid("p", True): 2})
 
     before = await stored(server, f"{user_name}/b")
@@ -351,7 +345,7 @@ async def test_percent_decoded_names(server, user_name, name):
     answer = await client.post(path(user_name, "b", "property", name), {"visitor_id": "v", "value": b64json(name)})
     assert answer.status == 200, answer.body
     await batch(client, user_name, "b", "v", [name])  # the same event by its name in a message
-    report = await _report(server, user_name, name)
+    report = await get_json(server, user_name, "event", name)
     assert (report["id"], report["name"], report["total"], report["path"]) == (eid(name), name, 2, {eid(name): 1})
     by_id = await client.get(path(user_name, "b", "event_id", eid(name)), auth=auth_of(user_name))
     assert by_id.json == report
