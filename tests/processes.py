@@ -1,8 +1,11 @@
 """Real `twistd -n hiitrack` processes for tests that need a whole server:
-crash and restart, fuzzing from another process, a cluster behind nginx.
-Used by tests/test_durability.py, tests/test_fuzz.py, tests/test_scale_out.py
-and tests/test_cluster.py."""
+crash and restart, fuzzing from another process, a cluster behind nginx,
+account changes seen by another process; and a blocking JSON call to one.
+Used by tests/test_durability.py, tests/test_fuzz.py, tests/test_scale_out.py,
+tests/test_accounts_processes.py and tests/test_cluster.py."""
 
+import base64
+import json
 import os
 import shutil
 import signal
@@ -11,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +27,27 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def call(
+    url: str,
+    data: dict | None = None,
+    *,
+    method: str | None = None,
+    auth: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict]:
+    """One request, the form `data` as its body and `auth` ("user:password") as Basic
+    credentials; the status and the JSON answer, errors included ({} for an empty body)."""
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
 
 
 class TwistdServer:

@@ -8,38 +8,25 @@ hits into the deleted account stop within the documented staleness
 (hiitrack.accounts.BUCKET_SECONDS).
 """
 
-import base64
 import itertools
-import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 
 import pytest
 
 from hiitrack.accounts import BUCKET_SECONDS
 from tests.conftest import CASSANDRA_URI
-from tests.processes import TwistdServer
+from tests.processes import TwistdServer, call
 
 ADDRESSES = itertools.count()
 OLD, NEW, NEXT_OWNER = "first password", "second password", "next owner's password"
 
 
 def _call(method: str, url: str, data: dict | None = None, auth: str | None = None) -> tuple[int, dict]:
-    body = urllib.parse.urlencode(data).encode() if data is not None else None
     # Each call from its own client address: the test's wrong logins must be
     # answered 401, not held back by the per-address back-off.
     forwarded = {"X-Forwarded-For": f"10.{next(ADDRESSES) % 250}.0.1"}
-    request = urllib.request.Request(url, data=body, method=method, headers=forwarded)
-    if auth:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return call(url, data, method=method, auth=auth, headers=forwarded)
 
 
 def _hit(server: TwistdServer, user: str, visitor: str) -> int:

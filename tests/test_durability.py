@@ -12,28 +12,15 @@ import base64
 import json
 import threading
 import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 
 import pytest
 
 from hiitrack.ids import encode_id, event_id, property_id, value_id
 from tests.conftest import store_uri_for
-from tests.processes import TwistdServer
+from tests.processes import TwistdServer, call
 
 CLIENTS = 8
-
-
-def _call(url: str, data: dict | None = None, auth: str | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=urllib.parse.urlencode(data).encode() if data else None)
-    if auth:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
 
 
 class Answered:
@@ -59,7 +46,7 @@ def _load(server: TwistdServer, user: str, first: int, answered: Answered, stop:
         message = [[f"A{i}", f"B{i}"], [["request", i]]]
         data = {"visitor_id": f"v{i % 13}", "message": base64.b64encode(json.dumps(message).encode()).decode()}
         try:
-            status, _ = _call(f"{server.url}/{user}/site/batch", data)
+            status, _ = call(f"{server.url}/{user}/site/batch", data)
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             return
         if status == 200:
@@ -70,14 +57,14 @@ def _load(server: TwistdServer, user: str, first: int, answered: Answered, stop:
 def _counts(url: str, user: str, i: int) -> tuple[int, ...]:
     """(total A, total B, path B←A, segment total of B) for request i."""
     auth = f"{user}:pw-secret"
-    status, a = _call(f"{url}/{user}/site/event/A{i}", auth=auth)
+    status, a = call(f"{url}/{user}/site/event/A{i}", auth=auth)
     if status == 404:
         a = {"total": 0}
-    status, b = _call(f"{url}/{user}/site/event/B{i}?property=request", auth=auth)
+    status, b = call(f"{url}/{user}/site/event/B{i}?property=request", auth=auth)
     if status == 404:
         return a["total"], 0, 0, 0
     segment = encode_id(value_id(property_id("request"), i))
-    status, plain = _call(f"{url}/{user}/site/event/B{i}", auth=auth)
+    status, plain = call(f"{url}/{user}/site/event/B{i}", auth=auth)
     return a["total"], plain["total"], plain["path"].get(encode_id(event_id(f"A{i}")), 0), b["totals"].get(segment, 0)
 
 
@@ -88,7 +75,7 @@ def test_sigkill_loses_nothing_answered(store_kind, tmp_path, kill_at):
     server = TwistdServer(store_uri, tmp_path).start()
     user = f"d{uuid.uuid4().hex[:12]}"
     try:
-        assert _call(f"{server.url}/{user}", {"password": "pw-secret"})[0] == 201
+        assert call(f"{server.url}/{user}", {"password": "pw-secret"})[0] == 201
         answered = Answered(kill_at)
         stop = threading.Event()
         clients = [threading.Thread(target=_load, args=(server, user, n, answered, stop)) for n in range(CLIENTS)]
