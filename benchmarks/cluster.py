@@ -14,14 +14,13 @@ import argparse
 import os
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.client import create_user, http, recorded
-from benchmarks.servers import Server, free_port, start_nginx
+from benchmarks.servers import Server, start_hiitrack, start_nginx
 from benchmarks.wrk import run_wrk
 
 __all__ = ["Sizing", "main", "measure"]
@@ -59,15 +58,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start(work: Path, store: str, number: int) -> Server:
-    port = free_port()
-    command = [
-        sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
-        "-n", "--pidfile=", "-l", str(work / f"hiitrack-{number}.log"),
-        "hiitrack", "--port", f"tcp:{port}:interface=127.0.0.1", "--store", store,
-        "--cassandra-replication", "SimpleStrategy:3", "--cassandra-consistency", "LOCAL_QUORUM",
-    ]  # fmt: skip
-    return Server(command, port, work / f"hiitrack-{number}.out", work)
+def _start(work: Path, number: int) -> Server:
+    """A HiiTrack process on the cluster: every write on all three nodes, answered by two."""
+    options = ["--cassandra-replication", "SimpleStrategy:3", "--cassandra-consistency", "LOCAL_QUORUM"]
+    return start_hiitrack(work, STORE, f"hiitrack-{number}", options)
 
 
 def measure(processes: int, seconds: float) -> Sizing:
@@ -76,7 +70,7 @@ def measure(processes: int, seconds: float) -> Sizing:
     user = f"bench{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="hiitrack-sizing-") as tmp:
         work = Path(tmp)
-        servers = [_start(work, STORE, number) for number in range(processes)]
+        servers = [_start(work, number) for number in range(processes)]
         front = start_nginx(shutil.which("nginx") or "/usr/sbin/nginx", work, servers) if processes == 2 else servers[0]
         try:
             create_user(servers[0].port, user)

@@ -17,7 +17,7 @@ from benchmarks.client import basic, commits, create_user, funnel_path, http, re
 from benchmarks.report import TARGETS, Report
 from benchmarks.servers import start_floor, start_hiitrack, start_nginx
 from benchmarks.workload import BATCH_EVENTS, PLANS
-from benchmarks.wrk import Load, run_wrk
+from benchmarks.wrk import CONNECTIONS, Load, run_wrk
 
 __all__ = ["LOAD_EVENTS", "Bench"]
 
@@ -163,6 +163,19 @@ class Bench:
             events_per_message=LOAD_EVENTS,
         )
 
+    def read_report(self, port: int, user: str, path: str, connections: int = CONNECTIONS) -> Load:
+        """wrk asking for the report at `path` over and over for --report-seconds."""
+        return run_wrk(
+            self.work,
+            port,
+            mode="report",
+            report=path,
+            auth=basic(user),
+            connections=connections,
+            seconds=self.args.report_seconds,
+            seed=self.next_seed(),
+        )
+
     def funnel(self, kind: str) -> None:
         first, second = self.args.funnel_events
         visitors = self.args.funnel_visitors
@@ -190,25 +203,8 @@ class Bench:
                     self.report.failures.append(
                         f"funnel report at {total:,}: {status}, {len(body.get('funnels', {}))} values"
                     )
-                one = run_wrk(
-                    self.work,
-                    server.port,
-                    mode="report",
-                    report=path,
-                    auth=basic(user),
-                    connections=1,
-                    seconds=self.args.report_seconds,
-                    seed=self.next_seed(),
-                )
-                many = run_wrk(
-                    self.work,
-                    server.port,
-                    mode="report",
-                    report=path,
-                    auth=basic(user),
-                    seconds=self.args.report_seconds,
-                    seed=self.next_seed(),
-                )
+                one = self.read_report(server.port, user, path, connections=1)
+                many = self.read_report(server.port, user, path)
                 speeds[target] = many.report_rate
                 single[target] = one.report_rate
                 p50 = one.p50_us / 1000

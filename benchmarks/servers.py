@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.client import METRICS_AUTH
@@ -92,12 +93,13 @@ def start_floor(work: Path) -> Server:
     return Server(command, port, work / "floor.out", work)
 
 
-def start_hiitrack(work: Path, store: str, name: str) -> Server:
+def start_hiitrack(work: Path, store: str, name: str, options: Sequence[str] = ()) -> Server:
+    """`twistd hiitrack` on `store` with more `options`, logging to `name`.log in `work`."""
     port = free_port()
     command = [
         sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
         "-n", "--pidfile=", "-l", str(work / f"{name}.log"),
-        "hiitrack", "--port", f"tcp:{port}:interface=127.0.0.1", "--store", store,
+        "hiitrack", "--port", f"tcp:{port}:interface=127.0.0.1", "--store", store, *options,
     ]  # fmt: skip
     return Server(command, port, work / f"{name}.out", work)
 
