@@ -24,13 +24,24 @@ async def _total(server, user, name="A"):
     return answer.json["total"] if answer.status == 200 else None
 
 
-async def _set_value(client, user, value, batch_events=()):
-    """Property p of visitor v set to `value` twice: by its own POST and in a batch; the two answers."""
+async def _set_value_both_ways(server, user, value, ok, batch_events=()):
+    """On a filled bucket b, property p of visitor v set to `value` by its own POST and in a batch: both
+    taken and the value stored (`ok`), or both refused with 400 and nothing stored.  The two answers."""
+    client = server.client
+    before = await _filled(server, user)
     message = b64json([list(batch_events), [["p", value]]])
-    return [
+    answers = [
         await client.post(path(user, "b", "property", "p"), {"visitor_id": "v", "value": b64json(value)}),
         await client.post(path(user, "b", "batch"), {"visitor_id": "v", "message": message}),
     ]
+    if ok:
+        assert [a.status for a in answers] == [200, 200]
+        prop = await get_json(server, user, "property", "p")
+        assert prop["values"] == {vid("p", value): {"value": value, "total": {eid("A"): 1}}}
+    else:
+        assert [a.status for a in answers] == [400, 400]
+        assert await stored(server, f"{user}/b") == before
+    return answers
 
 
 def _form(size: int) -> bytes:
@@ -194,17 +205,9 @@ async def test_empty_names_are_400(server, user_name):
 async def test_property_value_limit(server, user_name, value, ok):
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     assert (size <= 4096) == ok
-    client = server.client
-    before = await _filled(server, user_name)
-    answers = await _set_value(client, user_name, value)
-    if ok:
-        assert [a.status for a in answers] == [200, 200]
-        prop = await get_json(server, user_name, "property", "p")
-        assert prop["values"] == {vid("p", value): {"value": value, "total": {eid("A"): 1}}}
-    else:
-        assert [a.status for a in answers] == [400, 400]
+    answers = await _set_value_both_ways(server, user_name, value, ok)
+    if not ok:
         assert answers[1].json["visitor_id"] == "v"
-        assert await stored(server, f"{user_name}/b") == before
 
 
 @pytest.mark.parametrize(
@@ -263,18 +266,9 @@ def _nested(depth: int) -> object:
 @pytest_twisted.ensureDeferred
 async def test_property_values_nest_at_most_32_deep(server, user_name, depth, ok):
     """Deeper values used to pass the checks and fail later with a RecursionError (500)."""
-    client = server.client
-    before = await _filled(server, user_name)
-    value = _nested(depth)
-    answers = await _set_value(client, user_name, value, batch_events=["A"])
-    if ok:
-        assert [a.status for a in answers] == [200, 200]
-        prop = await get_json(server, user_name, "property", "p")
-        assert prop["values"] == {vid("p", value): {"value": value, "total": {eid("A"): 1}}}
-    else:
-        assert [a.status for a in answers] == [400, 400]
+    answers = await _set_value_both_ways(server, user_name, _nested(depth), ok, batch_events=["A"])
+    if not ok:
         assert all("32" in a.json["error"] for a in answers)
-        assert await stored(server, f"{user_name}/b") == before
 
 
 @pytest_twisted.ensureDeferred
