@@ -16,6 +16,7 @@ from hiitrack.limits import Limits
 from hiitrack.reports import Reports
 from hiitrack.store import Store
 from hiitrack.tracking import Tracker
+from hiitrack.visitors import export
 
 __all__ = ["HiiTrack"]
 
@@ -59,6 +60,7 @@ class HiiTrack:
         events: Sequence[str] = (),
         properties: Sequence[tuple[str, object]] = (),
         insert_id: str | None = None,
+        time_ms: int | None = None,
     ) -> bool:
         """Record an already validated hit, creating the bucket on first use.
 
@@ -68,7 +70,16 @@ class HiiTrack:
         # Taken before the bucket is looked up: a deletion from here on takes this hit with it.
         ticket = await self.tracker.opened(scope)
         await self.accounts.ensure_bucket(user, bucket)
-        return await self.tracker.track(scope, ticket, visitor_id, events, properties, insert_id)
+        return await self.tracker.track(scope, ticket, visitor_id, events, properties, insert_id, time_ms)
+
+    async def visitor(self, scope: str, visitor_id: str, after: str | None, limit: int) -> dict | None:
+        """A page of a visitor's history (None: the bucket never saw it)."""
+        return await export(self.store, self.catalog, scope, visitor_id, after, limit)
+
+    async def erase_visitor(self, scope: str, visitor_id: str) -> bool:
+        """Erase a visitor and all it contributed; False if the bucket never saw it."""
+        # Reports are read from the store each time: only the tracker caches visitors.
+        return await self.tracker.erase(scope, await self.tracker.opened(scope), visitor_id)
 
     async def delete_bucket(self, user: str, bucket: str) -> None:
         await self.tracker.deleting([bucket_scope(user, bucket)], lambda: self.accounts.delete_bucket(user, bucket))

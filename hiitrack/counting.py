@@ -101,14 +101,20 @@ class Visitor:
 
     ``seen[E]`` counts the visitor's E events; ``followed[E][X]`` counts the
     E events done while X had already happened; ``values`` holds the value
-    ids the visitor has.
+    ids the visitor has.  ``hits`` counts the hits kept in its history
+    (hiitrack.history), which ``first_ms`` and ``last_ms`` bound (Unix ms);
+    counting itself does not use them.
     """
 
     seen: dict[bytes, int] = field(default_factory=dict)
     followed: dict[bytes, dict[bytes, int]] = field(default_factory=dict)
     values: set[bytes] = field(default_factory=set)
+    hits: int = 0
+    first_ms: int = 0
+    last_ms: int = 0
 
     _COUNT = struct.Struct(">Q")
+    _HISTORY = struct.Struct(">QQQ")
 
     def to_bytes(self) -> bytes:
         count = self._COUNT.pack
@@ -120,6 +126,7 @@ class Visitor:
                 parts += [earlier, count(m)]
         parts.append(count(len(self.values)))
         parts.extend(sorted(self.values))
+        parts.append(self._HISTORY.pack(self.hits, self.first_ms, self.last_ms))
         return b"".join(parts)
 
     @classmethod
@@ -146,6 +153,10 @@ class Visitor:
             data[start : start + VALUE_ID_SIZE]
             for start in range(offset, offset + values * VALUE_ID_SIZE, VALUE_ID_SIZE)
         }
+        offset += values * VALUE_ID_SIZE
+        # States written before the history existed end here: no hits kept.
+        if len(data) >= offset + cls._HISTORY.size:
+            visitor.hits, visitor.first_ms, visitor.last_ms = cls._HISTORY.unpack_from(data, offset)
         return visitor
 
 

@@ -29,6 +29,8 @@ class Limits:
     """Distinct events of one visitor: its state grows with the square of this (≤ 250 KB)."""
     visitor_values: int = 100
     """Distinct property values of one visitor (a batch may carry 100): each multiplies the cells of every event."""
+    visitor_hits: int = 100_000
+    """Hits kept in one visitor's history (a few MB): past it a hit is refused, so no history partition is unbounded."""
     user_buckets: int = 1_000
     """Buckets of one user: the open tracking routes can create them (docs/api.md, "First-hit buckets")."""
     bucket_events: int = 10_000

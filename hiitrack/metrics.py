@@ -45,6 +45,11 @@ class Metrics:
         self.events = Counter(
             "hiitrack_events_recorded", "Events recorded (retried duplicates excluded).", registry=None
         )
+        self.history_refused = Counter(
+            "hiitrack_history_refused_hits",
+            "Hits refused because their visitor's history holds the visitor-hits cap.",
+            registry=None,
+        )
         self.commit_batches = Histogram(
             "hiitrack_store_commit_batches",
             "Requests' write batches merged into one store commit (group commit).",
@@ -78,6 +83,7 @@ class Metrics:
             self.requests,
             self.latency,
             self.events,
+            self.history_refused,
             self.commit_batches,
             self.commit_cells,
             self.commit_seconds,

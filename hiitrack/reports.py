@@ -51,17 +51,19 @@ class Series:
     finish: int
 
     @classmethod
-    def requested(cls, interval: Interval, start: int, finish: int | None, now: float, created: int) -> "Series":
-        """The range a report of a bucket created at `created` reads; `finish` defaults to now.
+    def requested(cls, interval: Interval, start: int, finish: int | None, now: float) -> "Series":
+        """The range a report reads; `finish` defaults to now.
 
-        Only the rows that time data can exist in are read: from the bucket's
-        creation to now, with a day to spare on each side.  This also bounds
-        the work a huge range could ask for.
+        Hits may be backdated to any time (their ``time``), even before the
+        bucket's creation, so the start is kept as asked; the finish is
+        clamped to now and a day (no hit is later than now + 60 s).  The
+        work stays bounded: series rows are time shards of 24 days (hourly)
+        or a year (daily), fewer than 900 from 1970 to now.
         """
         last = int(now) if finish is None else finish
         if not 0 <= start <= last < LATEST:
             raise BadRequest("start and finish must be Unix times, start no later than finish")
-        return cls(interval, max(start, created - DAY.seconds), min(last, int(now) + DAY.seconds))
+        return cls(interval, start, min(last, int(now) + DAY.seconds))
 
 
 Count = int | list[list[int]]

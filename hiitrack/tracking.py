@@ -3,9 +3,13 @@
 For each request: wait for the visitor's earlier requests (per-visitor
 order), take the visitor's state (from a bounded cache, else the store), let
 hiitrack.counting work out the increments, and write the increments, the new
-state and any new names as one batch.  The request is answered when that
-batch is durable.  A hit over a cap (hiitrack.limits) is refused before
-anything is written.
+state, the hit itself (its visitor's history, hiitrack.history) and any new
+names as one batch.  The request is answered when that batch is durable.  A
+hit over a cap (hiitrack.limits) is refused before anything is written.  A
+hit counts at its own time, or at the visitor's previous hit's time if that
+is later, so that a history is always in order.  Erasing a visitor takes
+the same per-visitor order: its history is replayed and every increment it
+made is taken back, in one batch with the removal of its history and state.
 
 Cached states are trusted for `cache_seconds` after this process last wrote
 them: a visitor that another process served meanwhile (nginx moved it) is
@@ -17,7 +21,7 @@ belong to the bucket being deleted), writes already sent are awaited, and
 only then is the bucket dropped and its cached state forgotten.  So nothing
 of the old bucket reaches the new one.  Tests: tests/test_http_tracking.py,
 tests/test_model.py, tests/test_caps.py, tests/test_bucket_deletion.py,
-tests/test_failover.py.
+tests/test_failover.py, tests/test_history.py.
 """
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -27,8 +31,9 @@ from twisted.internet.defer import Deferred, DeferredList, DeferredLock
 from hiitrack.caching import LRU, KeyedLock
 from hiitrack.catalog import Catalog
 from hiitrack.counting import Visitor, count_batch, new_increments
+from hiitrack.history import Hit, hit_key, hits_kind, read_hits, replay
 from hiitrack.ids import event_id, property_id, value_id
-from hiitrack.limits import Limits
+from hiitrack.limits import Limits, OverLimit
 from hiitrack.metrics import METRICS
 from hiitrack.store import WriteBatch
 from hiitrack.store.interface import RecordWriter
@@ -88,8 +93,12 @@ class Tracker:
         events: Sequence[str] = (),
         properties: Sequence[tuple[str, object]] = (),
         insert_id: str | None = None,
+        time_ms: int | None = None,
     ) -> bool:
         """Apply properties, then events in order, for one visitor of a bucket.
+
+        `time_ms` is the hit's Unix time in ms (None: now), already checked
+        not to be in the future.
 
         `ticket` is what `opened` gave when the hit arrived: if the bucket
         was deleted since, the hit went with it and nothing is written.  With
@@ -108,30 +117,25 @@ class Tracker:
             if insert_id is not None and await self._applied(scope, insert_id):
                 return False
             visitor = await self._visitor(key)
+            if visitor.hits >= self._limits.visitor_hits:
+                METRICS.history_refused.inc()
+                raise OverLimit("visitor_hits", self._limits.visitor_hits, "this visitor's history is full")
+            when_ms = max(int(self._clock() * 1000) if time_ms is None else time_ms, visitor.last_ms)
             increments = new_increments()
-            count_batch(visitor, values, steps, int(self._clock()), increments, self._limits)
+            count_batch(visitor, values, steps, when_ms // 1000, increments, self._limits)
             admission = await self._catalog.admit(scope, names, values)
             records = dict(admission.records)
+            visitor.hits += 1
+            visitor.first_ms = when_ms if visitor.hits == 1 else visitor.first_ms
+            visitor.last_ms = when_ms
+            records[hits_kind(visitor_id), hit_key(visitor.hits)] = Hit(
+                when_ms, tuple(events), tuple(properties)
+            ).to_bytes()
             state = records[VISITOR, visitor_id] = visitor.to_bytes()
             if insert_id is not None:
                 records[INSERT, insert_id] = str(int(self._clock())).encode()
-            if self._deleted_since(scope, ticket):
+            if not await self._write(ticket, key, WriteBatch(scope, records, increments)):
                 return True
-            # No await between the check above and registering the write, so
-            # a deletion either drops this hit or waits for its write.
-            written = Deferred.fromCoroutine(self._store.write(WriteBatch(scope, records, increments)))
-            writing = self._writing.setdefault(scope, set())
-            writing.add(written)
-            try:
-                await written
-            except BaseException:
-                # What the store holds is uncertain now: read it again next time.
-                self._visitors.pop(key)
-                raise
-            finally:
-                writing.discard(written)
-                if not writing:
-                    self._writing.pop(scope, None)
             if not self._deleted_since(scope, ticket):
                 self._visitors.put(key, (state, self._clock()))
                 self._catalog.remember(scope, set(names) | set(values), admission)
@@ -145,6 +149,52 @@ class Tracker:
         # The same insert_id may come back from another visitor's connection:
         # hold the id too, so the check and the write cannot interleave.
         return await self._inserts.run((scope, insert_id), lambda: self._order.run((scope, visitor_id), apply))
+
+    async def erase(self, scope: str, ticket: int, visitor_id: str) -> bool:
+        """Remove a visitor as if it had never been: False if the bucket holds no such visitor.
+
+        Under the visitor's order, so no hit of it is counted meanwhile and
+        a second erase finds nothing.
+        """
+        key = (scope, visitor_id)
+
+        async def apply() -> bool:
+            if await self._store.get(scope, VISITOR, visitor_id) is None:
+                return False
+            _, increments = replay([hit async for _, hit in read_hits(self._store, scope, visitor_id)])
+            batch = WriteBatch(
+                scope,
+                increments={cell: -amount for cell, amount in increments.items()},
+                deleted={(VISITOR, visitor_id)},
+                cleared={hits_kind(visitor_id)},
+            )
+            written = await self._write(ticket, key, batch)
+            self._visitors.pop(key)
+            return written
+
+        return await self._order.run(key, apply)
+
+    async def _write(self, ticket: int, key: tuple[str, str], batch: WriteBatch) -> bool:
+        """Write a visitor's batch unless its bucket was deleted since `ticket`; whether it was written."""
+        scope = batch.scope
+        if self._deleted_since(scope, ticket):
+            return False
+        # No await between the check above and registering the write, so
+        # a deletion either drops this batch or waits for its write.
+        written = Deferred.fromCoroutine(self._store.write(batch))
+        writing = self._writing.setdefault(scope, set())
+        writing.add(written)
+        try:
+            await written
+        except BaseException:
+            # What the store holds is uncertain now: read it again next time.
+            self._visitors.pop(key)
+            raise
+        finally:
+            writing.discard(written)
+            if not writing:
+                self._writing.pop(scope, None)
+        return True
 
     def _deleted_since(self, scope: str, ticket: int) -> bool:
         deleted = self._deleted.get(scope)

@@ -22,19 +22,33 @@ __all__ = ["GroupCommitter", "MergedWrite", "merge"]
 
 
 class MergedWrite:
-    """The sum of several batches: records last-wins, increments added."""
+    """The sum of several batches: records last-wins, increments added.
+
+    Removals (`deleted` records, `cleared` parts) are applied by the store
+    before `records`: a record put by an earlier batch and removed by a
+    later one is dropped from `records` here, so that order holds.
+    """
 
     def __init__(self) -> None:
         self.records: dict[tuple[str, Kind, str], bytes] = {}
         self.increments: defaultdict[tuple[str, bytes, bytes], int] = defaultdict(int)
+        self.deleted: set[tuple[str, Kind, str]] = set()
+        self.cleared: set[tuple[str, Kind]] = set()
 
     def __len__(self) -> int:
-        return len(self.records) + len(self.increments)
+        return len(self.records) + len(self.increments) + len(self.deleted) + len(self.cleared)
 
 
 def merge(batches: Iterable[WriteBatch]) -> MergedWrite:
     merged = MergedWrite()
     for batch in batches:
+        for kind in batch.cleared:
+            merged.cleared.add((batch.scope, kind))
+            for address in [address for address in merged.records if address[:2] == (batch.scope, kind)]:
+                del merged.records[address]
+        for kind, key in batch.deleted:
+            merged.deleted.add((batch.scope, kind, key))
+            merged.records.pop((batch.scope, kind, key), None)
         for (kind, key), value in batch.records.items():
             merged.records[batch.scope, kind, key] = value
         for (row, column), amount in batch.increments.items():

@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from hiitrack.store.kinds import Kind
+from hiitrack.store.kinds import Kind, Kinds
 
 __all__ = [
+    "check_batch",
     "CounterStore",
     "Inspector",
     "Lifecycle",
@@ -36,11 +37,26 @@ class StoreUnavailable(Exception):
 
 @dataclass
 class WriteBatch:
-    """One request's changes: applied all together, or not at all."""
+    """One request's changes: applied all together, or not at all.
+
+    `cleared` kinds (bound to a part: every record of that part) and
+    `deleted` records are removed before `records` are put, so a batch
+    may erase a visitor's history and state with the counters they made.
+    """
 
     scope: str
     records: dict[tuple[Kind, str], bytes] = field(default_factory=dict)
     increments: Mapping[tuple[bytes, bytes], int] = field(default_factory=dict)
+    deleted: set[tuple[Kind, str]] = field(default_factory=set)
+    cleared: set[Kind] = field(default_factory=set)
+
+
+def check_batch(kinds: Kinds, batch: WriteBatch) -> None:
+    """Raise `UnknownKind` if a batch names a kind the store does not hold, or clears one not bound to a part."""
+    kinds.check_all(kind for kind, _ in batch.records)
+    kinds.check_all(kind for kind, _ in batch.deleted)
+    for kind in batch.cleared:
+        kinds.check_part(kind)
 
 
 class RecordStore(Protocol):
@@ -51,6 +67,9 @@ class RecordStore(Protocol):
 
     async def scan(self, scope: str, kind: Kind) -> dict[str, bytes]:
         """Every record of a kind in a scope, as ``{key: value}``."""
+
+    async def page(self, scope: str, kind: Kind, after: str, limit: int) -> list[tuple[str, bytes]]:
+        """At most `limit` records of a kind bound to a part with keys > `after`, in key order (bytewise)."""
 
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         """Store a record only if it does not exist; whether it did not."""
@@ -72,7 +91,10 @@ class CounterStore(Protocol):
     async def read_rows(
         self, scope: str, rows: Sequence[bytes], start: bytes = b"", end: bytes | None = None
     ) -> list[dict[bytes, int]]:
-        """For each row, its cells with ``start <= column < end`` as ``{column: n}``, in column order."""
+        """For each row, its cells with ``start <= column < end`` as ``{column: n}``, in column order.
+
+        A cell at 0 (every increment it had was taken back) reads as absent.
+        """
 
 
 class Writer(Protocol):
@@ -83,7 +105,8 @@ class Writer(Protocol):
 
         Writes arriving while another is in flight are grouped into one
         commit; this returns once the batch is durable.  A kind the store
-        does not know fails the batch before anything is written.
+        does not know fails the batch before anything is written, and so
+        does a cleared kind that is not bound to a part.
         """
 
     async def drop(self, scope: str) -> None:

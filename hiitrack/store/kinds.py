@@ -20,6 +20,7 @@ __all__ = [
     "BUCKET",
     "EVENT",
     "FUNNEL",
+    "HIT",
     "INSERT",
     "KINDS",
     "PROPERTY",
@@ -129,6 +130,12 @@ class Kinds:
         for kind in kinds:
             self.check(kind)
 
+    def check_part(self, kind: Kind) -> Kind:
+        """`kind` if registered and bound to a part: the unit a store may page through or clear whole."""
+        if self.check(kind).part is None:
+            raise UnknownKind(f"record kind {kind.name!r} is not partitioned by part")
+        return kind
+
 
 USER = Kind("user", "users")
 """Accounts, in the installation scope, by user name."""
@@ -149,4 +156,7 @@ VISITOR = Kind("visitor", "visitors", Sharded(64))
 INSERT = Kind("insert", "insert_ids", Sharded(64), expiry=30 * DAY)
 """Applied insert ids (the API promises at least 24 hours of deduplication)."""
 
-KINDS = Kinds([USER, BUCKET, SECRET, EVENT, PROPERTY, VALUE, FUNNEL, VISITOR, INSERT])
+HIT = Kind("hit", "hits", ByPart())
+"""One visitor's applied hits (the part: the visitor id), by sequence number (hiitrack.history)."""
+
+KINDS = Kinds([USER, BUCKET, SECRET, EVENT, PROPERTY, VALUE, FUNNEL, VISITOR, INSERT, HIT])

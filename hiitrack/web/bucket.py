@@ -14,7 +14,7 @@ from hiitrack.accounts import bucket_scope
 from hiitrack.app import HiiTrack
 from hiitrack.errors import BadRequest
 from hiitrack.web.access import authorize, existing_bucket
-from hiitrack.web.params import Params
+from hiitrack.web.params import Params, decode_time
 from hiitrack.web.render import ApiResource
 
 __all__ = ["BucketResource"]
@@ -42,7 +42,7 @@ class BucketResource(ApiResource):
         events: Sequence[str] = (),
         properties: Sequence[tuple[str, object]] = (),
     ) -> dict:
-        """Check the hit's ``insert_id`` and have the app record it.
+        """Check the hit's ``insert_id`` and ``time`` and have the app record it.
 
         Returns what the answer adds: ``{"duplicate": true}`` when the hit's
         ``insert_id`` was applied before.
@@ -50,5 +50,7 @@ class BucketResource(ApiResource):
         insert_id = params.get("insert_id")
         if insert_id is not None and not 1 <= len(insert_id) <= INSERT_ID_LIMIT:
             raise BadRequest(f"insert_id must be 1-{INSERT_ID_LIMIT} characters")
-        applied = await self.app.record_hit(self.user, self.bucket, visitor_id, events, properties, insert_id)
+        time = params.get("time")
+        time_ms = None if time is None else decode_time(time, self.app.clock())
+        applied = await self.app.record_hit(self.user, self.bucket, visitor_id, events, properties, insert_id, time_ms)
         return {} if applied else {"duplicate": True}

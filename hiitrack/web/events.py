@@ -27,7 +27,7 @@ from hiitrack.web.visitor import visitor_of
 __all__ = ["EventIndex", "PropertyIndex"]
 
 
-def _series(params: Params, now: float, created: int) -> Series | None:
+def _series(params: Params, now: float) -> Series | None:
     """The time range a report asks for, if any; `Series.requested` holds its rules."""
     start = params.get("start")
     if start is None:
@@ -44,7 +44,7 @@ def _series(params: Params, now: float, created: int) -> Series | None:
         last = int(finish) if finish is not None else None
     except ValueError:
         raise BadRequest("start and finish must be integer Unix times") from None
-    return Series.requested(INTERVALS[interval], first, last, now, created)
+    return Series.requested(INTERVALS[interval], first, last, now)
 
 
 def _id_from_path(segment: bytes, what: str) -> bytes:
@@ -86,8 +86,8 @@ class EventReport(BucketResource):
         self.event = event
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
-        record = await self.authorize_existing(request)
-        series = _series(params, self.app.clock(), record["created"])
+        await self.authorize_existing(request)
+        series = _series(params, self.app.clock())
         return await self.app.reports.event(self.scope, self.event, params.get("property"), series)
 
 

@@ -8,6 +8,8 @@ tests/test_http_conventions.py, tests/test_http_limits.py.
 
 import base64
 import binascii
+import re
+from decimal import Decimal
 from urllib.parse import parse_qsl
 
 import ujson
@@ -25,12 +27,16 @@ __all__ = [
     "decode_json_value",
     "decode_segment",
     "check_visitor_id",
+    "decode_time",
 ]
 
 BODY_LIMIT = 64 * 1024
 NAME_LIMIT = 256
 VALUE_LIMIT = 4 * 1024
 VISITOR_LIMIT = 256
+FUTURE_SECONDS = 60
+"""How far past the server's clock a hit's time may be (clocks differ)."""
+TIME = re.compile(r"[0-9]{1,20}(\.[0-9]{0,20})?")
 DEPTH_LIMIT = 32
 """Nesting of lists and objects in a property value: deeper ones would exhaust recursion later."""
 
@@ -56,6 +62,16 @@ def check_visitor_id(visitor_id: str) -> str:
     if not 1 <= len(visitor_id) <= VISITOR_LIMIT or "\x00" in visitor_id:
         raise BadRequest(f"visitor_id must be 1-{VISITOR_LIMIT} characters, without NUL")
     return visitor_id
+
+
+def decode_time(text: str, now: float) -> int:
+    """A hit's ``time``, Unix seconds with up to ms kept, as Unix ms; 400 unless 0 <= time <= now + 60 s."""
+    if not TIME.fullmatch(text):
+        raise BadRequest("time must be a non-negative number of Unix seconds")
+    seconds = Decimal(text)
+    if seconds > Decimal(repr(now)) + FUTURE_SECONDS:
+        raise BadRequest(f"time must be no later than the server's clock + {FUTURE_SECONDS} seconds")
+    return int(seconds * 1000)
 
 
 def decode_base64(text: str, what: str) -> bytes:

@@ -29,6 +29,7 @@ from hiitrack.web.params import Params, decode_segment
 from hiitrack.web.render import ApiResource, write_json
 from hiitrack.web.static import StaticFile
 from hiitrack.web.tracker import TrackerScript
+from hiitrack.web.history import VisitorIndex
 
 __all__ = ["Root"]
 
@@ -149,6 +150,7 @@ class Bucket(BucketResource):
             b"funnel": FunnelIndex(app, user, bucket),
             b"batch": Batch(app, user, bucket),
             b"dashboard": Dashboard(app, user, bucket),
+            b"visitor": VisitorIndex(app, user, bucket),
         }
 
     async def handle_POST(self, request: Request, params: Params) -> dict:

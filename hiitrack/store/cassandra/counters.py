@@ -101,7 +101,8 @@ class Counters:
         if generation is None:
             return [{} for _ in rows]
         slices = await self._cql.each_rows((statement, (stored(scope), generation, row, *bounds)) for row in rows)
-        return [{cell.col: cell.n for cell in cells} for cells in slices]
+        # A cell at 0 (an erased visitor's increments taken back) reads as absent.
+        return [{cell.col: cell.n for cell in cells if cell.n} for cells in slices]
 
     async def end_generation(self, scope: str) -> None:
         """From now on the scope's increments go to new partitions."""

@@ -48,6 +48,8 @@ class Table:
             ),
             f"{self.name} get": f"SELECT value FROM {self.name} WHERE {_where(columns)}",
             f"{self.name} scan": f"SELECT key, value FROM {self.name} WHERE {_where(of_kind)}",
+            f"{self.name} page": f"SELECT key, value FROM {self.name} WHERE {_where(of_kind)} AND key > ? LIMIT ?",
+            f"{self.name} clear": f"DELETE FROM {self.name} WHERE {_where(of_kind)}",
             f"{self.name} delete": f"DELETE FROM {self.name} WHERE {_where(columns)}",
             f"{self.name} drop": f"DELETE FROM {self.name} WHERE {_where(partition)}",
             f"{self.name} count": f"SELECT count(*) FROM {self.name} WHERE {_where(partition)}",
@@ -87,6 +89,7 @@ TABLES = {
         Table("visitors", part="shard", sharded=True),
         Table("insert_ids", part="shard", sharded=True),
         Table("records", kinds=True),
+        Table("hits", part="visitor"),
     ]
 }
 
@@ -137,6 +140,11 @@ class Records:
         pages = await self._cql.each_rows((f"{table.name} scan", tuple(each)) for each in addresses)
         return {row.key: row.value for rows in pages for row in rows}
 
+    async def page(self, scope: str, kind: Kind, after: str, limit: int) -> list[tuple[str, bytes]]:
+        table, address = self._partition(scope, self._kinds.check_part(kind), "")
+        rows = await self._cql.rows(f"{table.name} page", (*address, after, limit))
+        return [(row.key, row.value) for row in rows]
+
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         table, address = self._partition(scope, kind, key)
         entry = self._entry(table, address)
@@ -165,6 +173,17 @@ class Records:
                 entries.append(entry)
             statements.append((self._cql.statement(f"{table.name} upsert"), (*address, key, value, kind.expiry or 0)))
         return entries, statements
+
+    def removals(self, merged: MergedWrite) -> list[tuple[Any, Any]]:
+        """A commit's deleted records and cleared parts (one partition or slice each), as statements."""
+        statements = []
+        for scope, kind, key in merged.deleted:
+            table, address = self._partition(scope, kind, key)
+            statements.append((self._cql.statement(f"{table.name} delete"), (*address, key)))
+        for scope, kind in merged.cleared:
+            table, address = self._partition(scope, kind, "")
+            statements.append((self._cql.statement(f"{table.name} clear"), tuple(address)))
+        return statements
 
     def partitions(self, scope: str, entries: Iterable[Entry]) -> list[tuple[str, tuple]]:
         """A scope's partitions as (table, partition key): the scope's own, and the indexed ones."""

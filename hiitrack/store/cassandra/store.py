@@ -28,7 +28,7 @@ from hiitrack.store.cassandra.partitions import STATEMENTS as INDEX_STATEMENTS
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex
 from hiitrack.store.cassandra.records import Records
 from hiitrack.store.grouping import GroupCommitter, MergedWrite
-from hiitrack.store.interface import StoreUnavailable, WriteBatch
+from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
 
 __all__ = ["CassandraStore"]
@@ -103,6 +103,9 @@ class CassandraStore:
     async def scan(self, scope: str, kind: Kind) -> dict[str, bytes]:
         return await self._records.scan(scope, kind)
 
+    async def page(self, scope: str, kind: Kind, after: str, limit: int) -> list[tuple[str, bytes]]:
+        return await self._records.page(scope, kind, after, limit)
+
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         return await self._records.create(scope, kind, key, value)
 
@@ -120,7 +123,7 @@ class CassandraStore:
         return await self._counters.read_rows(scope, rows, start, end)
 
     async def write(self, batch: WriteBatch) -> None:
-        self._kinds.check_all(kind for kind, _ in batch.records)
+        check_batch(self._kinds, batch)
         await self._group.write(batch)
 
     async def _commit(self, merged: MergedWrite) -> None:
@@ -128,6 +131,8 @@ class CassandraStore:
         counter_entries, increments = await self._counters.increments(merged)
         # The index first: a partition is never written without being findable by drop.
         await self._index.add(record_entries + counter_entries)
+        # Removals before the records they may precede (a batch's contract).
+        await self._cql.each(self._records.removals(merged))
         # Records (visitor state, insert ids) before counters: Cassandra cannot
         # make both one atomic write, and if the process dies between them a
         # retried hit is then seen as applied (an undercount at worst), never

@@ -22,7 +22,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from hiitrack.store.grouping import GroupCommitter, MergedWrite
-from hiitrack.store.interface import StoreUnavailable, WriteBatch
+from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
 from hiitrack.store.sqlite.schema import migrate
 
@@ -58,11 +58,14 @@ REPLACE_RECORD = (
     "UPDATE records SET value = :new, expires = :expires"
     f" WHERE scope = :scope AND kind = :kind AND key = :key AND value = :old AND {LIVE}"
 )
+PAGE_RECORDS = SCAN_RECORDS + " AND key > :after ORDER BY key LIMIT :limit"
 DELETE_RECORD = "DELETE FROM records WHERE scope = ? AND kind = ? AND key = ?"
+CLEAR_RECORDS = "DELETE FROM records WHERE scope = ? AND kind = ?"
 PURGE_RECORDS = (
     "DELETE FROM records WHERE (scope, kind, key) IN (SELECT scope, kind, key FROM records WHERE expires <= ? LIMIT ?)"
 )
-READ_ROW = "SELECT col, n FROM counters WHERE scope = ? AND row = ? AND col >= ?"
+# A cell at 0 (an erased visitor's increments taken back) reads as absent.
+READ_ROW = "SELECT col, n FROM counters WHERE scope = ? AND row = ? AND n != 0 AND col >= ?"
 DROP_RECORDS = "DELETE FROM records WHERE scope = ?"
 DROP_COUNTERS = "DELETE FROM counters WHERE scope = ?"
 COUNT_RECORDS = f"SELECT count(*) FROM records WHERE scope = :scope AND {LIVE}"
@@ -185,6 +188,20 @@ class SQLiteStore:
 
         return await self._run(self._reader, scan)
 
+    async def page(self, scope: str, kind: Kind, after: str, limit: int) -> list[tuple[str, bytes]]:
+        where = {
+            "scope": scope,
+            "kind": _stored_kind(self._kinds.check_part(kind)),
+            "after": after,
+            "limit": limit,
+            "now": self._clock(),
+        }
+
+        def page(connection: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            return [(key, bytes(value)) for key, value in connection.execute(PAGE_RECORDS, where)]
+
+        return await self._run(self._reader, page)
+
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         now = int(self._clock())
         record = {
@@ -215,7 +232,7 @@ class SQLiteStore:
         await self._transaction(lambda connection: connection.execute(DELETE_RECORD, address) and None)
 
     async def write(self, batch: WriteBatch) -> None:
-        self._kinds.check_all(kind for kind, _ in batch.records)
+        check_batch(self._kinds, batch)
         await self._group.write(batch)
 
     def _commit(self, merged: MergedWrite) -> Deferred:
@@ -225,7 +242,12 @@ class SQLiteStore:
             for (scope, kind, key), value in merged.records.items()
         ]
 
+        deleted = [(scope, _stored_kind(kind), key) for scope, kind, key in merged.deleted]
+        cleared = [(scope, _stored_kind(kind)) for scope, kind in merged.cleared]
+
         def commit(connection: sqlite3.Connection) -> None:
+            connection.executemany(DELETE_RECORD, deleted)
+            connection.executemany(CLEAR_RECORDS, cleared)
             connection.executemany(UPSERT_RECORD, records)
             for scope, (index, keys) in _packed(merged).items():
                 connection.execute(ADD_COUNTERS, (scope, ujson.dumps(index), b"".join(keys)))
