@@ -76,7 +76,7 @@ async def test_sqlite_file_at_version_1_is_migrated_and_keeps_its_data(tmp_path)
     finally:
         await store.close()
     connection = sqlite_file(path)
-    assert connection.execute("PRAGMA user_version").fetchone() == (2,)
+    assert connection.execute("PRAGMA user_version").fetchone() == (len(sqlite_schema.VERSIONS),)
     expires = dict(connection.execute("SELECT key, expires FROM records"))
     # Records of version 1 never expire; new insert ids carry the registry's 30 days.
     assert expires["old"] is None and expires["v"] is None

@@ -15,7 +15,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
 from hiitrack.store import WriteBatch, open_store
-from hiitrack.store.kinds import EVENT, FUNNEL, INSERT, KINDS, USER, VALUE, VISITOR, ByPart, Kind, UnknownKind
+from hiitrack.store.kinds import EVENT, FUNNEL, HIT, INSERT, KINDS, USER, VALUE, VISITOR, ByPart, Kind, UnknownKind
 from tests.conftest import store_uri_for
 
 # Every registered kind, bound to a part where its partitioning needs one.
@@ -39,6 +39,7 @@ def test_every_kind_is_covered():
         "funnel",
         "visitor",
         "insert",
+        "hit",
     }
 
 
@@ -105,6 +106,81 @@ async def test_unknown_kinds_are_refused_and_nothing_is_written(store, user_name
         USER.of("p1")
     assert await store.count(scope) == 0
     assert await store.read_rows(scope, [b"r"]) == [{}]
+
+
+@pytest_twisted.ensureDeferred
+async def test_page_reads_one_part_in_key_order(store, user_name):
+    scope = new_scope(user_name)
+    keys = [f"{n:012d}" for n in range(1, 26)]
+    # Written out of order, over several batches; another part beside it.
+    for chunk in (keys[10:], keys[:10]):
+        await store.write(WriteBatch(scope, records={(HIT.of("v1"), key): key.encode() for key in reversed(chunk)}))
+    await store.write(WriteBatch(scope, records={(HIT.of("v2"), keys[0]): b"other"}))
+    pages, after = [], ""
+    while True:
+        page = await store.page(scope, HIT.of("v1"), after, 7)
+        pages.append(page)
+        if len(page) < 7:
+            break
+        after = page[-1][0]
+    assert [len(page) for page in pages] == [7, 7, 7, 4]
+    assert [key for page in pages for key, _ in page] == keys
+    assert all(value == key.encode() for page in pages for key, value in page)
+    assert await store.page(scope, HIT.of("v1"), keys[-1], 7) == []
+    assert await store.page(scope, HIT.of("v3"), "", 7) == []
+    with pytest.raises(UnknownKind):
+        await store.page(scope, VISITOR, "", 7)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_removes_records_and_parts_with_its_increments(store, user_name):
+    scope = new_scope(user_name)
+    await store.write(
+        WriteBatch(
+            scope,
+            records={
+                (HIT.of("v1"), "1"): b"a",
+                (HIT.of("v1"), "2"): b"b",
+                (HIT.of("v2"), "1"): b"c",
+                (VISITOR, "v1"): b"s",
+            },
+            increments={(b"r", b"c"): 3, (b"r", b"d"): 1},
+        )
+    )
+    await store.write(
+        WriteBatch(scope, increments={(b"r", b"c"): -3}, deleted={(VISITOR, "v1")}, cleared={HIT.of("v1")})
+    )
+    assert await store.page(scope, HIT.of("v1"), "", 10) == []
+    assert await store.page(scope, HIT.of("v2"), "", 10) == [("1", b"c")]
+    assert await store.get(scope, VISITOR, "v1") is None
+    # A cell brought back to 0 reads as absent.
+    assert await store.read_rows(scope, [b"r"]) == [{b"d": 1}]
+    # Put again after its removal, a record is there.
+    await store.write(WriteBatch(scope, records={(HIT.of("v1"), "1"): b"new"}))
+    assert await store.page(scope, HIT.of("v1"), "", 10) == [("1", b"new")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_removals_are_ordered_within_a_group_commit(store, user_name):
+    scope = new_scope(user_name)
+    # Sent at once, these are merged into one commit: each batch's order must hold.
+    await defer.gatherResults(
+        [
+            defer.Deferred.fromCoroutine(store.write(WriteBatch(scope, records={(HIT.of("v"), "1"): b"old"}))),
+            defer.Deferred.fromCoroutine(store.write(WriteBatch(scope, cleared={HIT.of("v")}))),
+            defer.Deferred.fromCoroutine(store.write(WriteBatch(scope, records={(HIT.of("v"), "2"): b"new"}))),
+        ]
+    )
+    assert await store.page(scope, HIT.of("v"), "", 10) == [("2", b"new")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_clearing_needs_a_part(store, user_name):
+    scope = new_scope(user_name)
+    await store.write(WriteBatch(scope, records={(VISITOR, "v"): b"s"}))
+    with pytest.raises(UnknownKind):
+        await store.write(WriteBatch(scope, cleared={VISITOR}))
+    assert await store.get(scope, VISITOR, "v") == b"s"
 
 
 @pytest_twisted.ensureDeferred

@@ -12,6 +12,7 @@ Tests: tests/test_store_contract.py, tests/test_migrations.py.
 import sqlite3
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -34,7 +35,6 @@ PURGE_ROWS = 1000
 """At most this many expired records per commit, so a purge never stalls writes."""
 
 LIVE = "(expires IS NULL OR expires > :now)"
-UPSERT_RECORD = "INSERT OR REPLACE INTO records (scope, kind, key, value, expires) VALUES (?, ?, ?, ?, ?)"
 # All the increments of a commit in one statement: ?2 is a JSON list of
 # [row offset, row length, column offset, column length, amount] into the
 # blob ?3 of every key laid end to end.  The statement runs whole inside
@@ -46,29 +46,48 @@ ADD_COUNTERS = (
     " FROM json_each(?2) WHERE true"
     " ON CONFLICT (scope, row, col) DO UPDATE SET n = n + excluded.n"
 )
-# A record that expired but is not purged yet counts as absent: replace it.
-CREATE_RECORD = (
-    "INSERT INTO records (scope, kind, key, value, expires) VALUES (:scope, :kind, :key, :value, :expires)"
-    " ON CONFLICT (scope, kind, key) DO UPDATE SET value = excluded.value, expires = excluded.expires"
-    " WHERE records.expires <= :now"
-)
-GET_RECORD = f"SELECT value FROM records WHERE scope = :scope AND kind = :kind AND key = :key AND {LIVE}"
-SCAN_RECORDS = f"SELECT key, value FROM records WHERE scope = :scope AND kind = :kind AND {LIVE}"
-REPLACE_RECORD = (
-    "UPDATE records SET value = :new, expires = :expires"
-    f" WHERE scope = :scope AND kind = :kind AND key = :key AND value = :old AND {LIVE}"
-)
-PAGE_RECORDS = SCAN_RECORDS + " AND key > :after ORDER BY key LIMIT :limit"
-DELETE_RECORD = "DELETE FROM records WHERE scope = ? AND kind = ? AND key = ?"
-CLEAR_RECORDS = "DELETE FROM records WHERE scope = ? AND kind = ?"
+
+
+def _statements(table: str) -> dict[str, str]:
+    """The statements on one records table (each has the columns of ``records``)."""
+    scan = f"SELECT key, value FROM {table} WHERE scope = :scope AND kind = :kind AND {LIVE}"
+    return {
+        "upsert": f"INSERT OR REPLACE INTO {table} (scope, kind, key, value, expires) VALUES (?, ?, ?, ?, ?)",
+        # A record that expired but is not purged yet counts as absent: replace it.
+        "create": (
+            f"INSERT INTO {table} (scope, kind, key, value, expires) VALUES (:scope, :kind, :key, :value, :expires)"
+            " ON CONFLICT (scope, kind, key) DO UPDATE SET value = excluded.value, expires = excluded.expires"
+            f" WHERE {table}.expires <= :now"
+        ),
+        "get": f"SELECT value FROM {table} WHERE scope = :scope AND kind = :kind AND key = :key AND {LIVE}",
+        "scan": scan,
+        "page": scan + " AND key > :after ORDER BY key LIMIT :limit",
+        "replace": (
+            f"UPDATE {table} SET value = :new, expires = :expires"
+            f" WHERE scope = :scope AND kind = :kind AND key = :key AND value = :old AND {LIVE}"
+        ),
+        "delete": f"DELETE FROM {table} WHERE scope = ? AND kind = ? AND key = ?",
+        "clear": f"DELETE FROM {table} WHERE scope = ? AND kind = ?",
+        "drop": f"DELETE FROM {table} WHERE scope = ?",
+        "count": f"SELECT count(*) FROM {table} WHERE scope = :scope AND {LIVE}",
+    }
+
+
+HITS = "hits"
+"""Visitor histories (schema v003) have a table of their own; every other kind is in ``records``."""
+TABLES = {table: _statements(table) for table in ("records", HITS)}
+
+
+def _sql(kind: Kind) -> dict[str, str]:
+    return TABLES[HITS if kind.table == HITS else "records"]
+
+
 PURGE_RECORDS = (
     "DELETE FROM records WHERE (scope, kind, key) IN (SELECT scope, kind, key FROM records WHERE expires <= ? LIMIT ?)"
 )
 # A cell at 0 (an erased visitor's increments taken back) reads as absent.
 READ_ROW = "SELECT col, n FROM counters WHERE scope = ? AND row = ? AND n != 0 AND col >= ?"
-DROP_RECORDS = "DELETE FROM records WHERE scope = ?"
 DROP_COUNTERS = "DELETE FROM counters WHERE scope = ?"
-COUNT_RECORDS = f"SELECT count(*) FROM records WHERE scope = :scope AND {LIVE}"
 COUNT_COUNTERS = "SELECT count(*) FROM counters WHERE scope = :scope"
 
 T = TypeVar("T")
@@ -175,7 +194,7 @@ class SQLiteStore:
         where = {"scope": scope, "kind": _stored_kind(self._kinds.check(kind)), "key": key, "now": self._clock()}
 
         def get(connection: sqlite3.Connection) -> bytes | None:
-            row = connection.execute(GET_RECORD, where).fetchone()
+            row = connection.execute(_sql(kind)["get"], where).fetchone()
             return None if row is None else bytes(row[0])
 
         return await self._run(self._reader, get)
@@ -184,7 +203,7 @@ class SQLiteStore:
         where = {"scope": scope, "kind": _stored_kind(self._kinds.check(kind)), "now": self._clock()}
 
         def scan(connection: sqlite3.Connection) -> dict[str, bytes]:
-            return {key: bytes(value) for key, value in connection.execute(SCAN_RECORDS, where)}
+            return {key: bytes(value) for key, value in connection.execute(_sql(kind)["scan"], where)}
 
         return await self._run(self._reader, scan)
 
@@ -198,7 +217,7 @@ class SQLiteStore:
         }
 
         def page(connection: sqlite3.Connection) -> list[tuple[str, bytes]]:
-            return [(key, bytes(value)) for key, value in connection.execute(PAGE_RECORDS, where)]
+            return [(key, bytes(value)) for key, value in connection.execute(_sql(kind)["page"], where)]
 
         return await self._run(self._reader, page)
 
@@ -212,7 +231,8 @@ class SQLiteStore:
             "expires": self._expires(kind, now),
             "now": now,
         }
-        return await self._transaction(lambda connection: connection.execute(CREATE_RECORD, record).rowcount == 1)
+        statement = _sql(kind)["create"]
+        return await self._transaction(lambda connection: connection.execute(statement, record).rowcount == 1)
 
     async def replace(self, scope: str, kind: Kind, key: str, old: bytes, new: bytes) -> bool:
         now = int(self._clock())
@@ -225,11 +245,12 @@ class SQLiteStore:
             "expires": self._expires(kind, now),
             "now": now,
         }
-        return await self._transaction(lambda connection: connection.execute(REPLACE_RECORD, record).rowcount == 1)
+        statement = _sql(kind)["replace"]
+        return await self._transaction(lambda connection: connection.execute(statement, record).rowcount == 1)
 
     async def delete(self, scope: str, kind: Kind, key: str) -> None:
         address = (scope, _stored_kind(self._kinds.check(kind)), key)
-        await self._transaction(lambda connection: connection.execute(DELETE_RECORD, address) and None)
+        await self._transaction(lambda connection: connection.execute(_sql(kind)["delete"], address) and None)
 
     async def write(self, batch: WriteBatch) -> None:
         check_batch(self._kinds, batch)
@@ -237,18 +258,18 @@ class SQLiteStore:
 
     def _commit(self, merged: MergedWrite) -> Deferred:
         now = int(self._clock())
-        records = [
-            (scope, _stored_kind(kind), key, value, self._expires(kind, now))
-            for (scope, kind, key), value in merged.records.items()
-        ]
-
-        deleted = [(scope, _stored_kind(kind), key) for scope, kind, key in merged.deleted]
-        cleared = [(scope, _stored_kind(kind)) for scope, kind in merged.cleared]
+        # (statement, parameters) by statement, in the order a batch promises: removals, then records.
+        changes: defaultdict[str, list[tuple]] = defaultdict(list)
+        for scope, kind, key in merged.deleted:
+            changes[_sql(kind)["delete"]].append((scope, _stored_kind(kind), key))
+        for scope, kind in merged.cleared:
+            changes[_sql(kind)["clear"]].append((scope, _stored_kind(kind)))
+        for (scope, kind, key), value in merged.records.items():
+            changes[_sql(kind)["upsert"]].append((scope, _stored_kind(kind), key, value, self._expires(kind, now)))
 
         def commit(connection: sqlite3.Connection) -> None:
-            connection.executemany(DELETE_RECORD, deleted)
-            connection.executemany(CLEAR_RECORDS, cleared)
-            connection.executemany(UPSERT_RECORD, records)
+            for statement, parameters in changes.items():
+                connection.executemany(statement, parameters)
             for scope, (index, keys) in _packed(merged).items():
                 connection.execute(ADD_COUNTERS, (scope, ujson.dumps(index), b"".join(keys)))
             # Only the writer thread runs this: _next_purge needs no lock.
@@ -274,7 +295,8 @@ class SQLiteStore:
 
     async def drop(self, scope: str) -> None:
         def drop(connection: sqlite3.Connection) -> None:
-            connection.execute(DROP_RECORDS, (scope,))
+            for table in TABLES.values():
+                connection.execute(table["drop"], (scope,))
             connection.execute(DROP_COUNTERS, (scope,))
 
         await self._transaction(drop)
@@ -283,6 +305,7 @@ class SQLiteStore:
         where = {"scope": scope, "now": self._clock()}
 
         def count(connection: sqlite3.Connection) -> int:
-            return sum(connection.execute(query, where).fetchone()[0] for query in (COUNT_RECORDS, COUNT_COUNTERS))
+            queries = [table["count"] for table in TABLES.values()] + [COUNT_COUNTERS]
+            return sum(connection.execute(query, where).fetchone()[0] for query in queries)
 
         return await self._run(self._reader, count)
