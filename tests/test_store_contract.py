@@ -175,6 +175,21 @@ async def test_removals_are_ordered_within_a_group_commit(store, user_name):
 
 
 @pytest_twisted.ensureDeferred
+async def test_drop_counters_keeps_records(store, user_name):
+    scope, other = new_scope(user_name), new_scope(user_name)
+    for each in (scope, other):
+        await store.write(WriteBatch(each, records={(VISITOR, "v"): b"s"}, increments={(b"r", b"c"): 2}))
+    await store.drop_counters(scope)
+    assert await store.read_rows(scope, [b"r"]) == [{}]
+    assert await store.get(scope, VISITOR, "v") == b"s"
+    assert await store.count(scope) == 1
+    assert await store.read_rows(other, [b"r"]) == [{b"c": 2}]
+    # Counted again from nothing.
+    await store.write(WriteBatch(scope, increments={(b"r", b"c"): 5}))
+    assert await store.read_rows(scope, [b"r"]) == [{b"c": 5}]
+
+
+@pytest_twisted.ensureDeferred
 async def test_clearing_needs_a_part(store, user_name):
     scope = new_scope(user_name)
     await store.write(WriteBatch(scope, records={(VISITOR, "v"): b"s"}))

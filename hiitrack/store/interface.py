@@ -112,6 +112,9 @@ class Writer(Protocol):
     async def drop(self, scope: str) -> None:
         """Remove every record and counter of a scope."""
 
+    async def drop_counters(self, scope: str) -> None:
+        """Remove every counter of a scope, keeping its records (a rebuild starts from here)."""
+
 
 class Lifecycle(Protocol):
     async def open(self) -> None:

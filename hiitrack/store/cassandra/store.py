@@ -160,6 +160,14 @@ class CassandraStore:
         await self._cql.each((self._cql.statement(f"{table} drop"), key) for table, key in partitions)
         await self._index.remove(entries)
 
+    async def drop_counters(self, scope: str) -> None:
+        await self._group.drain()
+        await self._counters.end_generation(scope)
+        entries = [entry for entry in await self._index.of(scope) if entry.tbl == COUNTERS]
+        drop = self._cql.statement(f"{COUNTERS} drop")
+        await self._cql.each((drop, key) for _, key in self._counters.partitions(entries))
+        await self._index.remove(entries)
+
     async def count(self, scope: str) -> int:
         partitions, _ = await self._partitions(scope)
         results = await self._cql.each((self._cql.statement(f"{table} count"), key) for table, key in partitions)

@@ -301,6 +301,9 @@ class SQLiteStore:
 
         await self._transaction(drop)
 
+    async def drop_counters(self, scope: str) -> None:
+        await self._transaction(lambda connection: connection.execute(DROP_COUNTERS, (scope,)) and None)
+
     async def count(self, scope: str) -> int:
         where = {"scope": scope, "now": self._clock()}
 
