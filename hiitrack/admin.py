@@ -2,7 +2,10 @@
 
 ``rebuild --store URI USER/BUCKET`` recomputes a bucket's counters from its
 visitors' histories (hiitrack.rebuild); run it while no server writes to the
-bucket.  Progress goes to stderr.  Tests: tests/test_rebuild.py.
+bucket.  ``import --store URI USER/BUCKET FILE|- [--on-error stop|skip]``
+applies newline-delimited JSON hits (hiitrack.importing).  Progress goes to
+stderr; the exit status is 1 if a line was refused.  Tests:
+tests/test_rebuild.py, tests/test_import.py.
 """
 
 import argparse
@@ -13,6 +16,8 @@ from collections.abc import Sequence
 from twisted.internet import defer, task
 
 from hiitrack.accounts import bucket_scope
+from hiitrack.app import HiiTrack
+from hiitrack.importing import Report, import_hits
 from hiitrack.rebuild import rebuild
 from hiitrack.store import open_store
 
@@ -25,11 +30,16 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
     rebuilding = commands.add_parser("rebuild", help="recompute a bucket's counters from the visitors' histories")
     rebuilding.add_argument("--store", required=True, help="sqlite:PATH or cassandra://HOST[,HOST...][:PORT]/KEYSPACE")
     rebuilding.add_argument("bucket", metavar="USER/BUCKET")
+    importing = commands.add_parser("import", help="apply newline-delimited JSON hits to a bucket")
+    importing.add_argument("--store", required=True, help="as for rebuild")
+    importing.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="at a bad line (default stop)")
+    importing.add_argument("bucket", metavar="USER/BUCKET")
+    importing.add_argument("file", metavar="FILE", help="the hits, one JSON object a line; - for stdin")
     arguments = parser.parse_args(argv)
     user, slash, bucket = arguments.bucket.partition("/")
     if not (user and slash and bucket) or "/" in bucket:
         parser.error("the bucket is USER/BUCKET")
-    arguments.scope = bucket_scope(user, bucket)
+    arguments.user, arguments.bucket_name, arguments.scope = user, bucket, bucket_scope(user, bucket)
     return arguments
 
 
@@ -49,9 +59,44 @@ async def _rebuild(reactor: object, uri: str, scope: str) -> None:
     print(file=sys.stderr)
 
 
+async def _import(reactor: object, arguments: argparse.Namespace) -> None:
+    app = HiiTrack(open_store(arguments.store))
+    await app.start()
+    shown = 0.0
+
+    def progress(report: Report, rate: float) -> None:
+        nonlocal shown
+        if time.monotonic() - shown >= 0.5:
+            shown = time.monotonic()
+            print(f"\r{report.applied} hits, {report.events} events ({rate:.0f} events/s)", end="", file=sys.stderr)
+
+    try:
+        if await app.accounts.user(arguments.user) is None:
+            raise SystemExit(f"no user {arguments.user}")
+        source = sys.stdin if arguments.file == "-" else open(arguments.file, encoding="utf-8")
+        with source:
+            report = await import_hits(
+                app, arguments.user, arguments.bucket_name, source, arguments.on_error == "skip", progress
+            )
+    finally:
+        await app.stop()
+    print(
+        f"\r{report.applied} hits, {report.events} events applied, {report.duplicates} duplicates,"
+        f" {len(report.refused)} refused",
+        file=sys.stderr,
+    )
+    for line, reason in report.refused:
+        print(f"line {line}: {reason}", file=sys.stderr)
+    if report.refused:
+        raise SystemExit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     arguments = _arguments(sys.argv[1:] if argv is None else argv)
-    task.react(lambda reactor: defer.ensureDeferred(_rebuild(reactor, arguments.store, arguments.scope)))
+    if arguments.command == "rebuild":
+        task.react(lambda reactor: defer.ensureDeferred(_rebuild(reactor, arguments.store, arguments.scope)))
+    else:
+        task.react(lambda reactor: defer.ensureDeferred(_import(reactor, arguments)))
 
 
 if __name__ == "__main__":
