@@ -69,9 +69,8 @@ BAD = [
 @pytest_twisted.ensureDeferred
 async def test_a_visitors_hits_are_applied_in_time_order(server, user_name):
     await new_user(server.client, user_name)
-    lines = [
-        json.dumps({"visitor_id": "v", "time": 1_600_000_000 + delay, "events": [f"at {delay}"]}) for delay in (9, 0, 5)
-    ]
+    t = 1_600_000_000
+    lines = [json.dumps({"visitor_id": "v", "time": t + delay, "events": [f"at {delay}"]}) for delay in (9, 0, 5)]
     report = await import_hits(server.app, user_name, "site", lines, skip_bad=False)
     assert report.applied == 3
     events = (await _history(server.client, user_name, "site", "v")).json["events"]
