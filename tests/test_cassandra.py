@@ -228,7 +228,9 @@ async def test_results_longer_than_a_page(user_name):
         await store.write(WriteBatch(user_name, records, increments))
         assert await store.scan(user_name, EVENT) == {key: value for (_, key), value in records.items()}
         assert await store.read_rows(user_name, [b"row"]) == [{column: n for (_, column), n in increments.items()}]
-        assert await store.read_rows(user_name, [b"row"], b"c02", b"c09") == [{b"c%02d" % i: i + 1 for i in range(2, 9)}]
+        assert await store.read_rows(user_name, [b"row"], b"c02", b"c09") == [
+            {b"c%02d" % i: i + 1 for i in range(2, 9)}
+        ]
         assert await store.count(user_name) == 20
         await store.drop(user_name)
         assert await store.count(user_name) == 0

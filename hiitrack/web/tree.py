@@ -24,12 +24,12 @@ from hiitrack.web.bucket import BucketResource
 from hiitrack.web.dashboard import Dashboard
 from hiitrack.web.events import EventIndex, PropertyIndex
 from hiitrack.web.funnels import FunnelIndex
+from hiitrack.web.history import VisitorIndex
 from hiitrack.web.metrics import MetricsResource
 from hiitrack.web.params import Params, decode_segment
 from hiitrack.web.render import ApiResource, write_json
 from hiitrack.web.static import StaticFile
 from hiitrack.web.tracker import TrackerScript
-from hiitrack.web.history import VisitorIndex
 
 __all__ = ["Root"]
 
