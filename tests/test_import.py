@@ -105,7 +105,7 @@ def test_the_import_command(tmp_path, user_name):
         " from hiitrack.store import open_store\n"
         "async def go(reactor):\n"
         "    app = HiiTrack(open_store(sys.argv[1])); await app.start()\n"
-        "    await app.accounts.create_user(sys.argv[2], 'pw'); await app.stop()\n"
+        "    await app.accounts.create_user(sys.argv[2], 'correct horse'); await app.stop()\n"
         "task.react(lambda reactor: defer.ensureDeferred(go(reactor)))\n"
     )
     made = subprocess.run([sys.executable, "-c", make_user, f"sqlite:{path}", user_name], env=environment, timeout=60)
