@@ -1,0 +1,166 @@
+"""Exact funnels through HTTP (API.md Part 2, "Exact funnels" and "Who dropped off"), on both stores.
+
+The model-based test saves a random funnel (any-of steps, exclusions, all
+three orders, windows short enough to cut chains, a property to split by),
+then sends random visitors' events and property values to a real server at
+times set on its test clock, and compares every number of the `conversion`
+report and every drop-off list (read a small page at a time) with the
+brute-force model of tests/funnel_model.py.  Hand-written tests follow:
+validation, replacing a funnel, the access key, a funnel saved after data.
+"""
+
+import json
+import os
+import time
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twisted.internet import defer
+
+from hiitrack.funnels import BUCKET_BOUNDS
+from tests.funnel_model import Funnel, model_report
+from tests.helpers import auth_of, eid, new_bucket, new_user, vid
+from tests.http import b64json, path
+from tests.test_funnels import Action, funnels, streams
+
+BUCKET = "site"
+PROPERTY = "plan"
+# Today 23:59:50 UTC: the first day boundary comes 10 s in.  Today, because a
+# report's days are clamped to the bucket's creation, stamped with real time.
+T0_MS = (int(time.time()) // 86400 * 86400 + 86390) * 1000
+
+
+def json_body(document: dict) -> dict:
+    return {"body": json.dumps(document).encode(), "headers": {"Content-Type": ["application/json"]}}
+
+
+def funnel_body(funnel: Funnel, **extra: object) -> dict:
+    steps = [list(step) if len(step) > 1 else step[0] for step in funnel.steps]
+    return {"event": steps, "order": funnel.order, "window": funnel.window, "exclude": list(funnel.exclude), **extra}
+
+
+def timeline(streams: dict[str, list[Action]]) -> list[tuple[int, str, str, str]]:
+    """Every action as (time in ms, visitor, kind, name), in an order the server may receive them."""
+    actions = []
+    for number, (visitor, stream) in enumerate(sorted(streams.items())):
+        now = T0_MS
+        for position, (kind, gap, name) in enumerate(stream):
+            now += gap
+            actions.append((now, number, position, visitor, kind, name))
+    return [(now, visitor, kind, name) for now, _, _, visitor, kind, name in sorted(actions)]
+
+
+def histories(streams: dict[str, list[Action]]) -> tuple[dict[str, list[tuple[int, str]]], dict[str, set[str]]]:
+    """The model's view of the streams: each visitor's (time, event) history and its values."""
+    events: dict[str, list[tuple[int, str]]] = {visitor: [] for visitor in streams}
+    values: dict[str, set[str]] = {visitor: set() for visitor in streams}
+    for now, visitor, kind, name in timeline(streams):
+        if kind == "event":
+            events[visitor].append((now, name))
+        else:
+            values[visitor].add(name)
+    return events, values
+
+
+async def send(server, user: str, streams: dict[str, list[Action]]) -> None:
+    client = server.client
+    for now, visitor, kind, name in timeline(streams):
+        server.clock.now = now / 1000
+        if kind == "event":
+            answer = await client.post(path(user, BUCKET, "event", name), {"visitor_id": visitor})
+        else:
+            answer = await client.post(
+                path(user, BUCKET, "property", PROPERTY), {"visitor_id": visitor, "value": b64json(name)}
+            )
+        assert answer.status == 200, answer.body
+
+
+async def drop_off_list(server, user: str, name: str, step: int, status: str, limit: int) -> list[str]:
+    """A whole drop-off list, read `limit` visitors at a time."""
+    found: list[str] = []
+    after = None
+    while True:
+        params = {"step": step, "status": status, "limit": limit, **({"after": after} if after else {})}
+        answer = await server.client.get(path(user, BUCKET, "funnel", name, "visitors"), params, auth=auth_of(user))
+        assert answer.status == 200, answer.body
+        page = answer.json
+        assert len(page["visitors"]) <= limit
+        found += page["visitors"]
+        after = page["next"]
+        if after is None:
+            return found
+        assert after == page["visitors"][-1]
+
+
+async def check(server, user: str, funnel: Funnel, streams: dict[str, list[Action]]) -> None:
+    events, values = histories(streams)
+    expected = model_report(funnel, events, values)
+    k = len(funnel.steps)
+    start = T0_MS // 1000 - 86400
+    answer = await server.client.get(
+        path(user, BUCKET, "funnel", "f"), {"start": start, "finish": start + 4 * 86400}, auth=auth_of(user)
+    )
+    assert answer.status == 200, answer.body
+    conversion = answer.json["conversion"]
+    assert conversion["order"] == funnel.order
+    assert conversion["window"] == funnel.window
+    assert conversion["steps"] == [[eid(name) for name in step] for step in funnel.steps]
+    assert conversion["exclude"] == [eid(name) for name in funnel.exclude]
+    assert conversion["visitors"] == expected.visitors
+    assert conversion["time_to_convert"][0] is None
+    for j in range(2, k + 1):
+        counts = expected.time_to_convert[j - 1]
+        assert counts is not None
+        assert conversion["time_to_convert"][j - 1] == {
+            "buckets": [[bound, n] for bound, n in zip(BUCKET_BOUNDS, counts, strict=True)],
+            "median": expected.medians[j - 1],
+        }
+    posted = {name for stream in streams.values() for kind, _, name in stream if kind == "value"}
+    assert conversion["by_value"] == {vid(PROPERTY, value): expected.by_value.get(value, [0] * k) for value in posted}
+    assert conversion["days"] == [[day, counts] for day, counts in sorted(expected.days.items())]
+    assert conversion["backfill"] == {"state": "done", "visitors": 0}
+    for step in range(1, k + 1):
+        assert await drop_off_list(server, user, "f", step, "reached", 2) == expected.reached(step)
+        if step >= 2:
+            assert await drop_off_list(server, user, "f", step, "dropped", 1) == expected.dropped(step)
+
+
+async def run_example(server, funnel: Funnel, streams: dict[str, list[Action]]) -> None:
+    user = f"u{uuid.uuid4().hex[:16]}"
+    try:
+        server.clock.now = T0_MS / 1000 - 60
+        await new_user(server.client, user)
+        await new_bucket(server.client, user, BUCKET)
+        answer = await server.client.post(
+            path(user, BUCKET, "funnel", "f"),
+            **json_body(funnel_body(funnel, property=PROPERTY)),
+            auth=auth_of(user),
+        )
+        assert answer.status == 201, answer.body
+        await send(server, user, streams)
+        await check(server, user, funnel, streams)
+    finally:
+        server.clock.now = None
+
+
+@pytest.fixture(autouse=True)
+def _unwrapped_examples(request: pytest.FixtureRequest):
+    """Each parametrized run gets the original example function (see tests/test_model.py)."""
+    hypothesis = getattr(request.function, "hypothesis", None)
+    original = hypothesis and hypothesis.inner_test
+    yield
+    if hypothesis:
+        hypothesis.inner_test = original
+
+
+@settings(
+    max_examples=int(os.environ.get("HIITRACK_MODEL_EXAMPLES", "15")),
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=funnels().flatmap(lambda funnel: st.tuples(st.just(funnel), streams(funnel))))
+def test_exact_funnels_match_the_model(server, case):
+    return defer.ensureDeferred(run_example(server, *case))
