@@ -15,6 +15,7 @@ import time
 import uuid
 
 import pytest
+import pytest_twisted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer
@@ -100,7 +101,7 @@ async def check(server, user: str, funnel: Funnel, streams: dict[str, list[Actio
     k = len(funnel.steps)
     start = T0_MS // 1000 - 86400
     answer = await server.client.get(
-        path(user, BUCKET, "funnel", "f"), {"start": start, "finish": start + 4 * 86400}, auth=auth_of(user)
+        path(user, BUCKET, "funnel", "f"), {"start": start, "finish": start + 20 * 86400}, auth=auth_of(user)
     )
     assert answer.status == 200, answer.body
     conversion = answer.json["conversion"]
@@ -164,3 +165,158 @@ def _unwrapped_examples(request: pytest.FixtureRequest):
 @given(case=funnels().flatmap(lambda funnel: st.tuples(st.just(funnel), streams(funnel))))
 def test_exact_funnels_match_the_model(server, case):
     return defer.ensureDeferred(run_example(server, *case))
+
+
+async def saved_bucket(server, user: str) -> None:
+    await new_user(server.client, user)
+    await new_bucket(server.client, user, BUCKET)
+
+
+async def save(server, user: str, name: str, document: dict):
+    return await server.client.post(path(user, BUCKET, "funnel", name), **json_body(document), auth=auth_of(user))
+
+
+async def conversion_of(server, user: str, name: str) -> dict:
+    answer = await server.client.get(path(user, BUCKET, "funnel", name), auth=auth_of(user))
+    assert answer.status == 200, answer.body
+    return answer.json["conversion"]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"event": ["a"]},
+        {"event": ["a", "b"], "event_id": [eid("c"), eid("d")]},
+        {"event": ["a", "b"] * 10 + ["c"]},
+        {"event": ["a", []]},
+        {"event": ["a", ["b"] * 2]},
+        {"event": ["a", [f"e{i}" for i in range(11)]]},
+        {"event": ["a", ["b", ["c"]]]},
+        {"event": ["a", "b"], "order": "random"},
+        {"event": ["a", "b"], "window": 0},
+        {"event": ["a", "b"], "window": 31622401},
+        {"event": ["a", "b"], "window": 1.5},
+        {"event": ["a", "b"], "window": "ten"},
+        {"event": ["a", "b"], "window": True},
+        {"event": ["a", "b"], "exclude": ["b"]},
+        {"event": ["a", ["b", "c"]], "exclude": ["c"]},
+        {"event": ["a", "b"], "exclude": ["x", "x"]},
+        {"event": ["a", "b"], "exclude": [f"x{i}" for i in range(11)]},
+        {"event": ["a", "b"], "exclude": [["x"]]},
+        {"event": ["a", ["b", "c"]], "order": "any"},
+        {"event": ["a", "b", "a"], "order": "any"},
+        {"event": ["a", "x" * 257]},
+        {"event_id": [eid("a"), "not an id"]},
+        {"event": ["a", "b"], "description": ["d", ["e"]]},
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_invalid_definitions_are_refused_and_nothing_is_saved(server, user_name, document):
+    await saved_bucket(server, user_name)
+    answer = await save(server, user_name, "f", document)
+    assert answer.status == 400, answer.body
+    assert isinstance(answer.json["error"], str)
+    bucket = (await server.client.get(path(user_name, BUCKET), auth=auth_of(user_name))).json
+    assert bucket["funnels"] == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_defaults_any_of_steps_and_the_pairwise_keys(server, user_name):
+    await saved_bucket(server, user_name)
+    assert (await save(server, user_name, "f", {"event": ["a", ["b", "c"]], "description": "d"})).status == 201
+    for visitor, events in [("v1", ["a", "c"]), ("v2", ["a", "b"]), ("v3", ["c", "a"])]:
+        for name in events:
+            await track_events(server, user_name, visitor, name)
+    answer = (await server.client.get(path(user_name, BUCKET, "funnel", "f"), auth=auth_of(user_name))).json
+    # Part 1's keys take an any-of step's first event: a, b.
+    assert answer["event_ids"] == [eid("a"), eid("b")]
+    assert answer["unique_funnel"] == [[eid("a"), 3], [eid("b"), 1]]
+    assert answer["description"] == "d"
+    conversion = answer["conversion"]
+    assert (conversion["order"], conversion["window"], conversion["exclude"]) == ("sequential", 1209600, [])
+    assert conversion["steps"] == [[eid("a")], [eid("b"), eid("c")]]
+    assert conversion["visitors"] == [3, 2]
+    assert "by_value" not in conversion and "days" not in conversion
+    assert conversion["backfill"] == {"state": "done", "visitors": 0}
+
+
+@pytest_twisted.ensureDeferred
+async def test_replacing_a_funnel_starts_it_afresh(server, user_name):
+    await saved_bucket(server, user_name)
+    server.clock.now = time.time()
+    try:
+        assert (await save(server, user_name, "f", {"event": ["a", "b"]})).status == 201
+        await track_events(server, user_name, "v1", "a", "b")
+        assert (await conversion_of(server, user_name, "f"))["visitors"] == [1, 1]
+        assert (await save(server, user_name, "f", {"event": ["a", "b"], "order": "strict"})).status == 201
+        replaced = await conversion_of(server, user_name, "f")
+        # The bucket has data the new version has not counted: it does not pretend to be exact.
+        assert replaced["order"] == "strict"
+        assert replaced["visitors"] == [0, 0]
+        assert replaced["backfill"] == {"state": "running", "visitors": 0}
+        assert await drop_off_list(server, user_name, "f", 1, "reached", 10) == []
+        server.clock.now += 1
+        await track_events(server, user_name, "v2", "a", "x", "b")
+        await track_events(server, user_name, "v1", "a", "b")
+        assert (await conversion_of(server, user_name, "f"))["visitors"] == [2, 1]
+        assert await drop_off_list(server, user_name, "f", 2, "dropped", 10) == ["v2"]
+        assert await drop_off_list(server, user_name, "f", 2, "reached", 10) == ["v1"]
+        # Deleted, then saved again: afresh too.
+        deleted = await server.client.delete(path(user_name, BUCKET, "funnel", "f"), auth=auth_of(user_name))
+        assert deleted.status == 200
+        assert (await save(server, user_name, "f", {"event": ["a", "b"]})).status == 201
+        assert (await conversion_of(server, user_name, "f"))["visitors"] == [0, 0]
+    finally:
+        server.clock.now = None
+
+
+async def track_events(server, user: str, visitor: str, *events: str) -> None:
+    for name in events:
+        answer = await server.client.post(path(user, BUCKET, "event", name), {"visitor_id": visitor})
+        assert answer.status == 200, answer.body
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"step": 1},
+        {"status": "reached"},
+        {"step": 0, "status": "reached"},
+        {"step": 3, "status": "reached"},
+        {"step": 1, "status": "dropped"},
+        {"step": "x", "status": "reached"},
+        {"step": 1, "status": "gone"},
+        {"step": 1, "status": "reached", "limit": 0},
+        {"step": 1, "status": "reached", "limit": 1001},
+        {"step": 1, "status": "reached", "limit": "ten"},
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_bad_drop_off_requests(server, user_name, params):
+    await saved_bucket(server, user_name)
+    assert (await save(server, user_name, "f", {"event": ["a", "b"]})).status == 201
+    answer = await server.client.get(
+        path(user_name, BUCKET, "funnel", "f", "visitors"), params, auth=auth_of(user_name)
+    )
+    assert answer.status == 400, answer.body
+
+
+@pytest_twisted.ensureDeferred
+async def test_drop_off_lists_need_the_password(server, user_name):
+    await saved_bucket(server, user_name)
+    assert (await save(server, user_name, "f", {"event": ["a", "b"]})).status == 201
+    await track_events(server, user_name, "v1", "a")
+    key = (await server.client.get(path(user_name, BUCKET), auth=auth_of(user_name))).json["access_key"]
+    where = path(user_name, BUCKET, "funnel", "f", "visitors")
+    params = {"step": 1, "status": "reached"}
+    assert (await server.client.get(where, params, auth=(user_name, key))).status == 401
+    # The access key still reads the report itself.
+    report = await server.client.get(path(user_name, BUCKET, "funnel", "f"), auth=(user_name, key))
+    assert report.json["conversion"]["visitors"] == [1, 0]
+    assert (await server.client.get(where, params, auth=auth_of(user_name))).json == {"visitors": ["v1"], "next": None}
+    assert (
+        await server.client.get(path(user_name, BUCKET, "funnel", "g", "visitors"), params, auth=auth_of(user_name))
+    ).status == 404
+    assert (
+        await server.client.get(path(user_name, BUCKET, "funnel", "f", "other"), auth=auth_of(user_name))
+    ).status == 404

@@ -31,6 +31,8 @@ BODY_LIMIT = 64 * 1024
 NAME_LIMIT = 256
 VALUE_LIMIT = 4 * 1024
 VISITOR_LIMIT = 256
+GROUPED = frozenset({"event"})
+"""JSON parameters whose list may hold lists (a saved funnel's any-of steps); elsewhere that is 400."""
 DEPTH_LIMIT = 32
 """Nesting of lists and objects in a property value: deeper ones would exhaust recursion later."""
 
@@ -179,14 +181,14 @@ def _json_text(key: str, item: object) -> str:
 
 
 def _json_pairs(body: bytes) -> list[tuple[str, Value]]:
-    """A JSON object's parameters; an item of a list that is itself a list is kept as a group (see `groups`)."""
+    """A JSON object's parameters; in a `GROUPED` list, an item that is a list is kept as a group (see `groups`)."""
     document = decode_json(body, "the JSON body")
     if not isinstance(document, dict):
         raise BadRequest("a JSON body must be an object")
     pairs: list[tuple[str, Value]] = []
     for key, value in document.items():
         for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, list) and isinstance(value, list):
+            if key in GROUPED and isinstance(item, list) and isinstance(value, list):
                 pairs.append((key, tuple(_json_text(key, inner) for inner in item)))
             else:
                 pairs.append((key, _json_text(key, item)))
