@@ -91,11 +91,7 @@ class Funnel(BucketResource):
     def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
         super().__init__(app, user, bucket)
         self.name = name
-
-    def child(self, path: bytes, request: Request) -> ApiResource:
-        if path != b"visitors":
-            raise NotFound("no such path")
-        return FunnelVisitors(self.app, self.user, self.bucket, self.name)
+        self.putChild(b"visitors", FunnelVisitors(app, user, bucket, name))
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
         """Save or replace the funnel: a new version, counted afresh."""
