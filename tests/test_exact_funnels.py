@@ -33,6 +33,9 @@ PROPERTY = "plan"
 T0_MS = (int(time.time()) // 86400 * 86400 + 86390) * 1000
 
 
+SECOND = Funnel((("a",), ("b", "c"), ("a",)), "strict", 60, ("x",))
+
+
 def json_body(document: dict) -> dict:
     return {"body": json.dumps(document).encode(), "headers": {"Content-Type": ["application/json"]}}
 
@@ -95,13 +98,13 @@ async def drop_off_list(server, user: str, name: str, step: int, status: str, li
         assert after == page["visitors"][-1]
 
 
-async def check(server, user: str, funnel: Funnel, streams: dict[str, list[Action]]) -> None:
+async def check(server, user: str, name: str, funnel: Funnel, streams: dict[str, list[Action]]) -> None:
     events, values = histories(streams)
     expected = model_report(funnel, events, values)
     k = len(funnel.steps)
     start = T0_MS // 1000 - 86400
     answer = await server.client.get(
-        path(user, BUCKET, "funnel", "f"), {"start": start, "finish": start + 20 * 86400}, auth=auth_of(user)
+        path(user, BUCKET, "funnel", name), {"start": start, "finish": start + 20 * 86400}, auth=auth_of(user)
     )
     assert answer.status == 200, answer.body
     conversion = answer.json["conversion"]
@@ -118,14 +121,18 @@ async def check(server, user: str, funnel: Funnel, streams: dict[str, list[Actio
             "buckets": [[bound, n] for bound, n in zip(BUCKET_BOUNDS, counts, strict=True)],
             "median": expected.medians[j - 1],
         }
-    posted = {name for stream in streams.values() for kind, _, name in stream if kind == "value"}
-    assert conversion["by_value"] == {vid(PROPERTY, value): expected.by_value.get(value, [0] * k) for value in posted}
+    if name == "f":
+        posted = {value for stream in streams.values() for kind, _, value in stream if kind == "value"}
+        by_value = {vid(PROPERTY, value): expected.by_value.get(value, [0] * k) for value in posted}
+        assert conversion["by_value"] == by_value
+    else:
+        assert "by_value" not in conversion
     assert conversion["days"] == [[day, counts] for day, counts in sorted(expected.days.items())]
     assert conversion["backfill"] == {"state": "done", "visitors": 0}
     for step in range(1, k + 1):
-        assert await drop_off_list(server, user, "f", step, "reached", 2) == expected.reached(step)
+        assert await drop_off_list(server, user, name, step, "reached", 2) == expected.reached(step)
         if step >= 2:
-            assert await drop_off_list(server, user, "f", step, "dropped", 1) == expected.dropped(step)
+            assert await drop_off_list(server, user, name, step, "dropped", 1) == expected.dropped(step)
 
 
 async def run_example(server, funnel: Funnel, streams: dict[str, list[Action]]) -> None:
@@ -140,8 +147,12 @@ async def run_example(server, funnel: Funnel, streams: dict[str, list[Action]]) 
             auth=auth_of(user),
         )
         assert answer.status == 201, answer.body
+        # A second funnel of the same bucket, counted from the same hits.
+        answer = await save(server, user, "g", funnel_body(SECOND))
+        assert answer.status == 201, answer.body
         await send(server, user, streams)
-        await check(server, user, funnel, streams)
+        await check(server, user, "f", funnel, streams)
+        await check(server, user, "g", SECOND, streams)
     finally:
         server.clock.now = None
 
