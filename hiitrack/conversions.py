@@ -44,6 +44,7 @@ __all__ = [
     "Conversions",
     "FunnelStates",
     "SavedFunnel",
+    "apply_hit",
     "conversion_row",
     "day_rows",
     "definition_record",
@@ -164,6 +165,33 @@ def _count_progress(funnel: SavedFunnel, progress: Progress, values: Iterable[by
         inc[day_row, _STAMP.pack(day_start) + bytes([level])] += 1
 
 
+def apply_hit(
+    funnel: SavedFunnel,
+    state: FunnelState,
+    new_values: Iterable[bytes],
+    holding: set[bytes],
+    events: Iterable[bytes],
+    at_ms: int,
+    inc: Increments,
+) -> FunnelState:
+    """One hit of a visitor in one funnel: values gained (credited at the level so far), then events.
+
+    `holding` is every value the visitor holds after the hit.  The live
+    write path and a replay of a history (the backfill) both count through
+    here, so their numbers cannot drift.
+    """
+    row = conversion_row(funnel.version)
+    for value in new_values:
+        if value[:ID_SIZE] == funnel.prop:
+            for step in credit_value(state.level):
+                inc[row, BY_VALUE + value + bytes([step])] += 1
+    for event in events:
+        if funnel.definition.touched_by(event):
+            state, progress = advance(state, funnel.definition, event, at_ms)
+            _count_progress(funnel, progress, holding, inc)
+    return state
+
+
 class Conversions:
     def __init__(
         self,
@@ -231,16 +259,7 @@ class Conversions:
         for funnel in funnels:
             state = states.funnels.get(funnel.version, FunnelState())
             before = state.level
-            row = conversion_row(funnel.version)
-            for value in new_values:
-                if value[:ID_SIZE] == funnel.prop:
-                    for step in credit_value(state.level):
-                        inc[row, BY_VALUE + value + bytes([step])] += 1
-            for event in events:
-                if funnel.definition.touched_by(event):
-                    state, progress = advance(state, funnel.definition, event, at_ms)
-                    _count_progress(funnel, progress, holding, inc)
-            states.funnels[funnel.version] = state
+            state = states.funnels[funnel.version] = apply_hit(funnel, state, new_values, holding, events, at_ms, inc)
             if state.level != before:
                 if before:
                     changes.deletions.add((level_kind(funnel.version, before), visitor_id))
