@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer
 
+from hiitrack.conversions import level_kind
 from hiitrack.funnels import BUCKET_BOUNDS
 from tests.funnel_model import Funnel, model_report
 from tests.helpers import auth_of, eid, new_bucket, new_user, vid
@@ -331,3 +332,25 @@ async def test_drop_off_lists_need_the_password(server, user_name):
     assert (
         await server.client.get(path(user_name, BUCKET, "funnel", "f", "other"), auth=auth_of(user_name))
     ).status == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_deleting_the_bucket_leaves_no_funnel_state_or_drop_off_entry(server, user_name):
+    await saved_bucket(server, user_name)
+    assert (await save(server, user_name, "f", {"event": ["a", "b"], "property": PROPERTY})).status == 201
+    await track_events(server, user_name, "v1", "a", "b")
+    await track_events(server, user_name, "v2", "a")
+    scope = f"{user_name}/{BUCKET}"
+    assert await server.app.store.page(scope, level_kind(await version_of(server, scope), 1)) == [("v2", b"")]
+    assert (await server.client.delete(path(user_name, BUCKET), auth=auth_of(user_name))).status == 200
+    assert await server.app.store.count(scope) == 0
+    # The same name again: a new bucket whose funnels start from nothing.
+    await new_bucket(server.client, user_name, BUCKET)
+    assert (await save(server, user_name, "f", {"event": ["a", "b"]})).status == 201
+    await track_events(server, user_name, "v1", "b")
+    assert (await conversion_of(server, user_name, "f"))["visitors"] == [0, 0]
+
+
+async def version_of(server, scope: str) -> bytes:
+    (funnel,) = await server.app.conversions.saved(scope)
+    return funnel.version
