@@ -2,8 +2,9 @@
 
 For each request: wait for the visitor's earlier requests (per-visitor
 order), take the visitor's state (from a bounded cache, else the store), let
-hiitrack.counting work out the increments, and write the increments, the new
-state and any new names as one batch.  The request is answered when that
+hiitrack.counting work out the increments (and hiitrack.conversions those of
+the saved funnels), and write the increments, the new states and any new
+names as one batch.  The request is answered when that
 batch is durable.  A hit over a cap (hiitrack.limits) is refused before
 anything is written.
 
@@ -26,6 +27,7 @@ from twisted.internet.defer import Deferred, DeferredList, DeferredLock
 
 from hiitrack.caching import LRU, KeyedLock
 from hiitrack.catalog import Catalog
+from hiitrack.conversions import Conversions
 from hiitrack.counting import Visitor, count_batch, new_increments
 from hiitrack.ids import event_id, property_id, value_id
 from hiitrack.limits import Limits
@@ -45,6 +47,7 @@ class Tracker:
         self,
         store: RecordWriter,
         catalog: Catalog,
+        conversions: Conversions,
         clock: Callable[[], float],
         visitor_cache_size: int = 100_000,
         cache_seconds: float = 60.0,
@@ -52,6 +55,7 @@ class Tracker:
     ) -> None:
         self._store = store
         self._catalog = catalog
+        self._conversions = conversions
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._limits = limits
@@ -108,10 +112,14 @@ class Tracker:
             if insert_id is not None and await self._applied(scope, insert_id):
                 return False
             visitor = await self._visitor(key)
+            held = set(visitor.values)
             increments = new_increments()
             count_batch(visitor, values, steps, int(self._clock()), increments, self._limits)
             admission = await self._catalog.admit(scope, names, values)
-            records = dict(admission.records)
+            funnels = await self._conversions.count(
+                scope, visitor_id, held, values, steps, round(self._clock() * 1000), increments
+            )
+            records = dict(admission.records) | (funnels.records if funnels else {})
             state = records[VISITOR, visitor_id] = visitor.to_bytes()
             if insert_id is not None:
                 records[INSERT, insert_id] = str(int(self._clock())).encode()
@@ -119,7 +127,8 @@ class Tracker:
                 return True
             # No await between the check above and registering the write, so
             # a deletion either drops this hit or waits for its write.
-            written = Deferred.fromCoroutine(self._store.write(WriteBatch(scope, records, increments)))
+            batch = WriteBatch(scope, records, increments, funnels.deletions if funnels else set())
+            written = Deferred.fromCoroutine(self._store.write(batch))
             writing = self._writing.setdefault(scope, set())
             writing.add(written)
             try:
@@ -127,6 +136,7 @@ class Tracker:
             except BaseException:
                 # What the store holds is uncertain now: read it again next time.
                 self._visitors.pop(key)
+                self._conversions.unsure(key)
                 raise
             finally:
                 writing.discard(written)
@@ -135,6 +145,8 @@ class Tracker:
             if not self._deleted_since(scope, ticket):
                 self._visitors.put(key, (state, self._clock()))
                 self._catalog.remember(scope, set(names) | set(values), admission)
+                if funnels:
+                    self._conversions.written(funnels)
                 if insert_id is not None:
                     self._insert_ids.put((scope, insert_id), True)
             METRICS.events.inc(len(steps))
@@ -193,3 +205,4 @@ class Tracker:
         self._visitors.forget_where(lambda key: key[0] == scope)
         self._insert_ids.forget_where(lambda key: key[0] == scope)
         self._catalog.forget(scope)
+        self._conversions.forget(scope)

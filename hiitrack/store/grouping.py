@@ -22,20 +22,28 @@ __all__ = ["GroupCommitter", "MergedWrite", "merge"]
 
 
 class MergedWrite:
-    """The sum of several batches: records last-wins, increments added."""
+    """The sum of several batches: records and deletions last-wins, increments added.
+
+    A record is in `records` or in `deletions`, never both.
+    """
 
     def __init__(self) -> None:
         self.records: dict[tuple[str, Kind, str], bytes] = {}
+        self.deletions: set[tuple[str, Kind, str]] = set()
         self.increments: defaultdict[tuple[str, bytes, bytes], int] = defaultdict(int)
 
     def __len__(self) -> int:
-        return len(self.records) + len(self.increments)
+        return len(self.records) + len(self.deletions) + len(self.increments)
 
 
 def merge(batches: Iterable[WriteBatch]) -> MergedWrite:
     merged = MergedWrite()
     for batch in batches:
+        for kind, key in batch.deletions:
+            merged.records.pop((batch.scope, kind, key), None)
+            merged.deletions.add((batch.scope, kind, key))
         for (kind, key), value in batch.records.items():
+            merged.deletions.discard((batch.scope, kind, key))
             merged.records[batch.scope, kind, key] = value
         for (row, column), amount in batch.increments.items():
             merged.increments[batch.scope, row, column] += amount

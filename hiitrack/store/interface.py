@@ -36,11 +36,16 @@ class StoreUnavailable(Exception):
 
 @dataclass
 class WriteBatch:
-    """One request's changes: applied all together, or not at all."""
+    """One request's changes: applied all together, or not at all.
+
+    `deletions` are records removed by the batch (a record cannot be both
+    written and removed by one batch); across batches the later one wins.
+    """
 
     scope: str
     records: dict[tuple[Kind, str], bytes] = field(default_factory=dict)
     increments: Mapping[tuple[bytes, bytes], int] = field(default_factory=dict)
+    deletions: set[tuple[Kind, str]] = field(default_factory=set)
 
 
 class RecordStore(Protocol):
@@ -61,6 +66,10 @@ class RecordStore(Protocol):
         A compare-and-set: an account change racing its deletion cannot
         bring the deleted record back.
         """
+
+    async def page(self, scope: str, kind: Kind, after: str = "", limit: int = 100) -> list[tuple[str, bytes]]:
+        """Up to `limit` records of a kind bound to a part (a `ByPart` kind), with keys
+        after `after`, in key order (the bytes of the UTF-8 keys): a list read a page at a time."""
 
     async def delete(self, scope: str, kind: Kind, key: str) -> None:
         """Remove one record."""

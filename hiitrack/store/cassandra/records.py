@@ -16,7 +16,7 @@ from typing import Any
 from hiitrack.store.cassandra.bridge import Cql
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
 from hiitrack.store.grouping import MergedWrite
-from hiitrack.store.kinds import ByPart, ByScope, Kind, Kinds, Sharded
+from hiitrack.store.kinds import ByPart, ByScope, Kind, Kinds, Sharded, UnknownKind
 
 __all__ = ["TABLES", "Records", "Table"]
 
@@ -49,6 +49,7 @@ class Table:
             f"{self.name} get": f"SELECT value FROM {self.name} WHERE {_where(columns)}",
             f"{self.name} scan": f"SELECT key, value FROM {self.name} WHERE {_where(of_kind)}",
             f"{self.name} delete": f"DELETE FROM {self.name} WHERE {_where(columns)}",
+            f"{self.name} page": f"SELECT key, value FROM {self.name} WHERE {_where(of_kind)} AND key > ? LIMIT ?",
             f"{self.name} drop": f"DELETE FROM {self.name} WHERE {_where(partition)}",
             f"{self.name} count": f"SELECT count(*) FROM {self.name} WHERE {_where(partition)}",
         }
@@ -86,6 +87,8 @@ TABLES = {
         Table("funnels"),
         Table("visitors", part="shard", sharded=True),
         Table("insert_ids", part="shard", sharded=True),
+        Table("funnel_states", part="shard", sharded=True),
+        Table("funnel_levels", part="level"),
         Table("records", kinds=True),
     ]
 }
@@ -137,6 +140,13 @@ class Records:
         pages = await self._cql.each_rows((f"{table.name} scan", tuple(each)) for each in addresses)
         return {row.key: row.value for rows in pages for row in rows}
 
+    async def page(self, scope: str, kind: Kind, after: str, limit: int) -> list[tuple[str, bytes]]:
+        if kind.part is None:
+            raise UnknownKind(f"record kind {kind.name!r} is not read in pages: only kinds partitioned by part are")
+        table, address = self._partition(scope, kind, "")
+        result = await self._cql.execute(f"{table.name} page", (*address, after, limit))
+        return [(row.key, row.value) for row in result.current_rows]
+
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         table, address = self._partition(scope, kind, key)
         entry = self._entry(table, address)
@@ -155,7 +165,7 @@ class Records:
         await self._cql.execute(f"{table.name} delete", (*address, key))
 
     def upserts(self, merged: MergedWrite) -> tuple[list[Entry], list[tuple[Any, Any]]]:
-        """A commit's records: the index entries they need, and their statements."""
+        """A commit's records and deletions: the index entries they need, and their statements."""
         entries = []
         statements = []
         for (scope, kind, key), value in merged.records.items():
@@ -164,6 +174,9 @@ class Records:
             if entry is not None:
                 entries.append(entry)
             statements.append((self._cql.statement(f"{table.name} upsert"), (*address, key, value, kind.expiry or 0)))
+        for scope, kind, key in merged.deletions:
+            table, address = self._partition(scope, kind, key)
+            statements.append((self._cql.statement(f"{table.name} delete"), (*address, key)))
         return entries, statements
 
     def partitions(self, scope: str, entries: Iterable[Entry]) -> list[tuple[str, tuple]]:

@@ -103,6 +103,9 @@ class CassandraStore:
     async def scan(self, scope: str, kind: Kind) -> dict[str, bytes]:
         return await self._records.scan(scope, kind)
 
+    async def page(self, scope: str, kind: Kind, after: str = "", limit: int = 100) -> list[tuple[str, bytes]]:
+        return await self._records.page(scope, kind, after, limit)
+
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         return await self._records.create(scope, kind, key, value)
 
@@ -120,7 +123,7 @@ class CassandraStore:
         return await self._counters.read_rows(scope, rows, start, end)
 
     async def write(self, batch: WriteBatch) -> None:
-        self._kinds.check_all(kind for kind, _ in batch.records)
+        self._kinds.check_all(kind for kind, _ in [*batch.records, *batch.deletions])
         await self._group.write(batch)
 
     async def _commit(self, merged: MergedWrite) -> None:

@@ -23,7 +23,7 @@ from twisted.python.threadpool import ThreadPool
 
 from hiitrack.store.grouping import GroupCommitter, MergedWrite
 from hiitrack.store.interface import StoreUnavailable, WriteBatch
-from hiitrack.store.kinds import KINDS, Kind, Kinds
+from hiitrack.store.kinds import KINDS, Kind, Kinds, UnknownKind
 from hiitrack.store.sqlite.schema import migrate
 
 __all__ = ["SQLiteStore"]
@@ -59,6 +59,12 @@ REPLACE_RECORD = (
     f" WHERE scope = :scope AND kind = :kind AND key = :key AND value = :old AND {LIVE}"
 )
 DELETE_RECORD = "DELETE FROM records WHERE scope = ? AND kind = ? AND key = ?"
+# Keys compare with SQLite's default BINARY collation: memcmp of UTF-8, as
+# Cassandra orders a text clustering column.
+PAGE_RECORDS = (
+    "SELECT key, value FROM records WHERE scope = :scope AND kind = :kind AND key > :after"
+    f" AND {LIVE} ORDER BY key LIMIT :limit"
+)
 PURGE_RECORDS = (
     "DELETE FROM records WHERE (scope, kind, key) IN (SELECT scope, kind, key FROM records WHERE expires <= ? LIMIT ?)"
 )
@@ -210,12 +216,32 @@ class SQLiteStore:
         }
         return await self._transaction(lambda connection: connection.execute(REPLACE_RECORD, record).rowcount == 1)
 
+    async def page(self, scope: str, kind: Kind, after: str = "", limit: int = 100) -> list[tuple[str, bytes]]:
+        where = {
+            "scope": scope,
+            "kind": _stored_kind(self._checked_part(kind)),
+            "after": after,
+            "limit": limit,
+            "now": self._clock(),
+        }
+
+        def page(connection: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            return [(key, bytes(value)) for key, value in connection.execute(PAGE_RECORDS, where)]
+
+        return await self._run(self._reader, page)
+
+    def _checked_part(self, kind: Kind) -> Kind:
+        """A registered kind bound to a part: the only kinds `page` reads, as in Cassandra."""
+        if kind.part is None:
+            raise UnknownKind(f"record kind {kind.name!r} is not read in pages: only kinds partitioned by part are")
+        return self._kinds.check(kind)
+
     async def delete(self, scope: str, kind: Kind, key: str) -> None:
         address = (scope, _stored_kind(self._kinds.check(kind)), key)
         await self._transaction(lambda connection: connection.execute(DELETE_RECORD, address) and None)
 
     async def write(self, batch: WriteBatch) -> None:
-        self._kinds.check_all(kind for kind, _ in batch.records)
+        self._kinds.check_all(kind for kind, _ in [*batch.records, *batch.deletions])
         await self._group.write(batch)
 
     def _commit(self, merged: MergedWrite) -> Deferred:
@@ -224,9 +250,11 @@ class SQLiteStore:
             (scope, _stored_kind(kind), key, value, self._expires(kind, now))
             for (scope, kind, key), value in merged.records.items()
         ]
+        deletions = [(scope, _stored_kind(kind), key) for scope, kind, key in merged.deletions]
 
         def commit(connection: sqlite3.Connection) -> None:
             connection.executemany(UPSERT_RECORD, records)
+            connection.executemany(DELETE_RECORD, deletions)
             for scope, (index, keys) in _packed(merged).items():
                 connection.execute(ADD_COUNTERS, (scope, ujson.dumps(index), b"".join(keys)))
             # Only the writer thread runs this: _next_purge needs no lock.
