@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from hiitrack.accounts import Accounts, bucket_scope
 from hiitrack.caching import LRU
 from hiitrack.catalog import Catalog
+from hiitrack.conversions import Conversions
 from hiitrack.limits import Limits
 from hiitrack.reports import Reports
 from hiitrack.store import Store
@@ -38,12 +39,20 @@ class HiiTrack:
         self.limits = limits
         self.accounts = Accounts(store, clock, limits=limits)
         self.catalog = Catalog(store, clock, limits)
-        self.tracker = Tracker(store, self.catalog, clock, visitor_cache_size, visitor_cache_seconds, limits)
+        self.conversions = Conversions(store, clock, visitor_cache_size, visitor_cache_seconds)
+        self.tracker = Tracker(
+            store, self.catalog, self.conversions, clock, visitor_cache_size, visitor_cache_seconds, limits
+        )
         self.reports = Reports(store, self.catalog, self.accounts, limits)
 
     def caches(self) -> dict[str, LRU]:
         """Every bounded cache of the app, by name (for /metrics)."""
-        return {**self.accounts.caches(), **self.catalog.caches(), **self.tracker.caches()}
+        return {
+            **self.accounts.caches(),
+            **self.catalog.caches(),
+            **self.tracker.caches(),
+            **self.conversions.caches(),
+        }
 
     async def start(self) -> None:
         await self.store.open()

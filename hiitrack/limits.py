@@ -60,12 +60,16 @@ class Limits:
 class OverLimit(ApiError):
     """A hit or a funnel that would take a visitor, a bucket or a hit over a cap.
 
-    422: the request is well formed, but what it would add is refused.  The
-    answer names the cap (``limit``, as in ``--limits``) and its value (``max``).
+    422: the request is well formed, but what it would add is refused (the
+    contract fixes 400 for a funnel past the bucket's cap: `status` says so).
+    The answer names the cap (``limit``, as in ``--limits``) and its value
+    (``max``).
     """
 
     status = 422
 
-    def __init__(self, limit: str, maximum: int, what: str) -> None:
+    def __init__(self, limit: str, maximum: int, what: str, status: int | None = None) -> None:
         name = limit.replace("_", "-")
         super().__init__(f"{what}: the cap {name} is {maximum}", limit=name, max=maximum)
+        if status is not None:
+            self.status = status

@@ -15,9 +15,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Protocol
+
+from twisted.internet.defer import Deferred, gatherResults
 
 from hiitrack.accounts import Accounts, bucket_scope
 from hiitrack.catalog import Catalog
+from hiitrack.conversions import BY_VALUE, LEVEL, TIME, SavedFunnel, conversion_row, day_rows, level_kind
 from hiitrack.counting import (
     DAY,
     PATH,
@@ -31,11 +35,12 @@ from hiitrack.counting import (
     series_rows,
 )
 from hiitrack.errors import BadRequest, NotFound
+from hiitrack.funnels import BUCKET_BOUNDS, median
 from hiitrack.ids import encode_id, property_id
 from hiitrack.limits import Limits, OverLimit
-from hiitrack.store.interface import CounterStore
+from hiitrack.store.interface import CounterStore, RecordStore
 
-__all__ = ["Reports", "Series"]
+__all__ = ["ReportStore", "Reports", "Series"]
 
 STAMP = struct.Struct(">Q")
 LATEST = 2**40  # far beyond any real time, well inside the 8-byte series stamps
@@ -112,8 +117,12 @@ class _Counts:
         }
 
 
+class ReportStore(CounterStore, RecordStore, Protocol):
+    """What reports read: counter rows, and the drop-off index a page at a time."""
+
+
 class Reports:
-    def __init__(self, store: CounterStore, catalog: Catalog, accounts: Accounts, limits: Limits = Limits()) -> None:
+    def __init__(self, store: ReportStore, catalog: Catalog, accounts: Accounts, limits: Limits = Limits()) -> None:
         self._store = store
         self._catalog = catalog
         self._accounts = accounts
@@ -268,6 +277,77 @@ class Reports:
             for value in values
         }
         return answer
+
+    async def conversion(self, scope: str, funnel: SavedFunnel, record: dict, days: Series | None) -> dict[str, object]:
+        """The `conversion` object of a saved funnel (API.md Part 2, "Report"), from its counter rows."""
+        steps = len(funnel.definition.steps)
+        rows = [conversion_row(funnel.version)]
+        if days is not None:
+            rows += day_rows(funnel.version, days.start, days.finish)
+        first = DAY.start_of(days.start) if days is not None else 0
+        cells = await self._store.read_rows(scope, rows)
+        visitors = [0] * steps
+        times = [[0] * len(BUCKET_BOUNDS) for _ in range(steps)]
+        by_value: dict[bytes, list[int]] = {}
+        if funnel.prop is not None:
+            by_value = {value: [0] * steps for value in await self._values(scope, funnel.prop)}
+        for column, n in cells[0].items():
+            tag = column[:1]
+            if tag == LEVEL:
+                visitors[column[1] - 1] = n
+            elif tag == TIME:
+                times[column[1] - 1][column[2]] = n
+            elif tag == BY_VALUE and (counts := by_value.get(column[1:-1])) is not None:
+                counts[column[-1] - 1] = n
+        answer: dict[str, object] = {
+            "order": funnel.definition.order,
+            "window": funnel.definition.window,
+            "steps": record["steps"],
+            "exclude": record["exclude"],
+            "visitors": visitors,
+            "time_to_convert": [None]
+            + [
+                {"buckets": [list(pair) for pair in zip(BUCKET_BOUNDS, counts, strict=True)], "median": median(counts)}
+                for counts in times[1:]
+            ],
+        }
+        if funnel.prop is not None:
+            answer["by_value"] = {encode_id(value): counts for value, counts in by_value.items()}
+        if days is not None:
+            by_day: dict[int, list[int]] = defaultdict(lambda: [0] * steps)
+            for day_cells in cells[1:]:
+                for column, n in day_cells.items():
+                    day = STAMP.unpack_from(column)[0]
+                    if first <= day <= days.finish:
+                        by_day[day][column[8] - 1] = n
+            answer["days"] = [[day, counts] for day, counts in sorted(by_day.items()) if counts[0] > 0]
+        answer["backfill"] = record["backfill"]
+        return answer
+
+    async def funnel_visitors(
+        self, scope: str, funnel: SavedFunnel, step: int, reached: bool, after: str, limit: int
+    ) -> dict[str, object]:
+        """Who reached step `step` (level >= step) or dropped off before it (level == step - 1), a page at a time.
+
+        Each level is one sorted list in the store; `reached` merges the
+        lists of the levels from `step` up.
+        """
+        steps = len(funnel.definition.steps)
+        if not (1 if reached else 2) <= step <= steps:
+            low = 1 if reached else 2
+            raise BadRequest(f"step must be an integer from {low} to {steps} for this funnel and status")
+        levels = range(step, steps + 1) if reached else [step - 1]
+        pages = await gatherResults(
+            [
+                Deferred.fromCoroutine(self._store.page(scope, level_kind(funnel.version, level), after, limit + 1))
+                for level in levels
+            ],
+            consumeErrors=True,
+        )
+        visitors = sorted({key for page in pages for key, _ in page})
+        more = len(visitors) > limit
+        visitors = visitors[:limit]
+        return {"visitors": visitors, "next": visitors[-1] if more else None}
 
 
 def _funnel(steps: Sequence[bytes], counts: dict[bytes, _Counts], total: str, path: str) -> list[list]:

@@ -2,14 +2,15 @@
 
 For each request: wait for the visitor's earlier requests (per-visitor
 order), take the visitor's state (from a bounded cache, else the store), let
-hiitrack.counting work out the increments, and write the increments, the new
-state, the hit itself (its visitor's history, hiitrack.history) and any new
-names as one batch.  The request is answered when that batch is durable.  A
-hit over a cap (hiitrack.limits) is refused before anything is written.  A
-hit counts at its own time, or at the visitor's previous hit's time if that
-is later, so that a history is always in order.  Erasing a visitor takes
-the same per-visitor order: its history is replayed and every increment it
-made is taken back, in one batch with the removal of its history and state.
+hiitrack.counting work out the increments (and hiitrack.conversions those of
+the saved funnels), and write the increments, the new states, the hit itself
+(its visitor's history, hiitrack.history) and any new names as one batch.
+The request is answered when that batch is durable.  A hit over a cap
+(hiitrack.limits) is refused before anything is written.  A hit counts at
+its own time, or at the visitor's previous hit's time if that is later, so
+that a history is always in order.  Erasing a visitor takes the same
+per-visitor order: its history is replayed and every increment it made is
+taken back, in one batch with the removal of its history and state.
 
 Cached states are trusted for `cache_seconds` after this process last wrote
 them: a visitor that another process served meanwhile (nginx moved it) is
@@ -30,6 +31,7 @@ from twisted.internet.defer import Deferred, DeferredList, DeferredLock
 
 from hiitrack.caching import LRU, KeyedLock
 from hiitrack.catalog import Catalog
+from hiitrack.conversions import Conversions
 from hiitrack.counting import Visitor, count_batch, new_increments
 from hiitrack.history import Hit, hit_key, hits_kind, read_hits, replay
 from hiitrack.ids import event_id, property_id, value_id
@@ -50,6 +52,7 @@ class Tracker:
         self,
         store: RecordWriter,
         catalog: Catalog,
+        conversions: Conversions,
         clock: Callable[[], float],
         visitor_cache_size: int = 100_000,
         cache_seconds: float = 60.0,
@@ -57,6 +60,7 @@ class Tracker:
     ) -> None:
         self._store = store
         self._catalog = catalog
+        self._conversions = conversions
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._limits = limits
@@ -121,10 +125,12 @@ class Tracker:
                 METRICS.history_refused.inc()
                 raise OverLimit("visitor_hits", self._limits.visitor_hits, "this visitor's history is full")
             when_ms = max(int(self._clock() * 1000) if time_ms is None else time_ms, visitor.last_ms)
+            held = set(visitor.values)
             increments = new_increments()
             count_batch(visitor, values, steps, when_ms // 1000, increments, self._limits)
             admission = await self._catalog.admit(scope, names, values)
-            records = dict(admission.records)
+            funnels = await self._conversions.count(scope, visitor_id, held, values, steps, when_ms, increments)
+            records = dict(admission.records) | (funnels.records if funnels else {})
             visitor.hits += 1
             visitor.first_ms = when_ms if visitor.hits == 1 else visitor.first_ms
             visitor.last_ms = when_ms
@@ -134,11 +140,14 @@ class Tracker:
             state = records[VISITOR, visitor_id] = visitor.to_bytes()
             if insert_id is not None:
                 records[INSERT, insert_id] = str(int(self._clock())).encode()
-            if not await self._write(ticket, key, WriteBatch(scope, records, increments)):
+            batch = WriteBatch(scope, records, increments, funnels.deletions if funnels else set())
+            if not await self._write(ticket, key, batch):
                 return True
             if not self._deleted_since(scope, ticket):
                 self._visitors.put(key, (state, self._clock()))
                 self._catalog.remember(scope, set(names) | set(values), admission)
+                if funnels:
+                    self._conversions.written(funnels)
                 if insert_id is not None:
                     self._insert_ids.put((scope, insert_id), True)
             METRICS.events.inc(len(steps))
@@ -165,7 +174,7 @@ class Tracker:
             batch = WriteBatch(
                 scope,
                 increments={cell: -amount for cell, amount in increments.items()},
-                deleted={(VISITOR, visitor_id)},
+                deletions={(VISITOR, visitor_id)},
                 cleared={hits_kind(visitor_id)},
             )
             written = await self._write(ticket, key, batch)
@@ -243,3 +252,4 @@ class Tracker:
         self._visitors.forget_where(lambda key: key[0] == scope)
         self._insert_ids.forget_where(lambda key: key[0] == scope)
         self._catalog.forget(scope)
+        self._conversions.forget(scope)

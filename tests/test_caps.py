@@ -40,8 +40,8 @@ def capped(store):
     pytest_twisted.blockon(port.stopListening())
 
 
-def _refused(answer, limit: str, maximum: int) -> None:
-    assert answer.status == 422, answer.body
+def _refused(answer, limit: str, maximum: int, status: int = 422) -> None:
+    assert answer.status == status, answer.body
     body = answer.json
     assert (body["limit"], body["max"]) == (limit, maximum)
     assert limit in body["error"] and str(maximum) in body["error"]
@@ -151,7 +151,10 @@ async def test_a_bucket_saves_at_most_its_cap_of_funnels(capped, user_name):
     for name in ("f1", "f2"):
         assert (await client.post(path(user_name, "b", "funnel", name), steps, auth=auth_of(user_name))).status == 201
     _refused(
-        await client.post(path(user_name, "b", "funnel", "f3"), steps, auth=auth_of(user_name)), "bucket-funnels", 2
+        await client.post(path(user_name, "b", "funnel", "f3"), steps, auth=auth_of(user_name)),
+        "bucket-funnels",
+        2,
+        400,
     )
     # Replacing a saved funnel is not a new one.
     assert (await client.post(path(user_name, "b", "funnel", "f1"), steps, auth=auth_of(user_name))).status == 201

@@ -37,6 +37,8 @@ def _read_routes(user: str) -> list[str]:
             where = where.replace("{" + name + "}", sample)
         if where.endswith("/funnel"):
             where += "?event=A&event=B"
+        if where.endswith("/visitors"):
+            where += "?step=1&status=reached"
         routes.append(where)
     return routes
 

@@ -15,7 +15,20 @@ from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 
 from hiitrack.store import WriteBatch, open_store
-from hiitrack.store.kinds import EVENT, FUNNEL, HIT, INSERT, KINDS, USER, VALUE, VISITOR, ByPart, Kind, UnknownKind
+from hiitrack.store.kinds import (
+    EVENT,
+    FUNNEL,
+    FUNNEL_LEVEL,
+    HIT,
+    INSERT,
+    KINDS,
+    USER,
+    VALUE,
+    VISITOR,
+    ByPart,
+    Kind,
+    UnknownKind,
+)
 from tests.conftest import store_uri_for
 
 # Every registered kind, bound to a part where its partitioning needs one.
@@ -39,6 +52,8 @@ def test_every_kind_is_covered():
         "funnel",
         "visitor",
         "insert",
+        "funnel_state",
+        "funnel_level",
         "hit",
     }
 
@@ -66,6 +81,57 @@ async def test_records_of_every_kind(store, user_name):
     # Kinds, and parts of a kind, do not see each other's records.
     assert await store.scan(scope, VALUE.of("p2")) == {}
     assert await store.count(scope) == len(EVERY_KIND)
+
+
+@pytest_twisted.ensureDeferred
+async def test_pages_of_a_part_come_in_key_order(store, user_name):
+    scope = new_scope(user_name)
+    # UTF-8 byte order: "Z" < "a" < "é" < "ü" < "€"; every key is a visitor id.
+    keys = ["a", "Z", "é", "ü", "€", "a b", "a/b", "b", "visitör", "0"] + [f"v{i:03d}" for i in range(30)]
+    in_order = sorted(keys, key=lambda key: key.encode())
+    level = FUNNEL_LEVEL.of("f 1")
+    await store.write(WriteBatch(scope, records={(level, key): b"" for key in keys}))
+    await store.write(WriteBatch(scope, records={(FUNNEL_LEVEL.of("f 2"), "a0"): b"x"}))
+    pages, after = [], ""
+    while page := await store.page(scope, level, after, 7):
+        assert len(page) <= 7
+        pages.append(page)
+        after = page[-1][0]
+    assert [key for page in pages for key, _ in page] == in_order
+    assert {value for page in pages for _, value in page} == {b""}
+    assert await store.page(scope, level, in_order[-1], 10) == []
+    assert await store.page(scope, FUNNEL_LEVEL.of("f 2")) == [("a0", b"x")]
+    assert await store.page(scope, FUNNEL_LEVEL.of("f 3")) == []
+    # Only kinds bound to a part are read in pages.
+    for unpaged in (VISITOR, EVENT):
+        with pytest.raises(UnknownKind):
+            await store.page(scope, unpaged)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_deletes_records_and_the_later_batch_wins(store, user_name):
+    scope = new_scope(user_name)
+    one, two = FUNNEL_LEVEL.of("f 1"), FUNNEL_LEVEL.of("f 2")
+    await store.write(WriteBatch(scope, records={(one, "v1"): b"", (one, "v2"): b"", (VISITOR, "v1"): b"s"}))
+    # One visitor moves from level 1 to 2 in the same batch that writes its state.
+    await store.write(WriteBatch(scope, records={(two, "v1"): b"", (VISITOR, "v1"): b"t"}, deletions={(one, "v1")}))
+    assert await store.page(scope, one) == [("v2", b"")]
+    assert await store.page(scope, two) == [("v1", b"")]
+    assert await store.get(scope, VISITOR, "v1") == b"t"
+    # Batches merged into one commit: a record deleted then written again exists, and the reverse does not.
+    await defer.gatherResults(
+        [
+            defer.ensureDeferred(store.write(WriteBatch(scope, deletions={(one, "v2"), (two, "v1")}))),
+            defer.ensureDeferred(store.write(WriteBatch(scope, records={(one, "v2"): b"back"}))),
+            defer.ensureDeferred(store.write(WriteBatch(scope, records={(VISITOR, "v3"): b"u"}))),
+            defer.ensureDeferred(store.write(WriteBatch(scope, deletions={(VISITOR, "v3")}))),
+        ]
+    )
+    assert await store.page(scope, one) == [("v2", b"back")]
+    assert await store.page(scope, two) == []
+    assert await store.get(scope, VISITOR, "v3") is None
+    with pytest.raises(UnknownKind):
+        await store.write(WriteBatch(scope, deletions={(Kind("some other kind", "records"), "k")}))
 
 
 @pytest_twisted.ensureDeferred
@@ -148,7 +214,7 @@ async def test_a_batch_removes_records_and_parts_with_its_increments(store, user
         )
     )
     await store.write(
-        WriteBatch(scope, increments={(b"r", b"c"): -3}, deleted={(VISITOR, "v1")}, cleared={HIT.of("v1")})
+        WriteBatch(scope, increments={(b"r", b"c"): -3}, deletions={(VISITOR, "v1")}, cleared={HIT.of("v1")})
     )
     assert await store.page(scope, HIT.of("v1"), "", 10) == []
     assert await store.page(scope, HIT.of("v2"), "", 10) == [("1", b"c")]

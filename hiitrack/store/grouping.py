@@ -22,21 +22,22 @@ __all__ = ["GroupCommitter", "MergedWrite", "merge"]
 
 
 class MergedWrite:
-    """The sum of several batches: records last-wins, increments added.
+    """The sum of several batches: records and deletions last-wins, increments added.
 
-    Removals (`deleted` records, `cleared` parts) are applied by the store
-    before `records`: a record put by an earlier batch and removed by a
-    later one is dropped from `records` here, so that order holds.
+    A record is in `records` or in `deletions`, never both.  A `cleared`
+    part (every record of a kind bound to a part) is removed by the store
+    before `records` are put: records of it put by earlier batches are
+    dropped here, so each batch's order holds.
     """
 
     def __init__(self) -> None:
         self.records: dict[tuple[str, Kind, str], bytes] = {}
-        self.increments: defaultdict[tuple[str, bytes, bytes], int] = defaultdict(int)
-        self.deleted: set[tuple[str, Kind, str]] = set()
+        self.deletions: set[tuple[str, Kind, str]] = set()
         self.cleared: set[tuple[str, Kind]] = set()
+        self.increments: defaultdict[tuple[str, bytes, bytes], int] = defaultdict(int)
 
     def __len__(self) -> int:
-        return len(self.records) + len(self.increments) + len(self.deleted) + len(self.cleared)
+        return len(self.records) + len(self.deletions) + len(self.cleared) + len(self.increments)
 
 
 def merge(batches: Iterable[WriteBatch]) -> MergedWrite:
@@ -46,10 +47,11 @@ def merge(batches: Iterable[WriteBatch]) -> MergedWrite:
             merged.cleared.add((batch.scope, kind))
             for address in [address for address in merged.records if address[:2] == (batch.scope, kind)]:
                 del merged.records[address]
-        for kind, key in batch.deleted:
-            merged.deleted.add((batch.scope, kind, key))
+        for kind, key in batch.deletions:
             merged.records.pop((batch.scope, kind, key), None)
+            merged.deletions.add((batch.scope, kind, key))
         for (kind, key), value in batch.records.items():
+            merged.deletions.discard((batch.scope, kind, key))
             merged.records[batch.scope, kind, key] = value
         for (row, column), amount in batch.increments.items():
             merged.increments[batch.scope, row, column] += amount

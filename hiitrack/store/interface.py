@@ -39,22 +39,22 @@ class StoreUnavailable(Exception):
 class WriteBatch:
     """One request's changes: applied all together, or not at all.
 
-    `cleared` kinds (bound to a part: every record of that part) and
-    `deleted` records are removed before `records` are put, so a batch
-    may erase a visitor's history and state with the counters they made.
+    `deletions` are records removed by the batch (a record cannot be both
+    written and removed by one batch); across batches the later one wins.
+    `cleared` kinds, bound to a part, lose every record of that part before
+    the batch's records are put: a visitor's erase removes its history so.
     """
 
     scope: str
     records: dict[tuple[Kind, str], bytes] = field(default_factory=dict)
     increments: Mapping[tuple[bytes, bytes], int] = field(default_factory=dict)
-    deleted: set[tuple[Kind, str]] = field(default_factory=set)
+    deletions: set[tuple[Kind, str]] = field(default_factory=set)
     cleared: set[Kind] = field(default_factory=set)
 
 
 def check_batch(kinds: Kinds, batch: WriteBatch) -> None:
     """Raise `UnknownKind` if a batch names a kind the store does not hold, or clears one not bound to a part."""
-    kinds.check_all(kind for kind, _ in batch.records)
-    kinds.check_all(kind for kind, _ in batch.deleted)
+    kinds.check_all(kind for kind, _ in [*batch.records, *batch.deletions])
     for kind in batch.cleared:
         kinds.check_part(kind)
 
@@ -68,9 +68,6 @@ class RecordStore(Protocol):
     async def scan(self, scope: str, kind: Kind) -> dict[str, bytes]:
         """Every record of a kind in a scope, as ``{key: value}``."""
 
-    async def page(self, scope: str, kind: Kind, after: str, limit: int) -> list[tuple[str, bytes]]:
-        """At most `limit` records of a kind bound to a part with keys > `after`, in key order (bytewise)."""
-
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         """Store a record only if it does not exist; whether it did not."""
 
@@ -80,6 +77,10 @@ class RecordStore(Protocol):
         A compare-and-set: an account change racing its deletion cannot
         bring the deleted record back.
         """
+
+    async def page(self, scope: str, kind: Kind, after: str = "", limit: int = 100) -> list[tuple[str, bytes]]:
+        """Up to `limit` records of a kind bound to a part (a `ByPart` kind), with keys
+        after `after`, in key order (the bytes of the UTF-8 keys): a list read a page at a time."""
 
     async def delete(self, scope: str, kind: Kind, key: str) -> None:
         """Remove one record."""

@@ -20,6 +20,8 @@ __all__ = [
     "BUCKET",
     "EVENT",
     "FUNNEL",
+    "FUNNEL_LEVEL",
+    "FUNNEL_STATE",
     "HIT",
     "INSERT",
     "KINDS",
@@ -156,7 +158,12 @@ VISITOR = Kind("visitor", "visitors", Sharded(64))
 INSERT = Kind("insert", "insert_ids", Sharded(64), expiry=30 * DAY)
 """Applied insert ids (the API promises at least 24 hours of deduplication)."""
 
+FUNNEL_STATE = Kind("funnel_state", "funnel_states", Sharded(64))
+"""Each visitor's progress in the bucket's saved funnels (hiitrack.conversions), by visitor id."""
+FUNNEL_LEVEL = Kind("funnel_level", "funnel_levels", ByPart())
+"""The drop-off index: the visitors at one level of one funnel version (the part), by visitor id."""
+
 HIT = Kind("hit", "hits", ByPart())
 """One visitor's applied hits (the part: the visitor id), by sequence number (hiitrack.history)."""
 
-KINDS = Kinds([USER, BUCKET, SECRET, EVENT, PROPERTY, VALUE, FUNNEL, VISITOR, INSERT, HIT])
+KINDS = Kinds([USER, BUCKET, SECRET, EVENT, PROPERTY, VALUE, FUNNEL, VISITOR, INSERT, FUNNEL_STATE, FUNNEL_LEVEL, HIT])

@@ -24,10 +24,10 @@ from hiitrack.web.params import (
 from hiitrack.web.render import ApiResource
 from hiitrack.web.visitor import visitor_of
 
-__all__ = ["EventIndex", "PropertyIndex"]
+__all__ = ["EventIndex", "PropertyIndex", "requested_series"]
 
 
-def _series(params: Params, now: float) -> Series | None:
+def requested_series(params: Params, now: float) -> Series | None:
     """The time range a report asks for, if any; `Series.requested` holds its rules."""
     start = params.get("start")
     if start is None:
@@ -87,7 +87,7 @@ class EventReport(BucketResource):
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
         await self.authorize_existing(request)
-        series = _series(params, self.app.clock())
+        series = requested_series(params, self.app.clock())
         return await self.app.reports.event(self.scope, self.event, params.get("property"), series)
 
 

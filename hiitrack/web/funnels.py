@@ -1,16 +1,23 @@
-"""/{user}/{bucket}/funnel: previews and saved funnels.
+"""/{user}/{bucket}/funnel: previews, saved funnels and who dropped off.
 
 A funnel is an ordered list of at least two events, optionally split by a
 property.  Steps are given by name (``event``) or id (``event_id``); a step
-the bucket has never seen counts 0.  Tests: tests/test_http_reports.py.
+the bucket has never seen counts 0.  A saved funnel also has an exact
+definition (order, window, exclusions, any-of steps: API.md Part 2) and a
+version, new each time it is saved, under which hiitrack.conversions counts
+it.  Tests: tests/test_http_reports.py, tests/test_exact_funnels.py.
 """
 
 from twisted.web.server import Request
 
 from hiitrack.app import HiiTrack
-from hiitrack.errors import BadRequest, NotFound
+from hiitrack.conversions import SavedFunnel, definition_record, new_version
+from hiitrack.errors import BadRequest, NotFound, Unauthorized
+from hiitrack.funnels import DEFAULT_WINDOW, FunnelDefinition
 from hiitrack.ids import InvalidId, decode_id, encode_id, event_id
+from hiitrack.web.access import authorize
 from hiitrack.web.bucket import BucketResource
+from hiitrack.web.events import requested_series
 from hiitrack.web.params import Params, check_event_name, decode_segment
 from hiitrack.web.render import ApiResource
 
@@ -28,6 +35,37 @@ def _steps(params: Params) -> list[bytes]:
     if len(steps) < 2:
         raise BadRequest("a funnel needs at least two steps (event or event_id)")
     return steps
+
+
+def _definition(params: Params) -> FunnelDefinition:
+    """A saved funnel's exact definition; 400 (`InvalidFunnel`) for anything the contract refuses."""
+    groups, ids = params.groups("event"), params.all("event_id")
+    if groups and ids:
+        raise BadRequest("give the steps as event names or as event ids, not both")
+    try:
+        steps = [tuple(event_id(check_event_name(name)) for name in group) for group in groups] or [
+            (decode_id(text),) for text in ids
+        ]
+    except InvalidId as error:
+        raise BadRequest(str(error)) from None
+    if len(steps) < 2:
+        raise BadRequest("a funnel needs at least two steps (event or event_id)")
+    window = params.get("window") or str(DEFAULT_WINDOW)
+    if not (window.isascii() and window.isdigit()):
+        raise BadRequest("window must be an integer number of seconds")
+    return FunnelDefinition(
+        steps=tuple(steps),
+        order=params.get("order") or "sequential",
+        window=int(window),
+        exclude=tuple(event_id(check_event_name(name)) for name in params.all("exclude")),
+    )
+
+
+def _positive(params: Params, name: str, default: int, highest: int) -> int:
+    text = params.get(name) or str(default)
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= highest):
+        raise BadRequest(f"{name} must be an integer from 1 to {highest}")
+    return int(text)
 
 
 def _property(params: Params) -> str | None:
@@ -53,33 +91,79 @@ class Funnel(BucketResource):
     def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
         super().__init__(app, user, bucket)
         self.name = name
+        self.putChild(b"visitors", FunnelVisitors(app, user, bucket, name))
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
+        """Save or replace the funnel: a new version, counted afresh."""
         await self.authorize_existing(request)
+        definition = _definition(params)
+        # A bucket that already has data holds visitors the live count has not
+        # seen: the report says so until a backfill from the history is done.
+        backfill = "running" if await self.app.catalog.events(self.scope) else "done"
         funnel = {
             "description": params.get("description") or "",
-            "event_ids": [encode_id(step) for step in _steps(params)],
+            # Part 1's pairwise report takes one event per step: an any-of step's first.
+            "event_ids": [encode_id(step[0]) for step in definition.steps],
             "property": _property(params),
+            "version": new_version(),
+            "backfill": {"state": backfill, "visitors": 0},
+            **definition_record(definition),
         }
         await self.app.catalog.save_funnel(self.scope, self.name, funnel)
+        self.app.conversions.forget(self.scope)
         request.setResponseCode(201)
         return {}
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
         await self.authorize_existing(request)
-        funnel = await self._saved()
+        funnel = await saved_funnel(self.app, self.scope, self.name)
+        days = requested_series(params.without("interval"), self.app.clock())
         steps = [decode_id(text) for text in funnel["event_ids"]]
         report = await self.app.reports.funnel(self.scope, steps, funnel["property"])
-        return {**report, "description": funnel["description"]}
+        answer = {**report, "description": funnel["description"]}
+        exact = SavedFunnel.of(funnel)
+        if exact is not None:
+            answer["conversion"] = await self.app.reports.conversion(self.scope, exact, funnel, days)
+        return answer
 
     async def handle_DELETE(self, request: Request, params: Params) -> dict:
         await self.authorize_existing(request)
-        await self._saved()
+        await saved_funnel(self.app, self.scope, self.name)
         await self.app.catalog.delete_funnel(self.scope, self.name)
+        self.app.conversions.forget(self.scope)
         return {}
 
-    async def _saved(self) -> dict:
-        funnel = await self.app.catalog.funnel(self.scope, self.name)
+
+async def saved_funnel(app: HiiTrack, scope: str, name: str) -> dict:
+    funnel = await app.catalog.funnel(scope, name)
+    if funnel is None:
+        raise NotFound(f"no funnel {name}")
+    return funnel
+
+
+class FunnelVisitors(BucketResource):
+    """Who reached a step, or dropped off before it: visitor ids, so the password only."""
+
+    route = "/{user}/{bucket}/funnel/{name}/visitors"
+
+    def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
+        super().__init__(app, user, bucket)
+        self.name = name
+
+    async def handle_GET(self, request: Request, params: Params) -> dict:
+        access = await authorize(self.app, request, self.user, self.bucket)
+        if access.read_only:
+            raise Unauthorized("the access key does not open visitor lists: they are personal data")
+        await self.authorize_existing(request)
+        funnel = SavedFunnel.of(await saved_funnel(self.app, self.scope, self.name))
         if funnel is None:
-            raise NotFound(f"no funnel {self.name}")
-        return funnel
+            raise NotFound("this funnel was saved before exact funnels: save it again to list its visitors")
+        status = params.require("status")
+        if status not in ("reached", "dropped"):
+            raise BadRequest("status must be reached or dropped")
+        step = params.require("step")
+        if not (step.isascii() and step.isdigit()):
+            raise BadRequest("step must be an integer")
+        limit = _positive(params, "limit", 100, 1000)
+        after = params.get("after") or ""
+        return await self.app.reports.funnel_visitors(self.scope, funnel, int(step), status == "reached", after, limit)

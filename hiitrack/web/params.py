@@ -37,6 +37,8 @@ VISITOR_LIMIT = 256
 FUTURE_SECONDS = 60
 """How far past the server's clock a hit's time may be (clocks differ)."""
 TIME = re.compile(r"[0-9]{1,20}(\.[0-9]{0,20})?")
+GROUPED = frozenset({"event"})
+"""JSON parameters whose list may hold lists (a saved funnel's any-of steps); elsewhere that is 400."""
 DEPTH_LIMIT = 32
 """Nesting of lists and objects in a property value: deeper ones would exhaust recursion later."""
 
@@ -119,8 +121,12 @@ def decode_json_value(value: object) -> object:
     return value
 
 
+Value = str | tuple[str, ...]
+"""A parameter's value: text, or (in a JSON body only) a list of texts given as one item of a list."""
+
+
 class Params:
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+    def __init__(self, pairs: list[tuple[str, Value]]) -> None:
         self._pairs = pairs
 
     @classmethod
@@ -151,7 +157,7 @@ class Params:
         """The first value of a parameter."""
         for key, value in self._pairs:
             if key == name:
-                return value
+                return _text(key, value)
         return None
 
     def require(self, name: str) -> str:
@@ -161,27 +167,45 @@ class Params:
         return value
 
     def all(self, name: str) -> list[str]:
-        return [value for key, value in self._pairs if key == name]
+        return [_text(key, value) for key, value in self._pairs if key == name]
+
+    def groups(self, name: str) -> list[tuple[str, ...]]:
+        """Every value of a parameter as a group of texts: a plain value is a group of one."""
+        return [value if isinstance(value, tuple) else (value,) for key, value in self._pairs if key == name]
 
     def without(self, name: str) -> "Params":
         return Params([(key, value) for key, value in self._pairs if key != name])
 
 
-def _form_pairs(data: bytes, where: str) -> list[tuple[str, str]]:
+def _text(key: str, value: Value) -> str:
+    if isinstance(value, tuple):
+        raise BadRequest(f"parameter {key} must be a string, a number or a list of them")
+    return value
+
+
+def _form_pairs(data: bytes, where: str) -> list[tuple[str, Value]]:
     try:
-        return parse_qsl(data.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict")
+        return list(parse_qsl(data.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict"))
     except (UnicodeDecodeError, ValueError):
         raise BadRequest(f"the {where} is not valid percent-encoded UTF-8") from None
 
 
-def _json_pairs(body: bytes) -> list[tuple[str, str]]:
+def _json_text(key: str, item: object) -> str:
+    if isinstance(item, (dict, list)) or item is None:
+        raise BadRequest(f"parameter {key} must be a string, a number or a list of them")
+    return item if isinstance(item, str) else ujson.dumps(item)
+
+
+def _json_pairs(body: bytes) -> list[tuple[str, Value]]:
+    """A JSON object's parameters; in a `GROUPED` list, an item that is a list is kept as a group (see `groups`)."""
     document = decode_json(body, "the JSON body")
     if not isinstance(document, dict):
         raise BadRequest("a JSON body must be an object")
-    pairs = []
+    pairs: list[tuple[str, Value]] = []
     for key, value in document.items():
         for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, (dict, list)) or item is None:
-                raise BadRequest(f"parameter {key} must be a string, a number or a list of them")
-            pairs.append((key, item if isinstance(item, str) else ujson.dumps(item)))
+            if key in GROUPED and isinstance(item, list) and isinstance(value, list):
+                pairs.append((key, tuple(_json_text(key, inner) for inner in item)))
+            else:
+                pairs.append((key, _json_text(key, item)))
     return pairs

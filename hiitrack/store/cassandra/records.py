@@ -48,9 +48,9 @@ class Table:
             ),
             f"{self.name} get": f"SELECT value FROM {self.name} WHERE {_where(columns)}",
             f"{self.name} scan": f"SELECT key, value FROM {self.name} WHERE {_where(of_kind)}",
-            f"{self.name} page": f"SELECT key, value FROM {self.name} WHERE {_where(of_kind)} AND key > ? LIMIT ?",
             f"{self.name} clear": f"DELETE FROM {self.name} WHERE {_where(of_kind)}",
             f"{self.name} delete": f"DELETE FROM {self.name} WHERE {_where(columns)}",
+            f"{self.name} page": f"SELECT key, value FROM {self.name} WHERE {_where(of_kind)} AND key > ? LIMIT ?",
             f"{self.name} drop": f"DELETE FROM {self.name} WHERE {_where(partition)}",
             f"{self.name} count": f"SELECT count(*) FROM {self.name} WHERE {_where(partition)}",
         }
@@ -88,6 +88,8 @@ TABLES = {
         Table("funnels"),
         Table("visitors", part="shard", sharded=True),
         Table("insert_ids", part="shard", sharded=True),
+        Table("funnel_states", part="shard", sharded=True),
+        Table("funnel_levels", part="level"),
         Table("records", kinds=True),
         Table("hits", part="visitor"),
     ]
@@ -140,7 +142,7 @@ class Records:
         pages = await self._cql.each_rows((f"{table.name} scan", tuple(each)) for each in addresses)
         return {row.key: row.value for rows in pages for row in rows}
 
-    async def page(self, scope: str, kind: Kind, after: str, limit: int) -> list[tuple[str, bytes]]:
+    async def page(self, scope: str, kind: Kind, after: str = "", limit: int = 100) -> list[tuple[str, bytes]]:
         table, address = self._partition(scope, self._kinds.check_part(kind), "")
         rows = await self._cql.rows(f"{table.name} page", (*address, after, limit))
         return [(row.key, row.value) for row in rows]
@@ -163,7 +165,7 @@ class Records:
         await self._cql.execute(f"{table.name} delete", (*address, key))
 
     def upserts(self, merged: MergedWrite) -> tuple[list[Entry], list[tuple[Any, Any]]]:
-        """A commit's records: the index entries they need, and their statements."""
+        """A commit's records and deletions: the index entries they need, and their statements."""
         entries = []
         statements = []
         for (scope, kind, key), value in merged.records.items():
@@ -172,14 +174,14 @@ class Records:
             if entry is not None:
                 entries.append(entry)
             statements.append((self._cql.statement(f"{table.name} upsert"), (*address, key, value, kind.expiry or 0)))
-        return entries, statements
-
-    def removals(self, merged: MergedWrite) -> list[tuple[Any, Any]]:
-        """A commit's deleted records and cleared parts (one partition or slice each), as statements."""
-        statements = []
-        for scope, kind, key in merged.deleted:
+        for scope, kind, key in merged.deletions:
             table, address = self._partition(scope, kind, key)
             statements.append((self._cql.statement(f"{table.name} delete"), (*address, key)))
+        return entries, statements
+
+    def clears(self, merged: MergedWrite) -> list[tuple[Any, Any]]:
+        """A commit's cleared parts (one partition or slice each), as statements."""
+        statements = []
         for scope, kind in merged.cleared:
             table, address = self._partition(scope, kind, "")
             statements.append((self._cql.statement(f"{table.name} clear"), tuple(address)))

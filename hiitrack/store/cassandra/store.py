@@ -103,7 +103,7 @@ class CassandraStore:
     async def scan(self, scope: str, kind: Kind) -> dict[str, bytes]:
         return await self._records.scan(scope, kind)
 
-    async def page(self, scope: str, kind: Kind, after: str, limit: int) -> list[tuple[str, bytes]]:
+    async def page(self, scope: str, kind: Kind, after: str = "", limit: int = 100) -> list[tuple[str, bytes]]:
         return await self._records.page(scope, kind, after, limit)
 
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
@@ -131,8 +131,8 @@ class CassandraStore:
         counter_entries, increments = await self._counters.increments(merged)
         # The index first: a partition is never written without being findable by drop.
         await self._index.add(record_entries + counter_entries)
-        # Removals before the records they may precede (a batch's contract).
-        await self._cql.each(self._records.removals(merged))
+        # Cleared parts before the records they may precede (a batch's contract).
+        await self._cql.each(self._records.clears(merged))
         # Records (visitor state, insert ids) before counters: Cassandra cannot
         # make both one atomic write, and if the process dies between them a
         # retried hit is then seen as applied (an undercount at worst), never

@@ -207,7 +207,7 @@ class SQLiteStore:
 
         return await self._run(self._reader, scan)
 
-    async def page(self, scope: str, kind: Kind, after: str, limit: int) -> list[tuple[str, bytes]]:
+    async def page(self, scope: str, kind: Kind, after: str = "", limit: int = 100) -> list[tuple[str, bytes]]:
         where = {
             "scope": scope,
             "kind": _stored_kind(self._kinds.check_part(kind)),
@@ -260,7 +260,7 @@ class SQLiteStore:
         now = int(self._clock())
         # (statement, parameters) by statement, in the order a batch promises: removals, then records.
         changes: defaultdict[str, list[tuple]] = defaultdict(list)
-        for scope, kind, key in merged.deleted:
+        for scope, kind, key in merged.deletions:
             changes[_sql(kind)["delete"]].append((scope, _stored_kind(kind), key))
         for scope, kind in merged.cleared:
             changes[_sql(kind)["clear"]].append((scope, _stored_kind(kind)))

@@ -1,0 +1,290 @@
+"""Exact funnels maintained at ingest: the write path's side of API.md Part 2, "Exact funnels".
+
+For each hit the tracker asks `Conversions.count` what the hit changes in
+the bucket's saved funnels.  It loads the saved funnels (cached per bucket,
+forgotten when one is saved or deleted here, reread after
+`FUNNELS_SECONDS` so other processes' changes arrive), the visitor's funnel
+states (one record per visitor holding the state of every funnel version,
+cached like visitor state), moves them with hiitrack.funnels.advance for the
+funnels the hit touches, and returns the records, deletions and counter
+increments to add to the hit's one WriteBatch.  The drop-off index lists
+each visitor under its level in each funnel version; it moves when the level
+rises.  Tests: tests/test_exact_funnels.py.
+
+Counter rows (see hiitrack.counting for the other rows), per funnel version
+F (16 bytes), j a step number and b a time-to-convert bucket (one byte
+each), V a value id, T a day start (8-byte big-endian Unix time):
+
+==============================  ===================  ==============================
+row                             key                  columns
+==============================  ===================  ==============================
+conversion                      ``c`` F              ``l`` j, ``t`` j b, ``b`` V j
+conversion by entry day         ``C`` F shard        T j
+==============================  ===================  ==============================
+
+Day rows are split in time shards as hiitrack.counting splits series.
+"""
+
+import secrets
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import ujson
+
+from hiitrack.caching import LRU
+from hiitrack.counting import DAY, Increments
+from hiitrack.funnels import FunnelDefinition, FunnelState, Progress, advance, credit_value
+from hiitrack.ids import ID_SIZE, decode_id, encode_id, property_id
+from hiitrack.store.interface import RecordWriter
+from hiitrack.store.kinds import FUNNEL, FUNNEL_LEVEL, FUNNEL_STATE, Kind
+
+__all__ = [
+    "Changes",
+    "Conversions",
+    "FunnelStates",
+    "SavedFunnel",
+    "apply_hit",
+    "conversion_row",
+    "day_rows",
+    "definition_record",
+    "level_kind",
+    "new_version",
+]
+
+FUNNELS_SECONDS = 5.0
+"""How long a bucket's saved funnels, as read from the store, are trusted."""
+VERSION_SIZE = 16
+LEVEL = b"l"
+TIME = b"t"
+BY_VALUE = b"b"
+CONVERSION = b"c"
+CONVERSION_DAYS = b"C"
+_STAMP = struct.Struct(">Q")
+_STATES_HEAD = struct.Struct(">QH")
+_STATE_HEAD = struct.Struct(">H")
+
+
+def new_version() -> str:
+    """A new generation id for a saved funnel definition (hex)."""
+    return secrets.token_hex(VERSION_SIZE)
+
+
+def conversion_row(version: bytes) -> bytes:
+    return CONVERSION + version
+
+
+def day_rows(version: bytes, start: int, finish: int) -> list[bytes]:
+    """The entry-day rows that hold the days from `start` to `finish` (Unix seconds)."""
+    return [CONVERSION_DAYS + version + struct.pack(">I", shard) for shard in DAY.shards(start, finish)]
+
+
+def level_kind(version: bytes, level: int) -> Kind:
+    """The drop-off index of one level of one funnel version."""
+    return FUNNEL_LEVEL.of(f"{version.hex()} {level}")
+
+
+@dataclass(frozen=True)
+class SavedFunnel:
+    """A saved funnel as conversions count it: its definition, version and property."""
+
+    version: bytes
+    definition: FunnelDefinition
+    prop: bytes | None
+
+    @classmethod
+    def of(cls, record: dict) -> "SavedFunnel | None":
+        """From a funnel record; None for one saved before exact funnels (it has no version)."""
+        if "version" not in record:
+            return None
+        definition = FunnelDefinition(
+            steps=tuple(tuple(decode_id(event) for event in step) for step in record["steps"]),
+            order=record["order"],
+            window=record["window"],
+            exclude=tuple(decode_id(event) for event in record["exclude"]),
+        )
+        prop = None if record["property"] is None else property_id(record["property"])
+        return cls(bytes.fromhex(record["version"]), definition, prop)
+
+    def touched(self, events: Iterable[bytes], values: Iterable[bytes]) -> bool:
+        """Whether a hit with these events and new values can change this funnel's numbers."""
+        return any(self.definition.touched_by(event) for event in events) or (
+            self.prop is not None and any(value[:ID_SIZE] == self.prop for value in values)
+        )
+
+
+@dataclass
+class FunnelStates:
+    """One visitor's states in a bucket's funnel versions, and the time of its latest counted event."""
+
+    last_ms: int = 0
+    funnels: dict[bytes, FunnelState] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        parts = [_STATES_HEAD.pack(self.last_ms, len(self.funnels))]
+        for version, state in self.funnels.items():
+            raw = state.to_bytes()
+            parts += [version, _STATE_HEAD.pack(len(raw)), raw]
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "FunnelStates":
+        last_ms, count = _STATES_HEAD.unpack_from(data)
+        offset = _STATES_HEAD.size
+        funnels = {}
+        for _ in range(count):
+            version = data[offset : offset + VERSION_SIZE]
+            (size,) = _STATE_HEAD.unpack_from(data, offset + VERSION_SIZE)
+            offset += VERSION_SIZE + _STATE_HEAD.size
+            funnels[version] = FunnelState.from_bytes(data[offset : offset + size])
+            offset += size
+        return cls(last_ms, funnels)
+
+
+@dataclass
+class Changes:
+    """What a hit adds to its batch for the exact funnels (increments go straight into the hit's)."""
+
+    key: tuple[str, str]
+    state: bytes
+    records: dict[tuple[Kind, str], bytes] = field(default_factory=dict)
+    deletions: set[tuple[Kind, str]] = field(default_factory=set)
+
+
+def _count_progress(funnel: SavedFunnel, progress: Progress, values: Iterable[bytes], inc: Increments) -> None:
+    row = conversion_row(funnel.version)
+    held = [value for value in values if value[:ID_SIZE] == funnel.prop]
+    for step in progress.reached:
+        inc[row, LEVEL + bytes([step])] += 1
+        for value in held:
+            inc[row, BY_VALUE + value + bytes([step])] += 1
+    for step, bucket in progress.converted:
+        inc[row, TIME + bytes([step, bucket])] += 1
+    for day_start, level in progress.entry_days:
+        (day_row,) = day_rows(funnel.version, day_start, day_start)
+        inc[day_row, _STAMP.pack(day_start) + bytes([level])] += 1
+
+
+def apply_hit(
+    funnel: SavedFunnel,
+    state: FunnelState,
+    new_values: Iterable[bytes],
+    holding: set[bytes],
+    events: Iterable[bytes],
+    at_ms: int,
+    inc: Increments,
+) -> FunnelState:
+    """One hit of a visitor in one funnel: values gained (credited at the level so far), then events.
+
+    `holding` is every value the visitor holds after the hit.  The live
+    write path and a replay of a history (the backfill) both count through
+    here, so their numbers cannot drift.
+    """
+    row = conversion_row(funnel.version)
+    for value in new_values:
+        if value[:ID_SIZE] == funnel.prop:
+            for step in credit_value(state.level):
+                inc[row, BY_VALUE + value + bytes([step])] += 1
+    for event in events:
+        if funnel.definition.touched_by(event):
+            state, progress = advance(state, funnel.definition, event, at_ms)
+            _count_progress(funnel, progress, holding, inc)
+    return state
+
+
+class Conversions:
+    def __init__(
+        self,
+        store: RecordWriter,
+        clock: Callable[[], float],
+        state_cache_size: int = 100_000,
+        cache_seconds: float = 60.0,
+        funnel_cache_size: int = 1024,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._cache_seconds = cache_seconds
+        self._saved: LRU[str, tuple[list[SavedFunnel], float]] = LRU(funnel_cache_size)
+        self._states: LRU[tuple[str, str], tuple[bytes, float]] = LRU(state_cache_size)
+
+    def caches(self) -> dict[str, LRU]:
+        return {"funnel_definitions": self._saved, "funnel_state": self._states}
+
+    async def saved(self, scope: str) -> list[SavedFunnel]:
+        cached = self._saved.get(scope)
+        if cached is not None and self._clock() - cached[1] <= FUNNELS_SECONDS:
+            return cached[0]
+        records = await self._store.scan(scope, FUNNEL)
+        funnels = [funnel for raw in records.values() if (funnel := SavedFunnel.of(ujson.loads(raw))) is not None]
+        self._saved.put(scope, (funnels, self._clock()))
+        return funnels
+
+    def forget(self, scope: str) -> None:
+        """A funnel of the bucket was saved or deleted, or the bucket is gone: read again."""
+        self._saved.pop(scope)
+        self._states.forget_where(lambda key: key[0] == scope)
+
+    async def _visitor_states(self, key: tuple[str, str]) -> FunnelStates:
+        cached = self._states.get(key)
+        if cached is not None and self._clock() - cached[1] <= self._cache_seconds:
+            raw: bytes | None = cached[0]
+        else:
+            raw = await self._store.get(key[0], FUNNEL_STATE, key[1])
+        return FunnelStates() if raw is None else FunnelStates.from_bytes(raw)
+
+    async def count(
+        self,
+        scope: str,
+        visitor_id: str,
+        held: set[bytes],
+        values: Iterable[bytes],
+        events: list[bytes],
+        at_ms: int,
+        inc: Increments,
+    ) -> Changes | None:
+        """A hit (its property values first, then its events, at `at_ms`) of a visitor holding `held` before it.
+
+        Adds the funnels' increments to `inc`; returns the records to write
+        with them, or None when the hit touches no saved funnel.
+        """
+        new_values = [value for value in dict.fromkeys(values) if value not in held]
+        funnels = [funnel for funnel in await self.saved(scope) if funnel.touched(events, new_values)]
+        if not funnels:
+            return None
+        key = (scope, visitor_id)
+        states = await self._visitor_states(key)
+        at_ms = max(at_ms, states.last_ms)
+        holding = held | set(new_values)
+        changes = Changes(key, b"")
+        for funnel in funnels:
+            state = states.funnels.get(funnel.version, FunnelState())
+            before = state.level
+            state = states.funnels[funnel.version] = apply_hit(funnel, state, new_values, holding, events, at_ms, inc)
+            if state.level != before:
+                if before:
+                    changes.deletions.add((level_kind(funnel.version, before), visitor_id))
+                changes.records[level_kind(funnel.version, state.level), visitor_id] = b""
+        current = {funnel.version for funnel in await self.saved(scope)}
+        states.funnels = {version: state for version, state in states.funnels.items() if version in current}
+        states.last_ms = at_ms
+        changes.state = states.to_bytes()
+        changes.records[FUNNEL_STATE, visitor_id] = changes.state
+        return changes
+
+    def written(self, changes: Changes) -> None:
+        """The hit's batch is durable: its states are what the store holds."""
+        self._states.put(changes.key, (changes.state, self._clock()))
+
+    def unsure(self, key: tuple[str, str]) -> None:
+        """The hit's write failed: read the visitor's states from the store next time."""
+        self._states.pop(key)
+
+
+def definition_record(definition: FunnelDefinition) -> dict[str, object]:
+    """What a funnel record holds of its definition (wire ids), as `SavedFunnel.of` reads it back."""
+    return {
+        "steps": [[encode_id(event) for event in step] for step in definition.steps],
+        "order": definition.order,
+        "window": definition.window,
+        "exclude": [encode_id(event) for event in definition.exclude],
+    }
