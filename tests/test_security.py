@@ -22,6 +22,7 @@ SAMPLES = {
     "property_name": "plan",
     "property_id": encode_id(property_id("plan")),
     "funnel_name": "f",
+    "visitor_id": "v",
 }
 
 
