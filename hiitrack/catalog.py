@@ -178,7 +178,7 @@ class Catalog:
         """Save (or replace) a funnel; a new one past the bucket's cap is refused."""
         saved = await self._store.scan(scope, FUNNEL)
         if name not in saved and len(saved) >= self._limits.bucket_funnels:
-            # API.md Part 2 answers the funnel past the cap with 400, not the caps' 422.
+            # docs/api.md answers the funnel past the cap with 400, not the caps' 422.
             raise OverLimit(
                 "bucket_funnels", self._limits.bucket_funnels, "this bucket has too many saved funnels", status=400
             )

@@ -1,4 +1,4 @@
-"""Exact funnels maintained at ingest: the write path's side of API.md Part 2, "Exact funnels".
+"""Exact funnels maintained at ingest: the write path's side of docs/api.md, "Exact funnels".
 
 For each hit the tracker asks `Conversions.count` what the hit changes in
 the bucket's saved funnels.  It loads the saved funnels (cached per bucket,

@@ -50,7 +50,6 @@ __all__ = [
     "new_increments",
     "segment_row",
     "series_rows",
-    "split_counter",
 ]
 
 EVENT = b"e"
@@ -182,11 +181,6 @@ def _series_key(kind: bytes, interval: Interval, when: int, tail: bytes) -> tupl
     start = interval.start_of(when)
     row = kind + interval.tag + struct.pack(">I", start // interval.shard_seconds) + tail
     return row, struct.pack(">Q", start)
-
-
-def split_counter(column: bytes) -> tuple[bytes, bytes | None]:
-    """Split the tail of a column into its tag and, for paths, the earlier event."""
-    return column[:1], (column[1:] or None)
 
 
 def _counters(visitor: Visitor, event: bytes) -> Iterator[tuple[bytes, int]]:

@@ -1,4 +1,4 @@
-"""Exact funnels (API.md Part 2, "Exact funnels"), as pure functions.
+"""Exact funnels (docs/api.md, "Exact funnels"), as pure functions.
 
 A saved funnel keeps, per visitor, a small state; each event of the visitor
 moves it with `advance`, which returns the new state and what to add to the
@@ -301,7 +301,7 @@ def credit_value(level: int) -> range:
 
 
 def median(counts: Sequence[int]) -> int | None:
-    """The time-to-convert median of one step from its bucket counts (API.md)."""
+    """The time-to-convert median of one step from its bucket counts (docs/api.md)."""
     total = sum(counts)
     running = 0
     for bound, count in zip(BUCKET_BOUNDS, counts, strict=True):

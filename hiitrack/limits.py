@@ -40,7 +40,7 @@ class Limits:
     property_values: int = 10_000
     """Distinct values of one property in a bucket."""
     bucket_funnels: int = 100
-    """Saved funnels of a bucket (API.md's Part 2 names 100)."""
+    """Saved funnels of a bucket (docs/api.md names 100)."""
     report_values: int = 2_000
     """Values a report may split by (a 4-step funnel over 2,000 values is about 1 MB); more: refused."""
 

@@ -5,6 +5,8 @@ rules: the bucket's counters are dropped, then each visitor's history is
 replayed from nothing (hiitrack.history.replay, the code erase uses) and
 its increments and its new state are written.  Hits that arrive meanwhile
 would be lost or counted twice: run it while no server writes to the bucket.
+Exact-funnel counters are dropped with the rest and not replayed yet (the
+funnels' backfill is still to come): docs/api.md says to save them again.
 Tests: tests/test_rebuild.py.
 """
 

@@ -279,7 +279,7 @@ class Reports:
         return answer
 
     async def conversion(self, scope: str, funnel: SavedFunnel, record: dict, days: Series | None) -> dict[str, object]:
-        """The `conversion` object of a saved funnel (API.md Part 2, "Report"), from its counter rows."""
+        """The `conversion` object of a saved funnel (docs/api.md, "Exact funnels"), from its counter rows."""
         steps = len(funnel.definition.steps)
         rows = [conversion_row(funnel.version)]
         if days is not None:

@@ -198,6 +198,7 @@ class Tracker:
         except BaseException:
             # What the store holds is uncertain now: read it again next time.
             self._visitors.pop(key)
+            self._conversions.unsure(key)
             raise
         finally:
             writing.discard(written)

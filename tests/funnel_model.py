@@ -1,4 +1,4 @@
-"""A brute-force model of API.md Part 2's exact funnels, for tests/test_funnels.py.
+"""A brute-force model of docs/api.md's exact funnels, for tests/test_funnels.py.
 
 Written from the contract's words and sharing nothing with hiitrack.funnels:
 it lists every chain of every visitor (every choice of events, checked

@@ -77,7 +77,7 @@ async def test_the_hostile_batch_of_50_events_by_50_values_is_refused_whole(serv
 
 @pytest_twisted.ensureDeferred
 async def test_the_largest_batch_of_a_new_visitor_fits(server, user_name):
-    """100 values and 100 events (API.md's batch limits) stay under the default caps."""
+    """100 values and 100 events (docs/api.md's batch limits) stay under the default caps."""
     client = server.client
     await new_user(client, user_name)
     answer = await _batch(client, user_name, ["A"] * 100, [["p", n] for n in range(100)])

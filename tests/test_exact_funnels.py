@@ -1,4 +1,4 @@
-"""Exact funnels through HTTP (API.md Part 2, "Exact funnels" and "Who dropped off"), on both stores.
+"""Exact funnels through HTTP (docs/api.md, "Exact funnels" and "Who dropped off"), on both stores.
 
 The model-based test saves a random funnel (any-of steps, exclusions, all
 three orders, windows short enough to cut chains, a property to split by),

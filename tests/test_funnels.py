@@ -5,7 +5,7 @@ steps, exclusions, all three orders, short windows, equal times, values
 gained before and after) through the engine event by event, the state
 round-tripped through bytes each time, and checks every number against the
 brute-force model of tests/funnel_model.py.  Hand-worked examples from
-API.md and the validation rules follow.
+docs/api.md and the validation rules follow.
 """
 
 from collections import defaultdict

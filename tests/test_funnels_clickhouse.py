@@ -70,7 +70,7 @@ def test_sequential_levels_match_window_funnel(case: tuple[Funnel, dict[str, lis
 
 
 def test_window_funnel_lets_one_event_fill_a_repeated_step() -> None:
-    """A difference: for A -> A, ClickHouse counts a single A twice; API.md needs two A."""
+    """A difference: for A -> A, ClickHouse counts a single A twice; docs/api.md needs two A."""
     funnel = Funnel((("a",), ("a",)), "sequential", 60)
     histories = {"u": [(T0, "a")]}
     assert clickhouse_levels(funnel, histories) == {"u": 2}

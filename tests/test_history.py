@@ -1,4 +1,4 @@
-"""The visitor history (API.md Part 2, "Hit time" and "The visitor history"), on both stores.
+"""The visitor history (docs/api.md, "Hit time" and "The visitor history"), on both stores.
 
 Hits carry a time; every applied hit is kept and can be read back a page at
 a time by the user; erasing a visitor leaves every report exactly as a

@@ -3,7 +3,7 @@
 A funnel is an ordered list of at least two events, optionally split by a
 property.  Steps are given by name (``event``) or id (``event_id``); a step
 the bucket has never seen counts 0.  A saved funnel also has an exact
-definition (order, window, exclusions, any-of steps: API.md Part 2) and a
+definition (order, window, exclusions, any-of steps: docs/api.md) and a
 version, new each time it is saved, under which hiitrack.conversions counts
 it.  Tests: tests/test_http_reports.py, tests/test_exact_funnels.py.
 """

@@ -172,6 +172,10 @@ async function main(options) {
     ]) {
       await page.goto(options.url + hash);
       await page.waitForSelector(ready);
+      // Charts take the width of their box once it is laid out (a ResizeObserver): let them settle.
+      await page
+        .waitForFunction(() => document.documentElement.scrollWidth <= window.innerWidth, null, { timeout: 5000 })
+        .catch(() => {});
       report.phone[name] = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     }
     await shoot(page, 'funnel-phone');

@@ -1,4 +1,4 @@
-"""Cassandra schema version 4: exact funnels (API.md Part 2, "Exact funnels").
+"""Cassandra schema version 4: exact funnels (docs/api.md, "Exact funnels").
 
   * funnel_states: each visitor's progress in the bucket's saved funnels
     (hiitrack.conversions), one small record per (bucket, visitor).
