@@ -119,7 +119,10 @@ def _sstable_bytes(table_folder: Path) -> tuple[int, int]:
 
 
 def _cassandra_sizes(data_folder: Path) -> dict[str, int]:
-    """Rows of `hits`, and its SSTable bytes after a flush forced through the schema."""
+    """Rows of `hits`, and its SSTable bytes after a flush forced through the schema.
+
+    The folder is named by the table's id: a dropped keyspace's old folders stay.
+    """
     from cassandra.cluster import Cluster
 
     cluster = Cluster(["127.0.0.1"])
@@ -127,14 +130,15 @@ def _cassandra_sizes(data_folder: Path) -> dict[str, int]:
     try:
         rows = session.execute("SELECT COUNT(*) FROM hits", timeout=120).one()[0]
         session.execute("ALTER TABLE hits WITH memtable_flush_period_in_ms = 2000")
-        folders = list((data_folder / KEYSPACE).glob("hits-*"))
-        if len(folders) != 1:
-            raise SystemExit(f"expected one hits-* folder under {data_folder / KEYSPACE}, found {folders}")
+        table_id = session.execute(
+            "SELECT id FROM system_schema.tables WHERE keyspace_name = %s AND table_name = 'hits'", [KEYSPACE]
+        ).one()[0]
+        folder = data_folder / KEYSPACE / f"hits-{table_id.hex}"
         deadline = time.monotonic() + FLUSH_TIMEOUT
-        sizes = _sstable_bytes(folders[0])
+        sizes = _sstable_bytes(folder)
         while time.monotonic() < deadline:
             time.sleep(5)
-            latest = _sstable_bytes(folders[0])
+            latest = _sstable_bytes(folder)
             if latest == sizes and latest[1] > 0:
                 break
             sizes = latest
