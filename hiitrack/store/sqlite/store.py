@@ -222,30 +222,21 @@ class SQLiteStore:
         return await self._run(self._reader, page)
 
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
-        now = int(self._clock())
-        record = {
-            "scope": scope,
-            "kind": _stored_kind(self._kinds.check(kind)),
-            "key": key,
-            "value": value,
-            "expires": self._expires(kind, now),
-            "now": now,
-        }
-        statement = _sql(kind)["create"]
-        return await self._transaction(lambda connection: connection.execute(statement, record).rowcount == 1)
+        return await self._write_if(kind, "create", scope=scope, key=key, value=value)
 
     async def replace(self, scope: str, kind: Kind, key: str, old: bytes, new: bytes) -> bool:
+        return await self._write_if(kind, "replace", scope=scope, key=key, old=old, new=new)
+
+    async def _write_if(self, kind: Kind, operation: str, **values: object) -> bool:
+        """Run a conditional write of one record (create, replace); whether it wrote."""
         now = int(self._clock())
         record = {
-            "scope": scope,
+            **values,
             "kind": _stored_kind(self._kinds.check(kind)),
-            "key": key,
-            "old": old,
-            "new": new,
             "expires": self._expires(kind, now),
             "now": now,
         }
-        statement = _sql(kind)["replace"]
+        statement = _sql(kind)[operation]
         return await self._transaction(lambda connection: connection.execute(statement, record).rowcount == 1)
 
     async def delete(self, scope: str, kind: Kind, key: str) -> None:
