@@ -19,6 +19,7 @@ from hiitrack.store.kinds import (
     EVENT,
     FUNNEL,
     FUNNEL_LEVEL,
+    FUNNEL_STATE,
     HIT,
     INSERT,
     KINDS,
@@ -43,6 +44,7 @@ def new_scope(user_name: str) -> str:
 
 def test_every_kind_is_covered():
     assert {kind.name for kind in EVERY_KIND} == {
+        "backfill",
         "user",
         "bucket",
         "secret",
@@ -106,6 +108,36 @@ async def test_pages_of_a_part_come_in_key_order(store, user_name):
     for unpaged in (VISITOR, EVENT):
         with pytest.raises(UnknownKind):
             await store.page(scope, unpaged)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_sweep_gives_every_record_of_a_sharded_kind_once(store, user_name):
+    scope, other = new_scope(user_name), new_scope(user_name + "-other")
+    visitors = {f"visitor {i}": str(i).encode() for i in range(150)} | {"é:x": b"colon"}
+    await store.write(WriteBatch(scope, records={(VISITOR, key): value for key, value in visitors.items()}))
+    await store.write(WriteBatch(other, records={(VISITOR, "elsewhere"): b""}))
+    await store.write(WriteBatch(scope, records={(FUNNEL_STATE, "not a visitor"): b""}))
+    swept: list[tuple[str, bytes]] = []
+    cursors = []
+    cursor: str | None = ""
+    while cursor is not None:
+        page, cursor = await store.sweep(scope, VISITOR, cursor, 16)
+        assert len(page) <= 16
+        swept += page
+        cursors.append(cursor)
+    assert sorted(swept) == sorted(visitors.items())
+    # A cursor is a resume point: what follows it is what the walk gave after it.
+    middle = cursors[len(cursors) // 2]
+    rest, cursor = [], middle
+    while cursor is not None:
+        page, cursor = await store.sweep(scope, VISITOR, cursor, 16)
+        rest += page
+    given = len(swept) - len(rest)
+    assert rest == swept[given:]
+    assert await store.sweep(new_scope(user_name), VISITOR) == ([], None)
+    for unswept in (EVENT, FUNNEL_LEVEL.of("f 1")):
+        with pytest.raises(UnknownKind):
+            await store.sweep(scope, unswept)
 
 
 @pytest_twisted.ensureDeferred

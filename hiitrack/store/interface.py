@@ -82,6 +82,16 @@ class RecordStore(Protocol):
         """Up to `limit` records of a kind bound to a part (a `ByPart` kind), with keys
         after `after`, in key order (the bytes of the UTF-8 keys): a list read a page at a time."""
 
+    async def sweep(
+        self, scope: str, kind: Kind, cursor: str = "", limit: int = 100
+    ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """Every record of a `Sharded` kind (a bucket's visitors), a page of up to `limit` at a time.
+
+        In an order of the store's choosing; the second item is the cursor
+        of the next page, None once every record was given.  A cursor stays
+        valid across restarts, so a background job can resume from it.
+        """
+
     async def delete(self, scope: str, kind: Kind, key: str) -> None:
         """Remove one record."""
 

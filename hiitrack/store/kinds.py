@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 __all__ = [
+    "BACKFILL",
     "BUCKET",
     "EVENT",
     "FUNNEL",
@@ -132,6 +133,13 @@ class Kinds:
         for kind in kinds:
             self.check(kind)
 
+    def check_sharded(self, kind: Kind) -> Sharded:
+        """The partitioning of `kind` if registered and `Sharded`: the populations a store walks whole."""
+        partitioning = self.check(kind).partitioning
+        if not isinstance(partitioning, Sharded):
+            raise UnknownKind(f"record kind {kind.name!r} is not sharded")
+        return partitioning
+
     def check_part(self, kind: Kind) -> Kind:
         """`kind` if registered and bound to a part: the unit a store may page through or clear whole."""
         if self.check(kind).part is None:
@@ -163,7 +171,12 @@ FUNNEL_STATE = Kind("funnel_state", "funnel_states", Sharded(64))
 FUNNEL_LEVEL = Kind("funnel_level", "funnel_levels", ByPart())
 """The drop-off index: the visitors at one level of one funnel version (the part), by visitor id."""
 
+BACKFILL = Kind("backfill", "records")
+"""The running backfills (hiitrack.backfill), in the installation scope, by bucket and funnel name."""
+
 HIT = Kind("hit", "hits", ByPart())
 """One visitor's applied hits (the part: the visitor id), by sequence number (hiitrack.history)."""
 
-KINDS = Kinds([USER, BUCKET, SECRET, EVENT, PROPERTY, VALUE, FUNNEL, VISITOR, INSERT, FUNNEL_STATE, FUNNEL_LEVEL, HIT])
+KINDS = Kinds(
+    [USER, BUCKET, SECRET, EVENT, PROPERTY, VALUE, FUNNEL, VISITOR, INSERT, FUNNEL_STATE, FUNNEL_LEVEL, BACKFILL, HIT]
+)

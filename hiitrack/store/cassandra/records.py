@@ -147,6 +147,23 @@ class Records:
         rows = await self._cql.rows(f"{table.name} page", (*address, after, limit))
         return [(row.key, row.value) for row in rows]
 
+    async def sweep(
+        self, scope: str, kind: Kind, cursor: str = "", limit: int = 100
+    ) -> tuple[list[tuple[str, bytes]], str | None]:
+        # Shard after shard, each in key order: the cursor is "SHARD:LAST_KEY".
+        shards = self._kinds.check_sharded(kind).shards
+        table, address = self._partition(scope, kind, "")
+        shard_text, _, after = cursor.partition(":")
+        shard = int(shard_text or 0)
+        while True:
+            rows = await self._cql.rows(f"{table.name} page", (address[0], shard, *address[2:], after, limit))
+            found = [(row.key, row.value) for row in rows]
+            if len(found) == limit:
+                return found, f"{shard}:{found[-1][0]}"
+            shard, after = shard + 1, ""
+            if found or shard == shards:
+                return found, None if shard == shards else f"{shard}:"
+
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         table, address = self._partition(scope, kind, key)
         entry = self._entry(table, address)

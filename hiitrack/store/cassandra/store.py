@@ -106,6 +106,11 @@ class CassandraStore:
     async def page(self, scope: str, kind: Kind, after: str = "", limit: int = 100) -> list[tuple[str, bytes]]:
         return await self._records.page(scope, kind, after, limit)
 
+    async def sweep(
+        self, scope: str, kind: Kind, cursor: str = "", limit: int = 100
+    ) -> tuple[list[tuple[str, bytes]], str | None]:
+        return await self._records.sweep(scope, kind, cursor, limit)
+
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         return await self._records.create(scope, kind, key, value)
 

@@ -221,6 +221,19 @@ class SQLiteStore:
 
         return await self._run(self._reader, page)
 
+    async def sweep(
+        self, scope: str, kind: Kind, cursor: str = "", limit: int = 100
+    ) -> tuple[list[tuple[str, bytes]], str | None]:
+        # One table holds every shard: key order, the cursor the last key given.
+        self._kinds.check_sharded(kind)
+        where = {"scope": scope, "kind": _stored_kind(kind), "after": cursor, "limit": limit, "now": self._clock()}
+
+        def page(connection: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            return [(key, bytes(value)) for key, value in connection.execute(_sql(kind)["page"], where)]
+
+        found = await self._run(self._reader, page)
+        return found, found[-1][0] if len(found) == limit else None
+
     async def create(self, scope: str, kind: Kind, key: str, value: bytes) -> bool:
         return await self._write_if(kind, "create", scope=scope, key=key, value=value)
 
