@@ -61,7 +61,7 @@ async def _rebuild(reactor: object, uri: str, scope: str) -> None:
 
 async def _import(reactor: object, arguments: argparse.Namespace) -> None:
     app = HiiTrack(open_store(arguments.store))
-    await app.start()
+    await app.start(backfills=False)
     shown = 0.0
 
     def progress(report: Report, rate: float) -> None:

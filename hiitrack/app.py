@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from hiitrack.accounts import Accounts, bucket_scope
+from hiitrack.backfill import LEASE_SECONDS, Backfills
 from hiitrack.caching import LRU
 from hiitrack.catalog import Catalog
-from hiitrack.conversions import Conversions
+from hiitrack.conversions import Conversions, drop_off_index, new_version
 from hiitrack.limits import Limits
 from hiitrack.reports import Reports
-from hiitrack.store import Store
+from hiitrack.store import Store, WriteBatch
 from hiitrack.tracking import Tracker
 from hiitrack.visitors import export
 
@@ -31,6 +32,7 @@ class HiiTrack:
         metrics_auth: tuple[str, str] | None = None,
         limits: Limits = Limits(),
         visitor_cache_seconds: float = 60.0,
+        backfill_lease: float = LEASE_SECONDS,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -44,6 +46,7 @@ class HiiTrack:
             store, self.catalog, self.conversions, clock, visitor_cache_size, visitor_cache_seconds, limits
         )
         self.reports = Reports(store, self.catalog, self.accounts, limits)
+        self.backfills = Backfills(store, self.tracker, clock, backfill_lease)
 
     def caches(self) -> dict[str, LRU]:
         """Every bounded cache of the app, by name (for /metrics)."""
@@ -54,11 +57,15 @@ class HiiTrack:
             **self.conversions.caches(),
         }
 
-    async def start(self) -> None:
+    async def start(self, backfills: bool = True) -> None:
+        """Open the store; a server (not a one-off command) also runs the backfills nobody runs."""
         await self.store.open()
         await self.accounts.start()
+        if backfills:
+            self.backfills.start()
 
     async def stop(self) -> None:
+        await self.backfills.stop()
         await self.store.close()
 
     async def record_hit(
@@ -80,6 +87,31 @@ class HiiTrack:
         ticket = await self.tracker.opened(scope)
         await self.accounts.ensure_bucket(user, bucket)
         return await self.tracker.track(scope, ticket, visitor_id, events, properties, insert_id, time_ms)
+
+    async def save_funnel(self, scope: str, name: str, funnel: dict) -> None:
+        """Save or replace a funnel under a new version; in a bucket with data, its backfill starts.
+
+        A replaced version's drop-off lists go: they name visitors, and no report reads them again.
+        """
+        previous = await self.catalog.funnel(scope, name)
+        has_data = bool(await self.catalog.events(scope))
+        record = {**funnel, "version": new_version(), "backfill": self.backfills.progress(has_data)}
+
+        async def save() -> None:
+            await self.catalog.save_funnel(scope, name, record)
+            self.conversions.forget(scope)
+            if previous is not None:
+                await self.store.write(WriteBatch(scope, cleared=drop_off_index(previous)))
+
+        await self.backfills.saved(scope, name, record, save)
+
+    async def delete_funnel(self, scope: str, name: str) -> None:
+        """Delete a saved funnel, and its drop-off lists."""
+        previous = await self.catalog.funnel(scope, name)
+        await self.catalog.delete_funnel(scope, name)
+        self.conversions.forget(scope)
+        if previous is not None:
+            await self.store.write(WriteBatch(scope, cleared=drop_off_index(previous)))
 
     async def visitor(self, scope: str, visitor_id: str, after: str | None, limit: int) -> dict | None:
         """A page of a visitor's history (None: the bucket never saw it)."""

@@ -9,7 +9,16 @@ cached like visitor state), moves them with hiitrack.funnels.advance for the
 funnels the hit touches, and returns the records, deletions and counter
 increments to add to the hit's one WriteBatch.  The drop-off index lists
 each visitor under its level in each funnel version; it moves when the level
-rises.  Tests: tests/test_exact_funnels.py.
+rises.
+
+One rule keeps a funnel exact whenever it was saved: a visitor's counters
+in a funnel version exist exactly when its stored states hold that version
+(both go in one batch).  So a visitor with no state in a version is counted
+from its whole history the first time it is touched, by a hit (`count`) or
+by the backfill (`build`, hiitrack.backfill), under the visitor's order
+lock; whichever comes second finds the state and only moves it on.  The
+erase takes back what a replay of the history gives (`contributions`).
+Tests: tests/test_exact_funnels.py, tests/test_backfill.py.
 
 Counter rows (see hiitrack.counting for the other rows), per funnel version
 F (16 bytes), j a step number and b a time-to-convert bucket (one byte
@@ -33,8 +42,9 @@ from dataclasses import dataclass, field
 import ujson
 
 from hiitrack.caching import LRU
-from hiitrack.counting import DAY, Increments
+from hiitrack.counting import DAY, Increments, new_increments
 from hiitrack.funnels import FunnelDefinition, FunnelState, Progress, advance, credit_value
+from hiitrack.history import Hit, read_hits
 from hiitrack.ids import ID_SIZE, decode_id, encode_id, property_id
 from hiitrack.store.interface import RecordWriter
 from hiitrack.store.kinds import FUNNEL, FUNNEL_LEVEL, FUNNEL_STATE, Kind
@@ -48,8 +58,11 @@ __all__ = [
     "conversion_row",
     "day_rows",
     "definition_record",
+    "drop_off_index",
     "level_kind",
     "new_version",
+    "replay_funnel",
+    "replay_states",
 ]
 
 FUNNELS_SECONDS = 5.0
@@ -82,6 +95,14 @@ def day_rows(version: bytes, start: int, finish: int) -> list[bytes]:
 def level_kind(version: bytes, level: int) -> Kind:
     """The drop-off index of one level of one funnel version."""
     return FUNNEL_LEVEL.of(f"{version.hex()} {level}")
+
+
+def drop_off_index(record: dict) -> set[Kind]:
+    """Every part of the drop-off index of a funnel record's version (none before exact funnels)."""
+    if "version" not in record:
+        return set()
+    version = bytes.fromhex(record["version"])
+    return {level_kind(version, level) for level in range(1, len(record["steps"]) + 1)}
 
 
 @dataclass(frozen=True)
@@ -192,6 +213,30 @@ def apply_hit(
     return state
 
 
+def replay_funnel(funnel: SavedFunnel, hits: Iterable[Hit], inc: Increments) -> FunnelState:
+    """A visitor's state in `funnel` counted from nothing over its history, adding what it counted to `inc`."""
+    state = FunnelState()
+    held: set[bytes] = set()
+    for hit in hits:
+        new_values = [value for value in dict.fromkeys(hit.value_ids) if value not in held]
+        held.update(new_values)
+        state = apply_hit(funnel, state, new_values, held, hit.event_ids, hit.time_ms, inc)
+    return state
+
+
+def replay_states(funnels: Iterable[SavedFunnel], history: list[Hit], inc: Increments) -> FunnelStates:
+    """A visitor's states in the funnels its history counts in, from nothing, as a rebuild writes them."""
+    states = FunnelStates(last_ms=history[-1].time_ms if history else 0)
+    for funnel in funnels:
+        added = new_increments()
+        state = replay_funnel(funnel, history, added)
+        if added:
+            states.funnels[funnel.version] = state
+            for cell, amount in added.items():
+                inc[cell] += amount
+    return states
+
+
 class Conversions:
     def __init__(
         self,
@@ -241,11 +286,14 @@ class Conversions:
         events: list[bytes],
         at_ms: int,
         inc: Increments,
+        earlier_hits: bool = True,
     ) -> Changes | None:
         """A hit (its property values first, then its events, at `at_ms`) of a visitor holding `held` before it.
 
         Adds the funnels' increments to `inc`; returns the records to write
-        with them, or None when the hit touches no saved funnel.
+        with them, or None when the hit touches no saved funnel.  A funnel
+        the visitor has no state in yet is first counted over the visitor's
+        history (none to read when it has no `earlier_hits`).
         """
         new_values = [value for value in dict.fromkeys(values) if value not in held]
         funnels = [funnel for funnel in await self.saved(scope) if funnel.touched(events, new_values)]
@@ -256,20 +304,71 @@ class Conversions:
         at_ms = max(at_ms, states.last_ms)
         holding = held | set(new_values)
         changes = Changes(key, b"")
+        history: list[Hit] | None = None if earlier_hits else []
         for funnel in funnels:
-            state = states.funnels.get(funnel.version, FunnelState())
-            before = state.level
+            state = states.funnels.get(funnel.version)
+            indexed = 0 if state is None else state.level
+            if state is None:
+                if history is None:
+                    history = [hit async for _, hit in read_hits(self._store, scope, visitor_id)]
+                state = replay_funnel(funnel, history, inc)
             state = states.funnels[funnel.version] = apply_hit(funnel, state, new_values, holding, events, at_ms, inc)
-            if state.level != before:
-                if before:
-                    changes.deletions.add((level_kind(funnel.version, before), visitor_id))
-                changes.records[level_kind(funnel.version, state.level), visitor_id] = b""
+            self._index(changes, funnel.version, visitor_id, indexed, state.level)
+        await self._finish(scope, visitor_id, states, at_ms, changes)
+        return changes
+
+    async def build(self, scope: str, visitor_id: str, funnel: SavedFunnel) -> tuple[Changes, Increments] | None:
+        """The backfill of one visitor: its state in `funnel` counted over its history.
+
+        None when there is nothing to write: the visitor is counted in that
+        version already, or its history gives it nothing (a hit touching the
+        funnel later counts that history then).  Call under the visitor's order.
+        """
+        key = (scope, visitor_id)
+        states = await self._visitor_states(key)
+        if funnel.version in states.funnels:
+            return None
+        inc = new_increments()
+        history = [hit async for _, hit in read_hits(self._store, scope, visitor_id)]
+        state = replay_funnel(funnel, history, inc)
+        if not inc:
+            return None
+        states.funnels[funnel.version] = state
+        changes = Changes(key, b"")
+        self._index(changes, funnel.version, visitor_id, 0, state.level)
+        await self._finish(scope, visitor_id, states, max(states.last_ms, history[-1].time_ms), changes)
+        return changes, inc
+
+    async def contributions(self, scope: str, visitor_id: str, history: list[Hit]) -> tuple[Increments, set]:
+        """What a visitor's history added to the exact funnels, and its records there: an erase removes both."""
+        key = (scope, visitor_id)
+        states = await self._visitor_states(key)
+        current = {funnel.version: funnel for funnel in await self.saved(scope)}
+        inc = new_increments()
+        records: set[tuple[Kind, str]] = {(FUNNEL_STATE, visitor_id)}
+        for version, state in states.funnels.items():
+            if version in current:
+                replay_funnel(current[version], history, inc)
+            if state.level:
+                records.add((level_kind(version, state.level), visitor_id))
+        self._states.pop(key)
+        return inc, records
+
+    @staticmethod
+    def _index(changes: Changes, version: bytes, visitor_id: str, indexed: int, level: int) -> None:
+        """Move the visitor in the drop-off index from the level listed (0: none) to `level`."""
+        if level != indexed:
+            if indexed:
+                changes.deletions.add((level_kind(version, indexed), visitor_id))
+            changes.records[level_kind(version, level), visitor_id] = b""
+
+    async def _finish(self, scope: str, visitor_id: str, states: FunnelStates, at_ms: int, changes: Changes) -> None:
+        """The visitor's states record, keeping the versions still saved, into `changes`."""
         current = {funnel.version for funnel in await self.saved(scope)}
         states.funnels = {version: state for version, state in states.funnels.items() if version in current}
         states.last_ms = at_ms
         changes.state = states.to_bytes()
         changes.records[FUNNEL_STATE, visitor_id] = changes.state
-        return changes
 
     def written(self, changes: Changes) -> None:
         """The hit's batch is durable: its states are what the store holds."""

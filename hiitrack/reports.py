@@ -321,7 +321,7 @@ class Reports:
                     if first <= day <= days.finish:
                         by_day[day][column[8] - 1] = n
             answer["days"] = [[day, counts] for day, counts in sorted(by_day.items()) if counts[0] > 0]
-        answer["backfill"] = record["backfill"]
+        answer["backfill"] = {"state": record["backfill"]["state"], "visitors": record["backfill"]["visitors"]}
         return answer
 
     async def funnel_visitors(

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from hiitrack.backfill import LEASE_SECONDS
 from hiitrack.web.timeouts import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT
 
 __all__ = ["METRICS_AUTH_VARIABLE", "Options", "makeService"]
@@ -64,6 +65,13 @@ class Options(usage.Options):
         ["metrics-auth", None, None, "Refused: it would show the secret to every local user; see --metrics-auth-file."],
         ["visitor-cache", None, 100000, "How many visitors' states to keep in memory.", int],
         ["visitor-cache-seconds", None, 60.0, "Seconds a cached visitor state is trusted after its write.", float],
+        [
+            "backfill-lease",
+            None,
+            LEASE_SECONDS,
+            "Seconds a backfill's process may stay silent before another process takes the backfill over.",
+            float,
+        ],
         ["limits", None, "", "Caps, NAME=N[,NAME=N...], e.g. hit-cells=50000 (names and defaults: docs/api.md)."],
         ["idle-timeout", None, IDLE_TIMEOUT, "Seconds before an idle connection is closed.", float],
         ["header-timeout", None, HEADER_TIMEOUT, "Seconds a request's line and headers may take to arrive.", float],
@@ -80,6 +88,8 @@ class Options(usage.Options):
         store = self["store"]
         if not (store.startswith("sqlite:") or store.startswith("cassandra://")):
             raise usage.UsageError("--store must be sqlite:PATH or cassandra://HOST[,HOST...][:PORT]/KEYSPACE")
+        if self["backfill-lease"] <= 0:
+            raise usage.UsageError("--backfill-lease must be more than 0")
         if self["visitor-cache"] < 1:
             raise usage.UsageError("--visitor-cache must be at least 1")
         from hiitrack.limits import Limits
@@ -136,6 +146,7 @@ class HiiTrackService(service.MultiService):
             store,
             visitor_cache_size=options["visitor-cache"],
             visitor_cache_seconds=options["visitor-cache-seconds"],
+            backfill_lease=options["backfill-lease"],
             limits=options["limits"],
             metrics_auth=options.metrics_auth,
         )

@@ -10,7 +10,9 @@ The request is answered when that batch is durable.  A hit over a cap
 its own time, or at the visitor's previous hit's time if that is later, so
 that a history is always in order.  Erasing a visitor takes the same
 per-visitor order: its history is replayed and every increment it made is
-taken back, in one batch with the removal of its history and state.
+taken back (in the exact funnels too), in one batch with the removal of its
+history, state and drop-off entries.  The backfill of a new funnel
+(hiitrack.backfill) counts each visitor under the same order.
 
 Cached states are trusted for `cache_seconds` after this process last wrote
 them: a visitor that another process served meanwhile (nginx moved it) is
@@ -31,7 +33,7 @@ from twisted.internet.defer import Deferred, DeferredList, DeferredLock
 
 from hiitrack.caching import LRU, KeyedLock
 from hiitrack.catalog import Catalog
-from hiitrack.conversions import Conversions
+from hiitrack.conversions import Conversions, SavedFunnel
 from hiitrack.counting import Visitor, count_batch, new_increments
 from hiitrack.history import Hit, hit_key, hits_kind, read_hits, replay
 from hiitrack.ids import event_id, property_id, value_id
@@ -129,7 +131,9 @@ class Tracker:
             increments = new_increments()
             count_batch(visitor, values, steps, when_ms // 1000, increments, self._limits)
             admission = await self._catalog.admit(scope, names, values)
-            funnels = await self._conversions.count(scope, visitor_id, held, values, steps, when_ms, increments)
+            funnels = await self._conversions.count(
+                scope, visitor_id, held, values, steps, when_ms, increments, earlier_hits=visitor.hits > 0
+            )
             records = dict(admission.records) | (funnels.records if funnels else {})
             visitor.hits += 1
             visitor.first_ms = when_ms if visitor.hits == 1 else visitor.first_ms
@@ -170,16 +174,41 @@ class Tracker:
         async def apply() -> bool:
             if await self._store.get(scope, VISITOR, visitor_id) is None:
                 return False
-            _, increments = replay([hit async for _, hit in read_hits(self._store, scope, visitor_id)])
+            history = [hit async for _, hit in read_hits(self._store, scope, visitor_id)]
+            _, increments = replay(history)
+            in_funnels, funnel_records = await self._conversions.contributions(scope, visitor_id, history)
+            for cell, amount in in_funnels.items():
+                increments[cell] += amount
             batch = WriteBatch(
                 scope,
                 increments={cell: -amount for cell, amount in increments.items()},
-                deletions={(VISITOR, visitor_id)},
+                deletions={(VISITOR, visitor_id)} | funnel_records,
                 cleared={hits_kind(visitor_id)},
             )
             written = await self._write(ticket, key, batch)
             self._visitors.pop(key)
             return written
+
+        return await self._order.run(key, apply)
+
+    async def backfill(self, scope: str, ticket: int, visitor_id: str, funnel: SavedFunnel) -> bool:
+        """Count a visitor in a funnel version from its history, unless it is counted there already.
+
+        Under the visitor's order, so a hit of the same visitor either comes
+        first (and counts the history itself) or finds the built state.
+        False once the bucket was deleted since `ticket`.
+        """
+        key = (scope, visitor_id)
+
+        async def apply() -> bool:
+            built = await self._conversions.build(scope, visitor_id, funnel)
+            if built is None:
+                return not self._deleted_since(scope, ticket)
+            changes, increments = built
+            if not await self._write(ticket, key, WriteBatch(scope, changes.records, increments, changes.deletions)):
+                return False
+            self._conversions.written(changes)
+            return True
 
         return await self._order.run(key, apply)
 

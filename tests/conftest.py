@@ -91,6 +91,7 @@ def server(store):
     port = pytest_twisted.blockon(endpoint.listen(make_site(app)))
     running = Server(app, clock, port)
     yield running
+    pytest_twisted.blockon(defer.ensureDeferred(app.backfills.stop()))
     pytest_twisted.blockon(defer.ensureDeferred(running.client.close()))
     pytest_twisted.blockon(port.stopListening())
 

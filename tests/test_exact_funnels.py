@@ -1,18 +1,22 @@
 """Exact funnels through HTTP (docs/api.md, "Exact funnels" and "Who dropped off"), on both stores.
 
-The model-based test saves a random funnel (any-of steps, exclusions, all
-three orders, windows short enough to cut chains, a property to split by),
-then sends random visitors' events and property values to a real server at
-times set on its test clock, and compares every number of the `conversion`
-report and every drop-off list (read a small page at a time) with the
-brute-force model of tests/funnel_model.py.  Hand-written tests follow:
-validation, replacing a funnel, the access key, a funnel saved after data.
+The model-based test sends random visitors' events and property values to a
+real server at times set on its test clock, and saves a random funnel
+(any-of steps, exclusions, all three orders, windows short enough to cut
+chains, a property to split by) and a second one, each before, among or
+after those hits: counted live, by the backfill, or both at once.  Once the
+backfills are done it compares every number of the `conversion` report and
+every drop-off list (read a small page at a time) with the brute-force model
+of tests/funnel_model.py; then it erases a visitor and compares again with
+the model of the others.  Hand-written tests follow: validation, replacing a
+funnel, the access key.
 """
 
 import json
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import pytest
 import pytest_twisted
@@ -20,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import defer
 
+from hiitrack.accounts import bucket_scope
 from hiitrack.conversions import level_kind
 from hiitrack.funnels import BUCKET_BOUNDS
 from tests.funnel_model import Funnel, model_report
@@ -69,9 +74,15 @@ def histories(streams: dict[str, list[Action]]) -> tuple[dict[str, list[tuple[in
     return events, values
 
 
-async def send(server, user: str, streams: dict[str, list[Action]]) -> None:
+async def send(
+    server, user: str, streams: dict[str, list[Action]], saves: dict[int, list[Callable[[], Awaitable]]]
+) -> None:
+    """The streams' actions in time order, running `saves[i]` before the i-th (and `saves[len]` after all)."""
     client = server.client
-    for now, visitor, kind, name in timeline(streams):
+    actions = timeline(streams)
+    for index, (now, visitor, kind, name) in enumerate(actions):
+        for save_funnel in saves.get(index, []):
+            await save_funnel()
         server.clock.now = now / 1000
         if kind == "event":
             answer = await client.post(path(user, BUCKET, "event", name), {"visitor_id": visitor})
@@ -80,6 +91,8 @@ async def send(server, user: str, streams: dict[str, list[Action]]) -> None:
                 path(user, BUCKET, "property", PROPERTY), {"visitor_id": visitor, "value": b64json(name)}
             )
         assert answer.status == 200, answer.body
+    for save_funnel in saves.get(len(actions), []):
+        await save_funnel()
 
 
 async def drop_off_list(server, user: str, name: str, step: int, status: str, limit: int) -> list[str]:
@@ -99,7 +112,10 @@ async def drop_off_list(server, user: str, name: str, step: int, status: str, li
         assert after == page["visitors"][-1]
 
 
-async def check(server, user: str, name: str, funnel: Funnel, streams: dict[str, list[Action]]) -> None:
+async def check(
+    server, user: str, name: str, funnel: Funnel, streams: dict[str, list[Action]], posted: set[str]
+) -> dict:
+    """Compare the report and drop-off lists with the model of `streams` (`posted`: every value sent); the report."""
     events, values = histories(streams)
     expected = model_report(funnel, events, values)
     k = len(funnel.steps)
@@ -123,37 +139,58 @@ async def check(server, user: str, name: str, funnel: Funnel, streams: dict[str,
             "median": expected.medians[j - 1],
         }
     if name == "f":
-        posted = {value for stream in streams.values() for kind, _, value in stream if kind == "value"}
         by_value = {vid(PROPERTY, value): expected.by_value.get(value, [0] * k) for value in posted}
         assert conversion["by_value"] == by_value
     else:
         assert "by_value" not in conversion
     assert conversion["days"] == [[day, counts] for day, counts in sorted(expected.days.items())]
-    assert conversion["backfill"] == {"state": "done", "visitors": 0}
+    assert conversion["backfill"]["state"] == "done"
     for step in range(1, k + 1):
         assert await drop_off_list(server, user, name, step, "reached", 2) == expected.reached(step)
         if step >= 2:
             assert await drop_off_list(server, user, name, step, "dropped", 1) == expected.dropped(step)
+    return conversion
 
 
-async def run_example(server, funnel: Funnel, streams: dict[str, list[Action]]) -> None:
+async def run_example(
+    server, funnel: Funnel, streams: dict[str, list[Action]], saved_at: tuple[float, float], erased: int
+) -> None:
+    """`saved_at`: where among the actions each funnel is saved (0 before all, 1 after all)."""
     user = f"u{uuid.uuid4().hex[:16]}"
+    actions = timeline(streams)
+    documents = {"f": funnel_body(funnel, property=PROPERTY), "g": funnel_body(SECOND)}
+    at = {name: round(fraction * len(actions)) for name, fraction in zip(documents, saved_at, strict=True)}
+    saves: dict[int, list[Callable[[], Awaitable]]] = {}
+    for name, document in documents.items():
+
+        async def save_funnel(name: str = name, document: dict = document) -> None:
+            assert (await save(server, user, name, document)).status == 201
+
+        saves.setdefault(at[name], []).append(save_funnel)
+    posted = {value for stream in streams.values() for kind, _, value in stream if kind == "value"}
     try:
         server.clock.now = T0_MS / 1000 - 60
         await new_user(server.client, user)
         await new_bucket(server.client, user, BUCKET)
-        answer = await server.client.post(
-            path(user, BUCKET, "funnel", "f"),
-            **json_body(funnel_body(funnel, property=PROPERTY)),
-            auth=auth_of(user),
-        )
-        assert answer.status == 201, answer.body
-        # A second funnel of the same bucket, counted from the same hits.
-        answer = await save(server, user, "g", funnel_body(SECOND))
-        assert answer.status == 201, answer.body
-        await send(server, user, streams)
-        await check(server, user, "f", funnel, streams)
-        await check(server, user, "g", SECOND, streams)
+        await send(server, user, streams, saves)
+        for name, definition in (("f", funnel), ("g", SECOND)):
+            await server.app.backfills.finished(bucket_scope(user, BUCKET), name)
+            conversion = await check(server, user, name, definition, streams, posted)
+            # The backfill went through every visitor there was when it began, and no other.
+            before = {visitor for _, visitor, kind, _ in actions[: at[name]]}
+            if any(kind == "event" for _, _, kind, _ in actions[: at[name]]):
+                assert len(before) <= conversion["backfill"]["visitors"] <= len(streams)
+            else:
+                assert conversion["backfill"] == {"state": "done", "visitors": 0}
+        seen = sorted(visitor for visitor, stream in streams.items() if stream)
+        if not seen:
+            return
+        gone = seen[erased % len(seen)]
+        answer = await server.client.delete(path(user, BUCKET, "visitor", gone), auth=auth_of(user))
+        assert answer.status == 200, answer.body
+        others = {visitor: stream for visitor, stream in streams.items() if visitor != gone}
+        await check(server, user, "f", funnel, others, posted)
+        await check(server, user, "g", SECOND, others, posted)
     finally:
         server.clock.now = None
 
@@ -174,9 +211,13 @@ def _unwrapped_examples(request: pytest.FixtureRequest):
     derandomize=bool(os.environ.get("CI")),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(case=funnels().flatmap(lambda funnel: st.tuples(st.just(funnel), streams(funnel))))
-def test_exact_funnels_match_the_model(server, case):
-    return defer.ensureDeferred(run_example(server, *case))
+@given(
+    case=funnels().flatmap(lambda funnel: st.tuples(st.just(funnel), streams(funnel))),
+    saved_at=st.tuples(*[st.sampled_from([0.0, 0.3, 0.6, 1.0])] * 2),
+    erased=st.integers(0, 2),
+)
+def test_exact_funnels_match_the_model(server, case, saved_at, erased):
+    return defer.ensureDeferred(run_example(server, *case, saved_at, erased))
 
 
 async def saved_bucket(server, user: str) -> None:
@@ -253,31 +294,37 @@ async def test_defaults_any_of_steps_and_the_pairwise_keys(server, user_name):
 
 
 @pytest_twisted.ensureDeferred
-async def test_replacing_a_funnel_starts_it_afresh(server, user_name):
+async def test_a_replaced_funnel_is_counted_afresh_from_the_histories(server, user_name):
     await saved_bucket(server, user_name)
+    scope = bucket_scope(user_name, BUCKET)
     server.clock.now = time.time()
     try:
         assert (await save(server, user_name, "f", {"event": ["a", "b"]})).status == 201
         await track_events(server, user_name, "v1", "a", "b")
-        assert (await conversion_of(server, user_name, "f"))["visitors"] == [1, 1]
-        assert (await save(server, user_name, "f", {"event": ["a", "b"], "order": "strict"})).status == 201
-        replaced = await conversion_of(server, user_name, "f")
-        # The bucket has data the new version has not counted: it does not pretend to be exact.
-        assert replaced["order"] == "strict"
-        assert replaced["visitors"] == [0, 0]
-        assert replaced["backfill"] == {"state": "running", "visitors": 0}
-        assert await drop_off_list(server, user_name, "f", 1, "reached", 10) == []
-        server.clock.now += 1
         await track_events(server, user_name, "v2", "a", "x", "b")
-        await track_events(server, user_name, "v1", "a", "b")
-        assert (await conversion_of(server, user_name, "f"))["visitors"] == [2, 1]
+        assert (await conversion_of(server, user_name, "f"))["visitors"] == [2, 2]
+        first = await version_of(server, scope)
+        assert (await save(server, user_name, "f", {"event": ["a", "b"], "order": "strict"})).status == 201
+        # The old version's drop-off lists are gone at once: they name visitors no report reads.
+        assert await server.app.store.page(scope, level_kind(first, 2)) == []
+        await server.app.backfills.finished(scope, "f")
+        replaced = await conversion_of(server, user_name, "f")
+        assert replaced["order"] == "strict"
+        assert replaced["visitors"] == [2, 1]
+        assert replaced["backfill"] == {"state": "done", "visitors": 2}
         assert await drop_off_list(server, user_name, "f", 2, "dropped", 10) == ["v2"]
-        assert await drop_off_list(server, user_name, "f", 2, "reached", 10) == ["v1"]
-        # Deleted, then saved again: afresh too.
+        server.clock.now += 1
+        await track_events(server, user_name, "v2", "a", "b")
+        await track_events(server, user_name, "v3", "b", "a")
+        assert (await conversion_of(server, user_name, "f"))["visitors"] == [3, 2]
+        assert await drop_off_list(server, user_name, "f", 2, "reached", 10) == ["v1", "v2"]
+        # Deleted, then saved again: counted again from every history.
         deleted = await server.client.delete(path(user_name, BUCKET, "funnel", "f"), auth=auth_of(user_name))
         assert deleted.status == 200
-        assert (await save(server, user_name, "f", {"event": ["a", "b"]})).status == 201
-        assert (await conversion_of(server, user_name, "f"))["visitors"] == [0, 0]
+        assert (await save(server, user_name, "f", {"event": ["b", "a"]})).status == 201
+        await server.app.backfills.finished(scope, "f")
+        assert (await conversion_of(server, user_name, "f"))["visitors"] == [3, 2]
+        assert await drop_off_list(server, user_name, "f", 2, "dropped", 10) == ["v1"]
     finally:
         server.clock.now = None
 

@@ -11,7 +11,7 @@ it.  Tests: tests/test_http_reports.py, tests/test_exact_funnels.py.
 from twisted.web.server import Request
 
 from hiitrack.app import HiiTrack
-from hiitrack.conversions import SavedFunnel, definition_record, new_version
+from hiitrack.conversions import SavedFunnel, definition_record
 from hiitrack.errors import BadRequest, NotFound, Unauthorized
 from hiitrack.funnels import DEFAULT_WINDOW, FunnelDefinition
 from hiitrack.ids import InvalidId, decode_id, encode_id, event_id
@@ -97,20 +97,14 @@ class Funnel(BucketResource):
         """Save or replace the funnel: a new version, counted afresh."""
         await self.authorize_existing(request)
         definition = _definition(params)
-        # A bucket that already has data holds visitors the live count has not
-        # seen: the report says so until a backfill from the history is done.
-        backfill = "running" if await self.app.catalog.events(self.scope) else "done"
         funnel = {
             "description": params.get("description") or "",
             # Part 1's pairwise report takes one event per step: an any-of step's first.
             "event_ids": [encode_id(step[0]) for step in definition.steps],
             "property": _property(params),
-            "version": new_version(),
-            "backfill": {"state": backfill, "visitors": 0},
             **definition_record(definition),
         }
-        await self.app.catalog.save_funnel(self.scope, self.name, funnel)
-        self.app.conversions.forget(self.scope)
+        await self.app.save_funnel(self.scope, self.name, funnel)
         request.setResponseCode(201)
         return {}
 
@@ -129,8 +123,7 @@ class Funnel(BucketResource):
     async def handle_DELETE(self, request: Request, params: Params) -> dict:
         await self.authorize_existing(request)
         await saved_funnel(self.app, self.scope, self.name)
-        await self.app.catalog.delete_funnel(self.scope, self.name)
-        self.app.conversions.forget(self.scope)
+        await self.app.delete_funnel(self.scope, self.name)
         return {}
 
 
