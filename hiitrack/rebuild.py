@@ -3,19 +3,22 @@
 For repairs (a counter a bug got wrong) and for upgrades of the counting
 rules: the bucket's counters are dropped, then each visitor's history is
 replayed from nothing (hiitrack.history.replay, the code erase uses) and
-its increments and its new state are written.  Hits that arrive meanwhile
-would be lost or counted twice: run it while no server writes to the bucket.
-Exact-funnel counters are dropped with the rest and not replayed yet (the
-funnels' backfill is still to come): docs/api.md says to save them again.
+its increments and its new state are written, its states in the saved
+exact funnels and its drop-off entries with them (hiitrack.conversions, the
+code the backfill uses).  Hits that arrive meanwhile would be lost or
+counted twice: run it while no server writes to the bucket.
 Tests: tests/test_rebuild.py.
 """
 
 from collections.abc import Callable
 
+import ujson
+
+from hiitrack.conversions import FunnelStates, SavedFunnel, level_kind, replay_states
 from hiitrack.counting import Visitor, new_increments
 from hiitrack.history import read_hits, replay
 from hiitrack.store import Store, WriteBatch
-from hiitrack.store.kinds import VISITOR, Kind
+from hiitrack.store.kinds import FUNNEL, FUNNEL_STATE, VISITOR, Kind
 
 __all__ = ["rebuild"]
 
@@ -26,9 +29,13 @@ VISITORS_PER_WRITE = 100
 async def rebuild(store: Store, scope: str, progress: Callable[[int, int], None] = lambda visitors, hits: None) -> int:
     """Rebuild `scope`'s counters; the number of hits replayed.  `progress(visitors, hits)` follows each write."""
     states = await store.scan(scope, VISITOR)
+    funnels = [
+        funnel for raw in (await store.scan(scope, FUNNEL)).values() if (funnel := SavedFunnel.of(ujson.loads(raw)))
+    ]
     await store.drop_counters(scope)
     visitors = hits = 0
     records: dict[tuple[Kind, str], bytes] = {}
+    deletions: set[tuple[Kind, str]] = set()
     increments = new_increments()
     for visitor_id, raw in states.items():
         history = [hit async for _, hit in read_hits(store, scope, visitor_id)]
@@ -36,14 +43,25 @@ async def rebuild(store: Store, scope: str, progress: Callable[[int, int], None]
         kept = Visitor.from_bytes(raw)
         state.hits, state.first_ms, state.last_ms = kept.hits, kept.first_ms, kept.last_ms
         records[VISITOR, visitor_id] = state.to_bytes()
+        in_funnels = replay_states(funnels, history, added)
+        stored = await store.get(scope, FUNNEL_STATE, visitor_id)
+        for version, previous in (
+            FunnelStates() if stored is None else FunnelStates.from_bytes(stored)
+        ).funnels.items():
+            if previous.level:
+                deletions.add((level_kind(version, previous.level), visitor_id))
+        for version, counted in in_funnels.funnels.items():
+            if counted.level:
+                records[level_kind(version, counted.level), visitor_id] = b""
+        records[FUNNEL_STATE, visitor_id] = in_funnels.to_bytes()
         for cell, amount in added.items():
             increments[cell] += amount
         visitors += 1
         hits += len(history)
-        if len(records) == VISITORS_PER_WRITE:
-            await store.write(WriteBatch(scope, records, increments))
+        if visitors % VISITORS_PER_WRITE == 0:
+            await store.write(WriteBatch(scope, records, increments, deletions - records.keys()))
             progress(visitors, hits)
-            records, increments = {}, new_increments()
-    await store.write(WriteBatch(scope, records, increments))
+            records, deletions, increments = {}, set(), new_increments()
+    await store.write(WriteBatch(scope, records, increments, deletions - records.keys()))
     progress(visitors, hits)
     return hits

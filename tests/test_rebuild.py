@@ -28,10 +28,33 @@ async def test_rebuilt_counters_equal_live_counters(server, user_name):
     client = server.client
     await new_user(client, user_name)
     hits = _scenario(5)
-    for visitor, events, props, when in hits:
+    half = len(hits) // 2
+    for visitor, events, props, when in hits[:half]:
         assert (await _hit(client, user_name, "site", visitor, events, props, when)).status == 200
     scope = f"{user_name}/site"
+    # Exact funnels too: one backfilled from the first hits, one counted live only.
+    for name, extra in (("f", [("property", "plan")]), ("g", [("order", "any")])):
+        params = [("event", "view"), ("event", "sign up"), ("event", "buy"), *extra]
+        answer = await client.post(f"/{user_name}/site/funnel/{name}", params, auth=_auth(user_name))
+        assert answer.status == 201, answer.body
+    for visitor, events, props, when in hits[half:]:
+        assert (await _hit(client, user_name, "site", visitor, events, props, when)).status == 200
+    await server.app.backfills.finished(scope, "f")
+
+    async def funnels() -> list:
+        answers = []
+        for name in ("f", "g"):
+            answers.append((await client.get(f"/{user_name}/site/funnel/{name}", auth=_auth(user_name))).json)
+            for step in (1, 2, 3):
+                where = f"/{user_name}/site/funnel/{name}/visitors"
+                for status in ("reached", "dropped"):
+                    params = {"step": step, "status": status}
+                    answers.append((await client.get(where, params, auth=_auth(user_name))).json)
+        return answers
+
     live = await _reports(client, user_name, "site", EVENTS, list(VALUES))
+    live_funnels = await funnels()
+    assert live_funnels[0]["conversion"]["visitors"][0] > 0
     # A counter a bug got wrong, and a cell no hit ever made.
     await server.app.store.write(
         WriteBatch(scope, increments={(event_row(event_id("view")), b"t"): 7, (b"bogus", b"c"): 1})
@@ -42,6 +65,7 @@ async def test_rebuilt_counters_equal_live_counters(server, user_name):
     assert replayed == len(hits)
     assert progress[-1] == (5, len(hits))
     assert await _reports(client, user_name, "site", EVENTS, list(VALUES)) == live
+    assert await funnels() == live_funnels
     assert await server.app.store.read_rows(scope, [b"bogus"]) == [{}]
     # Hits after a rebuild count on the rebuilt states.
     assert (await _hit(client, user_name, "site", "v1", ["view"])).status == 200
