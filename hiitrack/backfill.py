@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 import ujson
-from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, DeferredSemaphore, gatherResults
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -35,6 +35,8 @@ LEASE_SECONDS = 30.0
 """How long a backfill's process may go without a word before another takes the backfill over."""
 PAGE = 100
 """Visitors counted between two progress records."""
+AT_ONCE = 16
+"""Visitors a process counts at the same time, all its sweeps together: writes share group commits, histories memory."""
 INSTALLATION = ""
 
 log = Logger()
@@ -58,6 +60,7 @@ class Backfills:
         self._lease = lease_seconds
         self._owner = secrets.token_hex(8)
         self._sweeps: dict[tuple[str, str], Deferred] = {}
+        self._at_once = DeferredSemaphore(AT_ONCE)
         self._claiming = LoopingCall(lambda: Deferred.fromCoroutine(self._claim_all()))
 
     def progress(self, has_data: bool) -> dict[str, object]:
@@ -134,9 +137,12 @@ class Backfills:
         cursor, visitors = progress["cursor"], progress["visitors"]
         while True:
             page, following = await self._store.sweep(scope, VISITOR, cursor, PAGE)
-            for visitor_id, _ in page:
-                if not await self._tracker.backfill(scope, ticket, visitor_id, funnel):
-                    return
+            counted = await gatherResults(
+                [self._at_once.run(self._count, scope, ticket, visitor_id, funnel) for visitor_id, _ in page],
+                consumeErrors=True,
+            )
+            if not all(counted):
+                return
             visitors += len(page)
             done = following is None
             progress = {"state": "done", "visitors": visitors} if done else {**progress, "visitors": visitors}
@@ -150,6 +156,9 @@ class Backfills:
                 await self._store.delete(INSTALLATION, BACKFILL, _registry_key(scope, name))
                 return
             cursor = following
+
+    def _count(self, scope: str, ticket: int, visitor_id: str, funnel: SavedFunnel) -> Deferred[bool]:
+        return Deferred.fromCoroutine(self._tracker.backfill(scope, ticket, visitor_id, funnel))
 
     async def _record_progress(self, scope: str, name: str, raw: bytes, progress: dict) -> bytes | None:
         """Put `progress` in the funnel record, unless it was replaced, deleted or taken over (None then)."""
