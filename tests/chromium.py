@@ -2,12 +2,13 @@
 
 The harness of tests/test_tracker_browser.py, tests/test_dashboard_browser.py
 and tests/test_csrf_browser.py: the check that the browser is installed, one
-run of a driver script with its JSON options and report, and the static page
-a second origin serves.  Without Chromium or node_modules these tests fail,
+run of a driver script with its JSON options and report, the tracker snippet
+of the README, and the static page a second origin serves.  Without Chromium or node_modules these tests fail,
 they never skip: run `bash tests/browser/setup.sh` once.
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,16 @@ from twisted.internet import reactor, utils
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-__all__ = ["BROWSER", "CHROMIUM", "DRIVE_TIMEOUT", "ROOT", "Page", "check_browser_installed", "run_driver"]
+__all__ = [
+    "BROWSER",
+    "CHROMIUM",
+    "DRIVE_TIMEOUT",
+    "ROOT",
+    "Page",
+    "check_browser_installed",
+    "readme_snippet",
+    "run_driver",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 BROWSER = ROOT / "tests" / "browser"
@@ -58,6 +68,16 @@ async def run_driver(script: str, options: dict, timeout: float = DRIVE_TIMEOUT)
     if code != 0:
         pytest.fail(f"{script} exited {code}:\n{err.decode(errors='replace')}", pytrace=False)
     return ujson.loads(out)
+
+
+def readme_snippet(tracker: str, user: str, bucket: str) -> str:
+    """The tracker snippet of the README, pointed at the test server."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```html\n(<script>.*?</script>)\n```", text, re.S).group(1)
+    block = block.replace("https://track.example.com", tracker)
+    block = block.replace("user: 'acme'", f"user: '{user}'").replace("bucket: 'site'", f"bucket: '{bucket}'")
+    assert tracker in block and user in block and "pageviews: true" in block, "the snippet in README.md changed shape"
+    return block
 
 
 class Page(Resource):
