@@ -1,11 +1,19 @@
 // Drives Debian's Chromium through the dashboard for tests/test_dashboard_browser.py.
 //
-// Usage: node dashboard.js '{"url": DASHBOARD_URL, "user": ..., "password": ...,
-//   "accessKey": ..., "event": NAME, "property": NAME, "funnel": NAME,
-//   "newFunnel": {...}, "screenshots": DIR}'
-// Prints one JSON object on stdout: what each view showed, every request
-// the pages made, the console's errors, and the bytes of the first load.
-// The test compares the numbers with the API's.
+// Usage: node dashboard.js '{"phase": "views"|"erase", "url": DASHBOARD_URL,
+//   "user": ..., "password": ..., "accessKey": ..., "event": NAME,
+//   "property": NAME, "funnel": NAME, "newFunnel": {...}, "feedPage": URL,
+//   "liveEvent": NAME, "firstStep": NAME, "liveDropper": VISITOR_ID, "erase": VISITOR_ID,
+//   "step": N, "screenshots": DIR, "scratch": DIR}'
+// "views" reads every view as the owner (light, dark, phone width) and as an
+// access-key reader, makes a funnel with the form and sends a live hit
+// through the tracker page `feedPage`; "erase" opens the who-dropped-off
+// list of `step`, watches a visitor who drops off meanwhile (tracked as
+// `liveDropper`, with only `firstStep`) join it, opens the visitor `erase`
+// from it, erases it after the confirmation, and reads the overview and the
+// funnel again.  Prints one JSON object on stdout: what
+// each view showed, every request the pages made, the console's errors, and
+// the bytes of the first load.  The test compares the numbers with the API's.
 'use strict';
 
 const { launch, run } = require('./chromium');
@@ -15,8 +23,59 @@ const PHONE = { width: 390, height: 844 };
 
 const rows = (page, selector) =>
   page.$$eval(selector, (trs) =>
-    trs.map((tr) => ({ data: { ...tr.dataset }, cells: [...tr.querySelectorAll(':scope > th, :scope > td')].map((cell) => cell.textContent.trim()) })),
+    trs.map((tr) => ({
+      data: { ...tr.dataset },
+      cells: [...tr.querySelectorAll(':scope > th, :scope > td')].map((cell) => cell.textContent.trim()),
+      bar: tr.querySelector(':scope > td > .bar')?.style.width ?? null,
+    })),
   );
+
+const background = (page) => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+
+// What the overview shows: events with their totals and sparklines, funnels, properties.
+async function overviewOf(page) {
+  return {
+    events: await rows(page, 'table.events > tbody > tr'),
+    sparks: await page.$$eval('table.events > tbody > tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('details.spark td')].map((td) => Number(td.textContent.replace(/\D/g, '')))),
+    ),
+    funnels: await rows(page, 'table.funnels > tbody > tr'),
+    properties: await rows(page, 'table.properties tbody tr'),
+    writeControls: await page.$$eval('.write', (found) => found.length),
+  };
+}
+
+// Opens the who-dropped-off list of `step` and presses "More" until it is whole.
+async function droppedList(page, step) {
+  const row = `table[data-key=steps] tr[data-step="${step}"]`;
+  await page.click(`${row} details.dropped summary`);
+  await page.waitForSelector(`${row} details.dropped li a, ${row} details.dropped p.empty`);
+  const pages = [await page.$$eval(`${row} details.dropped li a`, (found) => found.length)];
+  while (await page.$(`${row} details.dropped button`)) {
+    await page.click(`${row} details.dropped button`);
+    const shown = pages[pages.length - 1];
+    await page.waitForFunction(([selector, n]) => document.querySelectorAll(selector).length > n, [`${row} details.dropped li a`, shown]);
+    pages.push(await page.$$eval(`${row} details.dropped li a`, (found) => found.length));
+  }
+  return { pages, links: await page.$$eval(`${row} details.dropped li a`, (found) => found.map((a) => [a.textContent, a.getAttribute('href')])) };
+}
+
+// The funnel view: steps, definition, backfill, time to convert, entry days, values.
+async function funnelOf(page) {
+  return {
+    steps: await rows(page, 'table[data-key=steps] > tbody > tr'),
+    drops: await page.$$eval('table[data-key=steps] .drop', (found) => found.map((span) => span.firstChild.textContent)),
+    definition: await page.$eval('.definition', (p) => p.textContent),
+    backfill: await page.$$eval('.backfill', (found) => found.map((div) => div.textContent)),
+    medians: await page.$$eval('.histogram', (found) => found.map((div) => [div.dataset.step, div.querySelector('.median').textContent])),
+    histograms: await page.$$eval('.histogram', (found) => found.map((div) => [...div.querySelectorAll('tbody tr')].map((tr) => [...tr.children].slice(0, 2).map((c) => c.textContent)))),
+    days: await rows(page, 'section[aria-labelledby=days-title] details.numbers tbody tr'),
+    values: await rows(page, 'table[data-key=values] > tbody > tr'),
+    charts: await page.$$eval('.chart', (found) => found.length),
+    chartTables: await page.$$eval('.chart ~ details.numbers', (found) => found.length),
+    writeControls: await page.$$eval('.write', (found) => found.length),
+  };
+}
 
 async function main(options) {
   const origin = new URL(options.url).origin;
@@ -45,11 +104,29 @@ async function main(options) {
   const enc = encodeURIComponent;
   const eventHash = `#/event/${enc(options.event)}?range=30d&split=${enc(options.property)}`;
   const funnelHash = `#/funnel/${enc(options.funnel)}`;
+  const funnelReady = '.view.funnel table[data-key=steps]';
+  const owner = { username: options.user, password: options.password };
 
-  try {
-    // The owner, light, desktop: first load, the three views, the form.
-    const owner = await open('owner', { username: options.user, password: options.password });
-    let page = owner.page;
+  // A hit sent by the tracker from the feed page, as `visitor`.
+  async function track(visitor, events) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(options.feedPage);
+    await page.evaluate(
+      ({ visitor, events }) =>
+        new Promise((resolve) => {
+          hiitrack('identify', visitor);
+          events.forEach((name) => hiitrack('track', name));
+          hiitrack('flush', resolve);
+        }),
+      { visitor, events },
+    );
+    await context.close();
+  }
+
+  // The owner, light, desktop: first load, the three views, the form, a live hit.
+  async function views() {
+    const { context, page } = await open('owner', owner);
     const sizes = [];
     page.on('requestfinished', async (request) => {
       const size = await request.sizes().catch(() => null);
@@ -62,15 +139,8 @@ async function main(options) {
     await page.waitForLoadState('networkidle');
     report.firstLoadBytes = sizes.reduce((a, b) => a + b, 0);
     report.firstLoadRequests = sizes.length;
-    report.views.overview = {
-      events: await rows(page, 'table.events > tbody > tr'),
-      sparks: await page.$$eval('table.events > tbody > tr', (trs) =>
-        trs.map((tr) => [...tr.querySelectorAll('details.spark td')].map((td) => Number(td.textContent.replace(/\D/g, '')))),
-      ),
-      funnels: await rows(page, 'table.funnels > tbody > tr'),
-      properties: await rows(page, 'table.properties tbody tr'),
-      writeControls: await page.$$eval('.write', (found) => found.length),
-    };
+    report.views.overview = await overviewOf(page);
+    report.background = { light: await background(page) };
     await shoot(page, 'overview-light');
 
     // Keyboard: Tab to the first event's link, Enter opens its page.
@@ -94,16 +164,20 @@ async function main(options) {
       split: await rows(page, 'section[aria-labelledby=split-title] tbody tr'),
       series: await rows(page, 'section[aria-labelledby=series-title] details.numbers tbody tr'),
       charts: await page.$$eval('.chart canvas', (found) => found.length),
+      chartTables: await page.$$eval('.chart ~ details.numbers', (found) => found.length),
     };
     await shoot(page, 'event-light');
 
-    await view(page, funnelHash, '.view.funnel table.bars[data-key=steps]');
-    report.views.funnel = {
-      steps: await rows(page, 'table[data-key=steps] tbody tr'),
-      values: await rows(page, 'table[data-key=values] tbody tr'),
-      writeControls: await page.$$eval('.write', (found) => found.length),
-    };
+    // The funnel: every part of the exact report, then who dropped off at each step.
+    await view(page, funnelHash, '.view.funnel .histogram');
+    report.views.funnel = await funnelOf(page);
     await shoot(page, 'funnel-light');
+    const steps = report.views.funnel.steps.length;
+    report.views.funnel.dropped = {};
+    for (let step = 2; step <= steps; step++) {
+      report.views.funnel.dropped[step] = await droppedList(page, step);
+    }
+    await shoot(page, 'funnel-dropped', options.scratch);
 
     // The form: one step is refused by the server, shown at the steps; then
     // the full definition is saved and its page opens.
@@ -126,49 +200,53 @@ async function main(options) {
     await page.fill('#field-property', spec.property);
     await page.click('button[type=submit]');
     await page.waitForFunction((name) => location.hash === `#/funnel/${encodeURIComponent(name)}`, spec.name);
-    await page.waitForSelector('.view.funnel table[data-key=steps]');
-    report.created = await rows(page, 'table[data-key=steps] tbody tr');
+    await page.waitForSelector(funnelReady);
+    report.created = await funnelOf(page);
+    // Read after the page: a backfill running now was running when the page was read.
+    report.created.apiBackfill = await page.evaluate(async (name) => {
+      const base = location.pathname.replace(/\/dashboard$/, '');
+      const answer = await fetch(`${base}/funnel/${encodeURIComponent(name)}`);
+      return (await answer.json()).conversion.backfill;
+    }, spec.name);
+    await shoot(page, 'funnel-created', options.scratch);
 
-    // Live: a hit arrives; the overview shows it without a reload, keeping
-    // the rows it had.
+    // Live: the tracker sends a hit from another page; the overview shows it
+    // without a reload, keeping the rows it had.
     await view(page, '#/', '.view.overview table.events');
     await page.evaluate(() => {
       window.notReloaded = true;
       window.firstRow = document.querySelector('table.events > tbody > tr');
     });
-    const live = await page.evaluate(async (name) => {
-      const base = location.pathname.replace(/\/dashboard$/, '');
-      const answer = await fetch(`${base}/event/${encodeURIComponent(name)}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ visitor_id: 'live-visitor' }) });
-      return answer.status;
-    }, options.liveEvent);
+    await track('live-visitor', [options.liveEvent]);
     await page.waitForSelector(`table.events tr[data-event="${options.liveEvent}"]`, { timeout: 20000 });
     report.live = {
-      posted: live,
       row: await rows(page, `table.events tr[data-event="${options.liveEvent}"]`),
       notReloaded: await page.evaluate(() => window.notReloaded === true && document.contains(window.firstRow)),
     };
-    await owner.context.close();
+    await context.close();
+  }
 
-    // Dark screenshots.
-    const dark = await open('dark', { username: options.user, password: options.password, colorScheme: 'dark' });
-    page = dark.page;
+  async function dark() {
+    const { context, page } = await open('dark', { ...owner, colorScheme: 'dark' });
     await page.goto(options.url);
     await page.waitForSelector('.view.overview table.funnels');
+    report.background.dark = await background(page);
     await shoot(page, 'overview-dark');
     await view(page, eventHash, `.view.event table.bars[data-key="split-${options.property}"]`);
     await shoot(page, 'event-dark');
-    await view(page, funnelHash, '.view.funnel table[data-key=steps]');
+    await view(page, funnelHash, '.view.funnel .histogram');
     await shoot(page, 'funnel-dark');
-    await dark.context.close();
+    await context.close();
+  }
 
-    // Phone width: nothing wider than the screen.
-    const phone = await open('phone', { username: options.user, password: options.password, viewport: PHONE });
-    page = phone.page;
+  // Phone width: nothing wider than the screen.
+  async function phone() {
+    const { context, page } = await open('phone', { ...owner, viewport: PHONE });
     report.phone = {};
     for (const [name, hash, ready] of [
       ['overview', '#/', '.view.overview table.funnels'],
       ['event', eventHash, '.view.event .chart canvas'],
-      ['funnel', funnelHash, '.view.funnel table[data-key=steps]'],
+      ['funnel', funnelHash, '.view.funnel .chart canvas'],
     ]) {
       await page.goto(options.url + hash);
       await page.waitForSelector(ready);
@@ -179,82 +257,84 @@ async function main(options) {
       report.phone[name] = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     }
     await shoot(page, 'funnel-phone');
-    await phone.context.close();
+    await context.close();
+  }
 
-    // The exact report (Part 2 of the API contract), from a stubbed answer: every part of
-    // the funnel page that shows it, and a who-dropped-off list.
-    const exact = await open('exact', { username: options.user, password: options.password });
-    page = exact.page;
-    const stub = options.exactStub;
-    await page.route(
-      (url) => url.pathname.endsWith(`/funnel/${enc(options.funnel)}`),
-      (route) => route.fulfill({ json: stub.report }),
-    );
-    await page.route(
-      (url) => url.pathname.endsWith(`/funnel/${enc(options.funnel)}/visitors`),
-      (route) => route.fulfill({ json: { visitors: stub.dropped, next: null, asked: route.request().url() } }),
-    );
-    await page.goto(options.url + funnelHash);
-    await page.waitForSelector('.view.funnel table[data-key=steps]');
-    await page.click('table[data-key=steps] tr[data-step="2"] details.dropped summary');
-    await page.waitForSelector('table[data-key=steps] tr[data-step="2"] details.dropped li a');
-    report.exact = {
-      steps: await rows(page, 'table[data-key=steps] > tbody > tr'),
-      definition: await page.$eval('.definition', (p) => p.textContent),
-      backfill: await page.$eval('.backfill', (div) => div.textContent),
-      medians: await page.$$eval('.histogram .median', (found) => found.map((span) => span.textContent)),
-      histograms: await page.$$eval('.histogram', (found) => found.map((div) => [...div.querySelectorAll('tbody tr')].map((tr) => [...tr.children].slice(0, 2).map((c) => c.textContent)))),
-      days: await rows(page, 'section[aria-labelledby=days-title] details.numbers tbody tr'),
-      values: await rows(page, 'table[data-key=values] > tbody > tr'),
-      dropped: await page.$$eval('details.dropped li a', (found) => found.map((a) => [a.textContent, a.getAttribute('href')])),
-      charts: await page.$$eval('.chart canvas', (found) => found.length),
-    };
-    await shoot(page, 'funnel-exact-stub', options.scratch);
-
-    // A dropped-off visitor's page (also a stubbed answer), and erasing it
-    // after the confirmation.
-    let erased = null;
-    await page.route(
-      (url) => url.pathname.includes('/visitor/'),
-      (route) => {
-        if (route.request().method() === 'DELETE') {
-          erased = decodeURIComponent(new URL(route.request().url()).pathname.split('/').pop());
-          return route.fulfill({ json: {} });
-        }
-        return route.fulfill({ json: stub.visitor });
-      },
-    );
-    page.once('dialog', (dialog) => dialog.accept());
-    await page.click('details.dropped li a >> nth=1');
-    await page.waitForSelector('.view.visitor');
-    await shoot(page, 'visitor-stub', options.scratch);
-    report.visitor = {
-      title: await page.$eval('h1', (h1) => h1.textContent),
-      properties: await rows(page, '.view.visitor section:nth-of-type(1) tbody tr'),
-      events: await rows(page, '.view.visitor section:nth-of-type(2) tbody tr'),
-    };
-    await page.click('.view.visitor button.danger');
-    await page.waitForSelector('.view.overview');
-    report.visitor.erased = erased;
-    await exact.context.close();
-
-    // The access key: read views, no write control, a forged write refused.
-    const reader = await open('reader', { username: options.user, password: options.accessKey });
-    page = reader.page;
+  // The access key: read views, no write control, no visitor, forged writes refused.
+  async function reader() {
+    const { context, page } = await open('reader', { username: options.user, password: options.accessKey });
     await page.goto(options.url);
     await page.waitForSelector('.view.overview table.funnels');
     report.reader = { overviewWrite: await page.$$eval('.write, button', (found) => found.length) };
-    await view(page, funnelHash, '.view.funnel table[data-key=steps]');
-    report.reader.funnelWrite = await page.$$eval('.write, button.danger, a[href$="/edit"]', (found) => found.length);
+    await view(page, funnelHash, funnelReady);
+    report.reader.funnelWrite = await page.$$eval('.write, button, details.dropped, a[href$="/edit"]', (found) => found.length);
     report.reader.steps = await rows(page, 'table[data-key=steps] tbody tr');
     await view(page, '#/new-funnel', '.view, .error');
     report.reader.form = await page.$$eval('form', (found) => found.length);
-    report.reader.forged = await page.evaluate(async () => {
+    await view(page, `#/visitor/${enc(options.erase)}`, '.view, .error');
+    report.reader.visitor = await page.$$eval('#main .view, #main button', (found) => found.length);
+    report.reader.forged = await page.evaluate(async (visitor) => {
       const base = location.pathname.replace(/\/dashboard$/, '');
-      const answer = await fetch(`${base}/funnel/forged`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ event: ['a', 'b'] }) });
-      return answer.status;
-    });
-    await reader.context.close();
+      const post = await fetch(`${base}/funnel/forged`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ event: ['a', 'b'] }) });
+      const erase = await fetch(`${base}/visitor/${encodeURIComponent(visitor)}`, { method: 'DELETE' });
+      return [post.status, erase.status];
+    }, options.erase);
+    await context.close();
+  }
+
+  // A dropped-off visitor, opened from its funnel's list: its page, a
+  // refused confirmation (nothing erased), the erase, and the numbers after.
+  async function erase() {
+    const { context, page } = await open('erase', owner);
+    await page.goto(options.url + funnelHash);
+    await page.waitForSelector(funnelReady);
+    const list = await droppedList(page, options.step);
+    const links = `tr[data-step="${options.step}"] details.dropped li a`;
+    await track(options.liveDropper, [options.firstStep]);
+    await page.waitForSelector(`${links}[href="#/visitor/${enc(options.liveDropper)}"]`, { timeout: 20000 });
+    const liveListed = await page.$$eval(links, (found) => found.map((a) => [a.textContent, a.getAttribute('href')]));
+    await page.click(`${links}[href="#/visitor/${enc(options.erase)}"]`);
+    await page.waitForSelector('.view.visitor');
+    report.visitor = {
+      listed: list.links,
+      liveListed,
+      hash: await page.evaluate(() => location.hash),
+      title: await page.$eval('h1', (h1) => h1.textContent),
+      lead: await page.$eval('.view.visitor .lead', (p) => p.textContent),
+      properties: await rows(page, '.view.visitor section:nth-of-type(1) tbody tr'),
+      events: await rows(page, '.view.visitor section:nth-of-type(2) tbody tr'),
+      dialogs: [],
+    };
+    await shoot(page, 'visitor', options.scratch);
+    const answer = (dialog, accept) => {
+      report.visitor.dialogs.push(dialog.message());
+      return accept ? dialog.accept() : dialog.dismiss();
+    };
+    page.once('dialog', (dialog) => answer(dialog, false));
+    await page.click('.view.visitor button.danger');
+    report.visitor.afterDismiss = await page.evaluate(async (visitor) => {
+      const base = location.pathname.replace(/\/dashboard$/, '');
+      const found = await fetch(`${base}/visitor/${encodeURIComponent(visitor)}`);
+      return { status: found.status, view: document.querySelector('#main .view').className };
+    }, options.erase);
+    page.once('dialog', (dialog) => answer(dialog, true));
+    await page.click('.view.visitor button.danger');
+    await page.waitForSelector('.view.overview table.funnels');
+    report.views.overview = await overviewOf(page);
+    await view(page, funnelHash, funnelReady);
+    report.views.funnel = await funnelOf(page);
+    await context.close();
+  }
+
+  try {
+    if (options.phase === 'views') {
+      await views();
+      await dark();
+      await phone();
+      await reader();
+    } else {
+      await erase();
+    }
   } finally {
     await browser.close();
   }

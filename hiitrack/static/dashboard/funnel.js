@@ -8,14 +8,39 @@ import { barTable, errorBox, formatCount, formatDuration, formatShare, formatTim
 
 const ENTRY_DAYS = 30;
 const DROPPED_PAGE = 20;
+const MAX_LIST = 1000; // the API's largest page
 
-// Who-dropped-off lists the reader opened, by funnel and step; kept across
-// refreshes, as the live page is re-rendered from data.
+// Who-dropped-off lists the reader opened, by funnel and step: the live
+// page is re-rendered from data, and each load reads the open lists again.
 const droppedLists = new Map();
+const droppedKey = (name, step) => `${name}\u0000${step}`;
+
+const droppedPage = (name, step, limit, after) => get(`/funnel/${segment(name)}/visitors`, { step, status: 'dropped', limit, after });
+
+// The funnel's open lists read again as far as the reader went, a page
+// further when the list was whole (newcomers show, more wait for "More").
+async function reloadDropped(name, steps) {
+  const reloads = [];
+  for (let step = 2; step <= steps; step++) {
+    const key = droppedKey(name, step);
+    const list = droppedLists.get(key);
+    if (list) {
+      const limit = Math.min(MAX_LIST, list.visitors.length + (list.next ? 0 : DROPPED_PAGE));
+      reloads.push(
+        droppedPage(name, step, Math.max(DROPPED_PAGE, limit)).then(
+          (answer) => droppedLists.set(key, { visitors: answer.visitors, next: answer.next }),
+          (error) => droppedLists.set(key, { ...list, error: error.message }),
+        ),
+      );
+    }
+  }
+  await Promise.all(reloads);
+}
 
 export async function load(name) {
   const start = Math.floor(Date.now() / 1000) - (ENTRY_DAYS - 1) * DAY;
   const [overview, report] = await Promise.all([bucket(), funnel(name, { start })]);
+  await reloadDropped(name, report.stepIds.length);
   return { name, overview, ...report };
 }
 
@@ -54,12 +79,12 @@ function backfill({ exact }) {
 }
 
 function dropped(name, step) {
-  const key = `${name}\u0000${step}`;
+  const key = droppedKey(name, step);
   const list = droppedLists.get(key);
   const more = async (after) => {
     const current = droppedLists.get(key) || { visitors: [] };
     try {
-      const answer = await get(`/funnel/${segment(name)}/visitors`, { step, status: 'dropped', limit: DROPPED_PAGE, after });
+      const answer = await droppedPage(name, step, DROPPED_PAGE, after);
       droppedLists.set(key, { visitors: [...current.visitors, ...answer.visitors], next: answer.next });
     } catch (error) {
       droppedLists.set(key, { ...current, error: error.message });
