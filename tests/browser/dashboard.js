@@ -201,13 +201,17 @@ async function main(options) {
     await page.click('button[type=submit]');
     await page.waitForFunction((name) => location.hash === `#/funnel/${encodeURIComponent(name)}`, spec.name);
     await page.waitForSelector(funnelReady);
+    // The API's exact report just before and just after the page is read:
+    // a backfill may be moving the numbers meanwhile.
+    const conversion = () =>
+      page.evaluate(async (name) => {
+        const base = location.pathname.replace(/\/dashboard$/, '');
+        const answer = await fetch(`${base}/funnel/${encodeURIComponent(name)}`);
+        return (await answer.json()).conversion;
+      }, spec.name);
+    const before = await conversion();
     report.created = await funnelOf(page);
-    // Read after the page: a backfill running now was running when the page was read.
-    report.created.apiBackfill = await page.evaluate(async (name) => {
-      const base = location.pathname.replace(/\/dashboard$/, '');
-      const answer = await fetch(`${base}/funnel/${encodeURIComponent(name)}`);
-      return (await answer.json()).conversion.backfill;
-    }, spec.name);
+    report.created.api = { before, after: await conversion() };
     await shoot(page, 'funnel-created', options.scratch);
 
     // Live: the tracker sends a hit from another page; the overview shows it
