@@ -306,6 +306,14 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
     }
     assert len(event["series"]) == 31 and sum(number(row["cells"][1]) for row in event["series"]) == report["total"]
     assert event["charts"] == event["chartTables"] == 1
+    # Its last 24 h, hour by hour.
+    day = event["day"]
+    hourly = await api("event", SIGNUP, start=int(day["chosenAt"]) - DAY, interval="hour")
+    assert day["interval"] == "hour" and len(day["series"]) in (24, 25)
+    assert {row["cells"][0]: row["cells"][1:] for row in day["series"] if row["cells"][1] != "0"} == {
+        utc(t): [str(n), str(dict(hourly["unique_total"])[t])] for t, n in hourly["total"]
+    }
+    assert hourly["total"], "some sign-ups in the last 24 h"
 
     # The funnel page: every part of the exact report is the API's.
     page = seen["views"]["funnel"]
