@@ -18,6 +18,7 @@ have run: without Chromium or node_modules this fails, it never skips.
 import json
 import random
 import time
+from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import quote
 
 import pytest
@@ -124,6 +125,7 @@ def feed(server, user_name: str):
 
 
 async def serve_feed(server, user: str, bucket: str):
+    """Listen on another loopback port: the page that loads the tracker, and the clock."""
     block = readme_snippet(server.url, user, bucket).replace("pageviews: true", "pageviews: false")
     html = f'<!doctype html><html><head><meta charset="utf-8"><title>shop</title>{block}</head><body></body></html>'
     root = Resource()
@@ -149,8 +151,11 @@ def counts_by(rows: list[dict], key: str) -> dict:
 
 
 def share(part: int, whole: int) -> str:
-    """A share as the page writes it (Intl percent, one decimal at most)."""
-    return f"{round(100 * part / whole, 1):g}%" if whole else "–"
+    """A share as the page writes it (Intl percent, one decimal at most, halves rounded up)."""
+    if not whole:
+        return "–"
+    percent = (Decimal(100 * part) / Decimal(whole)).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    return f"{percent.normalize():f}%"
 
 
 def duration(seconds: int) -> str:
@@ -171,7 +176,7 @@ def utc(unix: float, with_hour: bool = True) -> str:
 
 
 def steps_shown(conversion: dict) -> list[list[str]]:
-    """The steps table's first four columns for the API's exact visitors."""
+    """The steps table's "from first" and "from previous" columns for the API's exact visitors."""
     visitors = conversion["visitors"]
     return [[share(n, visitors[0]), share(n, visitors[index - 1]) if index else ""] for index, n in enumerate(visitors)]
 
