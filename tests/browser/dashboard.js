@@ -4,10 +4,11 @@
 //   "user": ..., "password": ..., "accessKey": ..., "event": NAME,
 //   "property": NAME, "funnel": NAME, "newFunnel": {...}, "feedPage": URL,
 //   "liveEvent": NAME, "firstStep": NAME, "liveDropper": VISITOR_ID, "erase": VISITOR_ID,
-//   "step": N, "screenshots": DIR, "scratch": DIR}'
+//   "step": N, "releaseBackfill": URL, "screenshots": DIR, "scratch": DIR}'
 // "views" reads every view as the owner (light, dark, phone width) and as an
-// access-key reader, makes a funnel with the form and sends a live hit
-// through the tracker page `feedPage`; "erase" opens the who-dropped-off
+// access-key reader, makes a funnel with the form (whose backfill the test
+// holds until the page has shown it running, then lets go with a POST to
+// `releaseBackfill`), and sends a live hit through the tracker page `feedPage`; "erase" opens the who-dropped-off
 // list of `step`, watches a visitor who drops off meanwhile (tracked as
 // `liveDropper`, with only `firstStep`) join it, opens the visitor `erase`
 // from it, erases it after the confirmation, and reads the overview and the
@@ -222,6 +223,14 @@ async function main(options) {
     const before = await conversion();
     report.created = await funnelOf(page);
     report.created.api = { before, after: await conversion() };
+    // The test held the backfill: let it go, and the live page shows it done.
+    const released = await fetch(options.releaseBackfill, { method: 'POST' });
+    if (!released.ok) {
+      throw new Error(`the backfill's release answered ${released.status}`);
+    }
+    await page.evaluate(() => (window.notReloaded = true));
+    await page.waitForSelector('.view.funnel .backfill', { state: 'detached', timeout: 20000 });
+    report.backfilled = { ...(await funnelOf(page)), notReloaded: await page.evaluate(() => window.notReloaded === true) };
     await shoot(page, 'funnel-created', options.scratch);
 
     // Live: the tracker sends a hit from another page; the overview shows it
@@ -337,6 +346,7 @@ async function main(options) {
     report.views.overview = await overviewOf(page);
     await view(page, funnelHash, funnelReady);
     report.views.funnel = await funnelOf(page);
+    report.views.funnel.listed = await page.$$eval(links, (found) => found.map((a) => [a.textContent, a.getAttribute('href')]));
     await context.close();
   }
 
