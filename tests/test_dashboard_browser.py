@@ -7,12 +7,14 @@ the owner (light, dark, phone width) and as an access-key reader, and
 reports what each view showed.  The numbers must be the API's, the exact
 funnel's too (time to convert, entry days, values, who dropped off); the
 funnel made with the form must be the one the API makes from the same
-definition; the reader gets no write control and its forged writes are
-refused; a visitor erased through its page is gone from the API and the
-page then shows the API's numbers; nothing logs an error, nothing leaves
-the server's origin, and the first load stays under 200 KB.  The run saves
-the screenshots of docs/screenshots/.  Needs `tests/browser/setup.sh` to
-have run: without Chromium or node_modules this fails, it never skips.
+definition, its real backfill (held by the test until the page has shown
+it running) turning into the backfilled numbers without a reload; the
+reader gets no write control and its forged writes are refused; a visitor
+erased through its page is gone from the API and the page then shows the
+API's numbers; nothing logs an error, nothing leaves the server's origin,
+and the first load stays under 200 KB.  The run saves the screenshots of
+docs/screenshots/.  Needs `tests/browser/setup.sh` to have run: without
+Chromium or node_modules this fails, it never skips.
 """
 
 import json
