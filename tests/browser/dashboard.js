@@ -8,13 +8,14 @@
 // "views" reads every view as the owner (light, dark, phone width) and as an
 // access-key reader, makes a funnel with the form (whose backfill the test
 // holds until the page has shown it running, then lets go with a POST to
-// `releaseBackfill`), and sends a live hit through the tracker page `feedPage`; "erase" opens the who-dropped-off
-// list of `step`, watches a visitor who drops off meanwhile (tracked as
-// `liveDropper`, with only `firstStep`) join it, opens the visitor `erase`
-// from it, erases it after the confirmation, and reads the overview and the
-// funnel again.  Prints one JSON object on stdout: what
-// each view showed, every request the pages made, the console's errors, and
-// the bytes of the first load.  The test compares the numbers with the API's.
+// `releaseBackfill`), and sends a live hit through the tracker page
+// `feedPage`; "erase" opens the who-dropped-off list of `step`, watches a
+// visitor who drops off meanwhile (tracked as `liveDropper`, with only
+// `firstStep`) join it, opens the visitor `erase` from it, erases it after
+// the confirmation, and reads the overview and the funnel again.  Prints
+// one JSON object on stdout: what each view showed, every request the pages
+// made, the console's errors, and the bytes of the first load.  The test
+// compares the numbers with the API's.
 'use strict';
 
 const { launch, run } = require('./chromium');
