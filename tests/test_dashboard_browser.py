@@ -59,6 +59,14 @@ CHECKOUT = {
     "exclude": [CLOSED],
     "property": "plan",
 }
+# Edited unchanged through the form, then deleted from its page.
+RICH = {
+    "description": "strict, any of",
+    "event": [[DOCS, HOME], SIGNUP],
+    "order": "strict",
+    "window": 7200,
+    "exclude": [CLOSED, PAID],
+}
 NEW_FUNNEL = {
     "name": "signup → pay",
     "description": "made with the form",
@@ -235,18 +243,19 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
     client = server.client
     auth = auth_of(user_name)
     await new_user(client, user_name)
-    # The bucket and its funnel before the first hit, so the funnel's exact
-    # report is kept live from the first one.
+    # The bucket and its funnels before the first hit, so their exact
+    # reports are kept live from the first one.
     now = time.time()
     server.clock.now = now - (DAYS_BACK + 11) * DAY
     await new_bucket(client, user_name, "shop")
-    created = await client.post(
-        path(user_name, "shop", "funnel", "checkout"),
-        body=ujson.dumps(CHECKOUT).encode(),
-        headers={"Content-Type": ["application/json"]},
-        auth=auth,
-    )
-    assert created.status == 201, created.body
+    for name, definition in (("checkout", CHECKOUT), ("rich", RICH)):
+        created = await client.post(
+            path(user_name, "shop", "funnel", name),
+            body=ujson.dumps(definition).encode(),
+            headers={"Content-Type": ["application/json"]},
+            auth=auth,
+        )
+        assert created.status == 201, created.body
     fed = await run_driver(
         "feed.js",
         {
@@ -286,6 +295,7 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
     erased = [visitor for visitor in dropped_before[2] if "/" in visitor][-1]
     assert dropped_before[2].index(erased) >= FUNNEL_PAGE, dropped_before[2]
     history = await api("visitor", erased)
+    rich = await api("funnel", "rich")
     options = {
         "url": server.url + path(user_name, "shop", "dashboard"),
         "user": user_name,
@@ -295,6 +305,7 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
         "property": "plan",
         "funnel": "checkout",
         "newFunnel": NEW_FUNNEL,
+        "editFunnel": "rich",
         "feedPage": feed + "/shop.html",
         "liveEvent": LIVE,
         "liveDropper": LIVE_DROPPER,
@@ -327,8 +338,10 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
     assert conversion["backfill"]["state"] == "done"
     steps = conversion["visitors"]
     assert steps[0] > steps[1] > steps[2] > 0
+    rich_steps = rich["conversion"]["visitors"]
     assert [row["cells"] for row in overview["funnels"]] == [
-        ["checkout", "3", str(steps[0]), str(steps[-1]), share(steps[-1], steps[0])]
+        ["checkout", "3", str(steps[0]), str(steps[-1]), share(steps[-1], steps[0])],
+        ["rich", "2", str(rich_steps[0]), str(rich_steps[-1]), share(rich_steps[-1], rich_steps[0])],
     ]
     plan = await api("property", "plan")
     assert [row["cells"] for row in overview["properties"]] == [["plan", str(len(plan["values"]))]]
@@ -418,6 +431,24 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
     done = seen["backfilled"]
     assert [number(row["cells"][1]) for row in done["steps"]] == from_form["conversion"]["visitors"]
     assert from_form["conversion"]["visitors"][0] > 0 and done["backfill"] == [] and done["notReloaded"] is True
+
+    # Edit: the form held the saved definition, and saved unchanged the
+    # server has the same one; then deleted from its page, it is gone.
+    edited = seen["edited"]
+    assert (edited["steps"], edited["order"], edited["window"], edited["exclude"]) == (
+        [[DOCS, HOME], [SIGNUP]],
+        "strict",
+        ["2", "3600"],
+        [CLOSED, PAID],
+    )
+    assert edited["definition"] == "order strict · window 2 h · excluding Closed tab, Paid ✓"
+    replaced = edited["api"]
+    for key in ("description", "event_ids", "funnel", "unique_funnel"):
+        assert replaced[key] == rich[key], key
+    for key in ("order", "window", "steps", "exclude", "visitors"):
+        assert replaced["conversion"][key] == rich["conversion"][key], key
+    assert [row["data"]["funnel"] for row in seen["deleted"]] == ["checkout", NEW_FUNNEL["name"]]
+    assert (await client.get(path(user_name, "shop", "funnel", "rich"), auth=auth)).status == 404
 
     # Live: the tracker's hit appeared without a reload.
     assert seen["live"]["notReloaded"] is True

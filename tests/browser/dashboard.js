@@ -2,14 +2,14 @@
 //
 // Usage: node dashboard.js '{"phase": "views"|"erase", "url": DASHBOARD_URL,
 //   "user": ..., "password": ..., "accessKey": ..., "event": NAME,
-//   "property": NAME, "funnel": NAME, "newFunnel": {...}, "feedPage": URL,
+//   "property": NAME, "funnel": NAME, "newFunnel": {...}, "editFunnel": NAME, "feedPage": URL,
 //   "liveEvent": NAME, "firstStep": NAME, "liveDropper": VISITOR_ID, "erase": VISITOR_ID,
 //   "step": N, "releaseBackfill": URL, "screenshots": DIR, "scratch": DIR}'
 // "views" reads every view as the owner (light, dark, phone width) and as an
 // access-key reader, makes a funnel with the form (whose backfill the test
 // holds until the page has shown it running, then lets go with a POST to
-// `releaseBackfill`), and sends a live hit through the tracker page
-// `feedPage`; "erase" opens the who-dropped-off list of `step`, watches a
+// `releaseBackfill`), saves `editFunnel` unchanged from its form and
+// deletes it, and sends a live hit through the tracker page `feedPage`; "erase" opens the who-dropped-off list of `step`, watches a
 // visitor who drops off meanwhile (tracked as `liveDropper`, with only
 // `firstStep`) join it, opens the visitor `erase` from it, erases it after
 // the confirmation, and reads the overview and the funnel again.  Prints
@@ -233,6 +233,31 @@ async function main(options) {
     await page.waitForSelector('.view.funnel .backfill', { state: 'detached', timeout: 20000 });
     report.backfilled = { ...(await funnelOf(page)), notReloaded: await page.evaluate(() => window.notReloaded === true) };
     await shoot(page, 'funnel-created', options.scratch);
+
+    // Edit: the form holds the saved definition; saved unchanged, the
+    // funnel's page opens (the API's answer read once its backfill is done).
+    // Then Delete, confirmed, from its page.
+    const edit = options.editFunnel;
+    await view(page, `#/funnel/${enc(edit)}/edit`, 'form.write');
+    report.edited = await page.evaluate(() => ({
+      steps: [...document.querySelectorAll('#field-steps li.step')].map((li) => [...li.querySelectorAll('input.event-name')].map((input) => input.value)),
+      order: document.querySelector('form.write').elements.order.value,
+      window: [document.querySelector('#field-window').value, document.querySelector('select[name=window_unit]').value],
+      exclude: [...document.querySelectorAll('#field-exclude input')].map((input) => input.value),
+    }));
+    await page.click('button[type=submit]');
+    await page.waitForFunction((name) => location.hash === `#/funnel/${encodeURIComponent(name)}`, edit);
+    await page.waitForSelector(funnelReady);
+    report.edited.definition = await page.$eval('.definition', (p) => p.textContent);
+    await page.waitForSelector('.view.funnel .backfill', { state: 'detached', timeout: 20000 });
+    report.edited.api = await page.evaluate(async (name) => {
+      const base = location.pathname.replace(/\/dashboard$/, '');
+      return (await fetch(`${base}/funnel/${encodeURIComponent(name)}`)).json();
+    }, edit);
+    page.once('dialog', (dialog) => dialog.accept());
+    await page.click('.view.funnel button.danger');
+    await page.waitForSelector('.view.overview table.funnels');
+    report.deleted = await rows(page, 'table.funnels > tbody > tr');
 
     // Live: the tracker sends a hit from another page; the overview shows it
     // without a reload, keeping the rows it had.
