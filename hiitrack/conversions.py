@@ -291,16 +291,22 @@ class Conversions:
         """A hit (its property values first, then its events, at `at_ms`) of a visitor holding `held` before it.
 
         Adds the funnels' increments to `inc`; returns the records to write
-        with them, or None when the hit touches no saved funnel.  A funnel
-        the visitor has no state in yet is first counted over the visitor's
-        history (none to read when it has no `earlier_hits`).
+        with them, or None when there are none.  A funnel the visitor has no
+        state in yet is first counted over the visitor's history.  A visitor
+        with no `earlier_hits` has no history: it is marked counted in every
+        saved funnel, so that no later hit has a history to read for them.
         """
+        saved = await self.saved(scope)
         new_values = [value for value in dict.fromkeys(values) if value not in held]
-        funnels = [funnel for funnel in await self.saved(scope) if funnel.touched(events, new_values)]
-        if not funnels:
+        funnels = [funnel for funnel in saved if funnel.touched(events, new_values)]
+        if not funnels and (earlier_hits or not saved):
             return None
         key = (scope, visitor_id)
-        states = await self._visitor_states(key)
+        if earlier_hits:
+            states = await self._visitor_states(key)
+        else:
+            # A new visitor is counted in every saved funnel already: it has no past to replay.
+            states = FunnelStates(funnels={funnel.version: FunnelState() for funnel in saved})
         at_ms = max(at_ms, states.last_ms)
         holding = held | set(new_values)
         changes = Changes(key, b"")
