@@ -36,7 +36,7 @@ Day rows are split in time shards as hiitrack.counting splits series.
 
 import secrets
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import ujson
@@ -136,15 +136,31 @@ class SavedFunnel:
 
 @dataclass
 class FunnelStates:
-    """One visitor's states in a bucket's funnel versions, and the time of its latest counted event."""
+    """One visitor's states in a bucket's funnel versions, and the time of its latest counted event.
+
+    A state stays encoded until `state` asks for it: a hit decodes, and
+    encodes again, only the funnels it touches, not every saved one.
+    """
 
     last_ms: int = 0
-    funnels: dict[bytes, FunnelState] = field(default_factory=dict)
+    funnels: dict[bytes, FunnelState | bytes] = field(default_factory=dict)
+
+    def state(self, version: bytes) -> FunnelState | None:
+        found = self.funnels.get(version)
+        if isinstance(found, bytes):
+            found = self.funnels[version] = FunnelState.from_bytes(found)
+        return found
+
+    def states(self) -> Iterator[tuple[bytes, FunnelState]]:
+        for version in list(self.funnels):
+            state = self.state(version)
+            assert state is not None
+            yield version, state
 
     def to_bytes(self) -> bytes:
         parts = [_STATES_HEAD.pack(self.last_ms, len(self.funnels))]
         for version, state in self.funnels.items():
-            raw = state.to_bytes()
+            raw = state if isinstance(state, bytes) else state.to_bytes()
             parts += [version, _STATE_HEAD.pack(len(raw)), raw]
         return b"".join(parts)
 
@@ -152,12 +168,12 @@ class FunnelStates:
     def from_bytes(cls, data: bytes) -> "FunnelStates":
         last_ms, count = _STATES_HEAD.unpack_from(data)
         offset = _STATES_HEAD.size
-        funnels = {}
+        funnels: dict[bytes, FunnelState | bytes] = {}
         for _ in range(count):
             version = data[offset : offset + VERSION_SIZE]
             (size,) = _STATE_HEAD.unpack_from(data, offset + VERSION_SIZE)
             offset += VERSION_SIZE + _STATE_HEAD.size
-            funnels[version] = FunnelState.from_bytes(data[offset : offset + size])
+            funnels[version] = data[offset : offset + size]
             offset += size
         return cls(last_ms, funnels)
 
@@ -312,7 +328,7 @@ class Conversions:
         changes = Changes(key, b"")
         history: list[Hit] | None = None if earlier_hits else []
         for funnel in funnels:
-            state = states.funnels.get(funnel.version)
+            state = states.state(funnel.version)
             indexed = 0 if state is None else state.level
             if state is None:
                 if history is None:
@@ -352,7 +368,7 @@ class Conversions:
         current = {funnel.version: funnel for funnel in await self.saved(scope)}
         inc = new_increments()
         records: set[tuple[Kind, str]] = {(FUNNEL_STATE, visitor_id)}
-        for version, state in states.funnels.items():
+        for version, state in states.states():
             if version in current:
                 replay_funnel(current[version], history, inc)
             if state.level:

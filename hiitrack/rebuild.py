@@ -45,12 +45,11 @@ async def rebuild(store: Store, scope: str, progress: Callable[[int, int], None]
         records[VISITOR, visitor_id] = state.to_bytes()
         in_funnels = replay_states(funnels, history, added)
         stored = await store.get(scope, FUNNEL_STATE, visitor_id)
-        for version, previous in (
-            FunnelStates() if stored is None else FunnelStates.from_bytes(stored)
-        ).funnels.items():
+        before = FunnelStates() if stored is None else FunnelStates.from_bytes(stored)
+        for version, previous in before.states():
             if previous.level:
                 deletions.add((level_kind(version, previous.level), visitor_id))
-        for version, counted in in_funnels.funnels.items():
+        for version, counted in in_funnels.states():
             if counted.level:
                 records[level_kind(version, counted.level), visitor_id] = b""
         records[FUNNEL_STATE, visitor_id] = in_funnels.to_bytes()
