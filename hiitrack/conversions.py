@@ -54,6 +54,7 @@ __all__ = [
     "Conversions",
     "FunnelStates",
     "SavedFunnel",
+    "SavedFunnels",
     "apply_hit",
     "conversion_row",
     "day_rows",
@@ -127,11 +128,40 @@ class SavedFunnel:
         prop = None if record["property"] is None else property_id(record["property"])
         return cls(bytes.fromhex(record["version"]), definition, prop)
 
-    def touched(self, events: Iterable[bytes], values: Iterable[bytes]) -> bool:
-        """Whether a hit with these events and new values can change this funnel's numbers."""
-        return any(self.definition.touched_by(event) for event in events) or (
-            self.prop is not None and any(value[:ID_SIZE] == self.prop for value in values)
-        )
+
+class SavedFunnels:
+    """A bucket's saved funnels, indexed by what touches them: a hit looks up its own events, not every funnel."""
+
+    def __init__(self, funnels: list[SavedFunnel]) -> None:
+        self._funnels = funnels
+        self._strict = [n for n, funnel in enumerate(funnels) if funnel.definition.order == "strict"]
+        self._by_event: dict[bytes, list[int]] = {}
+        self._by_property: dict[bytes, list[int]] = {}
+        for n, funnel in enumerate(funnels):
+            events = {event for step in funnel.definition.steps for event in step} | set(funnel.definition.exclude)
+            for event in events if funnel.definition.order != "strict" else ():
+                self._by_event.setdefault(event, []).append(n)
+            if funnel.prop is not None:
+                self._by_property.setdefault(funnel.prop, []).append(n)
+
+    def __iter__(self) -> Iterator[SavedFunnel]:
+        return iter(self._funnels)
+
+    def __bool__(self) -> bool:
+        return bool(self._funnels)
+
+    def touched(self, events: Iterable[bytes], new_values: Iterable[bytes]) -> list[SavedFunnel]:
+        """The funnels whose numbers a hit with these events and newly held values can change, in saved order.
+
+        A strict funnel is touched by every event: any event breaks its chains.
+        """
+        found: set[int] = set()
+        for event in events:
+            found.update(self._strict)
+            found.update(self._by_event.get(event, ()))
+        for value in new_values:
+            found.update(self._by_property.get(value[:ID_SIZE], ()))
+        return [self._funnels[n] for n in sorted(found)]
 
 
 @dataclass
@@ -265,18 +295,20 @@ class Conversions:
         self._store = store
         self._clock = clock
         self._cache_seconds = cache_seconds
-        self._saved: LRU[str, tuple[list[SavedFunnel], float]] = LRU(funnel_cache_size)
+        self._saved: LRU[str, tuple[SavedFunnels, float]] = LRU(funnel_cache_size)
         self._states: LRU[tuple[str, str], tuple[bytes, float]] = LRU(state_cache_size)
 
     def caches(self) -> dict[str, LRU]:
         return {"funnel_definitions": self._saved, "funnel_state": self._states}
 
-    async def saved(self, scope: str) -> list[SavedFunnel]:
+    async def saved(self, scope: str) -> SavedFunnels:
         cached = self._saved.get(scope)
         if cached is not None and self._clock() - cached[1] <= FUNNELS_SECONDS:
             return cached[0]
         records = await self._store.scan(scope, FUNNEL)
-        funnels = [funnel for raw in records.values() if (funnel := SavedFunnel.of(ujson.loads(raw))) is not None]
+        funnels = SavedFunnels(
+            [funnel for raw in records.values() if (funnel := SavedFunnel.of(ujson.loads(raw))) is not None]
+        )
         self._saved.put(scope, (funnels, self._clock()))
         return funnels
 
@@ -314,7 +346,7 @@ class Conversions:
         """
         saved = await self.saved(scope)
         new_values = [value for value in dict.fromkeys(values) if value not in held]
-        funnels = [funnel for funnel in saved if funnel.touched(events, new_values)]
+        funnels = saved.touched(events, new_values)
         if not funnels and (earlier_hits or not saved):
             return None
         key = (scope, visitor_id)
