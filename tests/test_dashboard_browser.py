@@ -11,10 +11,12 @@ definition, its real backfill (held by the test until the page has shown
 it running) turning into the backfilled numbers without a reload; the
 reader gets no write control and its forged writes are refused; a visitor
 erased through its page is gone from the API and the page then shows the
-API's numbers; nothing logs an error, nothing leaves the server's origin,
-and the first load stays under 200 KB.  The run saves the screenshots of
-docs/screenshots/.  Needs `tests/browser/setup.sh` to have run: without
-Chromium or node_modules this fails, it never skips.
+API's numbers; a custom range typed into an event's form (by an owner
+whose clock is not UTC) shows the API's series for that range, daily and
+hourly, and a finish before the start is refused at its field; nothing logs an error, nothing leaves the
+server's origin, and the first load stays under 200 KB.  The run saves the
+screenshots of docs/screenshots/.  Needs `tests/browser/setup.sh` to have
+run: without Chromium or node_modules this fails, it never skips.
 """
 
 import json
@@ -222,6 +224,23 @@ def utc(unix: float, with_hour: bool = True) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC" if with_hour else "%Y-%m-%d", time.gmtime(unix))
 
 
+def typed(unix: int) -> str:
+    """A UTC time as a date and time field holds it."""
+    return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(unix))
+
+
+def series_shown(report: dict, start: int, finish: int, step: int) -> tuple[list[list[str]], list[list[int]]]:
+    """An event's series from `start` to `finish` as the page shows it: the table's rows and the chart's data.
+
+    Every interval from the one holding `start` to the one holding
+    `finish`, zeros too, with the API's non-zero counts.
+    """
+    totals, uniques = dict(report["total"]), dict(report["unique_total"])
+    starts = list(range(start // step * step, finish + 1, step))
+    rows = [[utc(t, step < DAY), f"{totals.get(t, 0):,}", f"{uniques.get(t, 0):,}"] for t in starts]
+    return rows, [starts, [totals.get(t, 0) for t in starts], [uniques.get(t, 0) for t in starts]]
+
+
 def steps_shown(conversion: dict) -> list[list[str]]:
     """The steps table's "from first" and "from previous" columns for the API's exact visitors."""
     visitors = conversion["visitors"]
@@ -296,6 +315,9 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
     assert dropped_before[2].index(erased) >= FUNNEL_PAGE, dropped_before[2]
     history = await api("visitor", erased)
     rich = await api("funnel", "rich")
+    # The custom range: whole minutes (as the form takes them), neither on a day's nor an hour's start.
+    midnight = int(now) // DAY * DAY
+    custom_start, custom_finish = midnight - 12 * DAY + 7 * 3600 + 30 * 60, midnight - 4 * DAY + 16 * 3600 + 45 * 60
     options = {
         "url": server.url + path(user_name, "shop", "dashboard"),
         "user": user_name,
@@ -313,6 +335,11 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
         "erase": erased,
         "step": 2,
         "releaseBackfill": feed + "/backfill",
+        "customRange": {
+            "start": typed(custom_start),
+            "finish": typed(custom_finish),
+            "early": typed(custom_start - 60),
+        },
         "screenshots": str(SCREENSHOTS),
         "scratch": str(tmp_path),
     }
@@ -372,6 +399,26 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
         utc(t): [str(n), str(dict(hourly["unique_total"])[t])] for t, n in hourly["total"]
     }
     assert hourly["total"], "some sign-ups in the last 24 h"
+    # A custom range typed into the form: the API's series for that start and finish, daily then hourly.
+    custom = event["custom"]
+    # First a finish a minute before the start: refused at the field, the page stays on its last 24 h.
+    assert custom["refused"] == {
+        "message": "The end of the range comes before its start.",
+        "hash": f"#/event/{uri_component(SIGNUP)}?range=24h&split=plan",
+    }
+    assert custom["hash"] == (
+        f"#/event/{uri_component(SIGNUP)}?range=custom&split=plan&start={custom_start}&finish={custom_finish}"
+    )
+    for shown, interval, step in ((custom["daily"], "day", DAY), (custom["hourly"], "hour", 3600)):
+        series = await api("event", SIGNUP, start=custom_start, finish=custom_finish, interval=interval)
+        rows, chart = series_shown(series, custom_start, custom_finish, step)
+        assert (shown["interval"], shown["form"]) == (interval, [typed(custom_start), typed(custom_finish)])
+        assert shown["label"] == (
+            f"{'Daily' if step == DAY else 'Hourly'} events and unique visitors,"
+            f" {utc(custom_start)} to {utc(custom_finish)}"
+        )
+        assert (shown["rows"], shown["chart"]) == (rows, chart)
+        assert series["total"], "some sign-ups in the custom range"
 
     # The funnel page: every part of the exact report is the API's.
     page = seen["views"]["funnel"]

@@ -4,9 +4,12 @@
 //   "user": ..., "password": ..., "accessKey": ..., "event": NAME,
 //   "property": NAME, "funnel": NAME, "newFunnel": {...}, "editFunnel": NAME, "feedPage": URL,
 //   "liveEvent": NAME, "firstStep": NAME, "liveDropper": VISITOR_ID, "erase": VISITOR_ID,
-//   "step": N, "releaseBackfill": URL, "screenshots": DIR, "scratch": DIR}'
+//   "step": N, "releaseBackfill": URL, "customRange": {"start": "YYYY-MM-DDTHH:MM", "finish": ..., "early": ...},
+//   "screenshots": DIR, "scratch": DIR}'
 // "views" reads every view as the owner (light, dark, phone width) and as an
-// access-key reader, makes a funnel with the form (whose backfill the test
+// access-key reader (the owner's clock in India: the page must not depend
+// on it), types `customRange` into the event's form (UTC; first with the
+// finish `early`, before the start) and reads its series daily and hourly, makes a funnel with the form (whose backfill the test
 // holds until the page has shown it running, then lets go with a POST to
 // `releaseBackfill`), saves `editFunnel` unchanged from its form and
 // deletes it, and sends a live hit through the tracker page `feedPage`; "erase" opens the who-dropped-off list of `step`, watches a
@@ -31,6 +34,25 @@ const rows = (page, selector) =>
       bar: tr.querySelector(':scope > td > .bar')?.style.width ?? null,
     })),
   );
+
+// What a user of Debian's Chromium (en-US) types into a date and time field
+// for `iso` (YYYY-MM-DDTHH:MM): the date's digits, Tab to the time, its digits and AM or PM.
+function typed(iso) {
+  const [, year, month, day, hour, minute] = iso.match(/^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)$/);
+  const clock = String(Number(hour) % 12 || 12).padStart(2, '0');
+  return [`${month}${day}${year}`, 'Tab', `${clock}${minute}${Number(hour) < 12 ? 'A' : 'P'}`];
+}
+
+// An event's series as the page shows it: its caption, the table's rows and the chart's data.
+async function seriesOf(page) {
+  return {
+    label: await page.$eval('section[aria-labelledby=series-title] .chart', (chart) => chart.getAttribute('aria-label')),
+    interval: await page.$eval('select[name=interval]', (select) => select.value),
+    form: await page.$$eval('form.custom-range input', (inputs) => inputs.map((input) => input.value)),
+    rows: (await rows(page, 'section[aria-labelledby=series-title] details.numbers tbody tr')).map((row) => row.cells),
+    chart: await page.$eval('section[aria-labelledby=series-title] .chart', (chart) => [chart.chartSpec.xs, ...chart.chartSpec.ys]),
+  };
+}
 
 const background = (page) => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
 
@@ -84,8 +106,8 @@ async function main(options) {
   const report = { requests: [], console: [], views: {} };
   const browser = await launch();
 
-  async function open(name, { username, password, colorScheme = 'light', viewport = DESKTOP }) {
-    const context = await browser.newContext({ httpCredentials: { username, password }, colorScheme, viewport });
+  async function open(name, { username, password, colorScheme = 'light', viewport = DESKTOP, timezoneId }) {
+    const context = await browser.newContext({ httpCredentials: { username, password }, colorScheme, viewport, timezoneId, locale: 'en-US' });
     context.setDefaultTimeout(15000);
     const page = await context.newPage();
     page.on('request', (request) => report.requests.push(request.url()));
@@ -128,7 +150,7 @@ async function main(options) {
 
   // The owner, light, desktop: first load, the three views, the form, a live hit.
   async function views() {
-    const { context, page } = await open('owner', owner);
+    const { context, page } = await open('owner', { ...owner, timezoneId: 'Asia/Kolkata' });
     const sizes = [];
     page.on('requestfinished', async (request) => {
       const size = await request.sizes().catch(() => null);
@@ -179,6 +201,34 @@ async function main(options) {
       interval: await page.$eval('select[name=interval]', (select) => select.value),
       series: await rows(page, 'section[aria-labelledby=series-title] details.numbers tbody tr'),
     };
+    // A custom range typed into the form: a finish before the start is
+    // refused (Enter); the range is shown daily, then hourly, chosen from the keyboard.
+    // Clicks the field's first part (the month), types the date, Tab, the time.
+    const type = async (field, iso) => {
+      const input = `form.custom-range input[name=${field}]`;
+      const [date, tab, clock] = typed(iso);
+      const [padding, height] = await page.$eval(input, (element) => [parseFloat(getComputedStyle(element).paddingLeft), element.clientHeight]);
+      await page.click(input, { position: { x: padding + 4, y: height / 2 } });
+      await page.keyboard.type(date);
+      await page.keyboard.press(tab);
+      await page.keyboard.type(clock);
+    };
+    await type('start', options.customRange.start);
+    await type('finish', options.customRange.early);
+    await page.keyboard.press('Enter');
+    const refused = {
+      message: await page.$eval('form.custom-range input[name=finish]', (input) => input.validationMessage),
+      hash: await page.evaluate(() => location.hash),
+    };
+    await type('finish', options.customRange.finish);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('form.custom-range button[aria-current=true]');
+    report.views.event.custom = { refused, hash: await page.evaluate(() => location.hash), daily: await seriesOf(page) };
+    await page.focus('select[name=interval]');
+    await page.keyboard.press('ArrowUp');
+    // The daily chart is on the page until the hourly one replaces it.
+    await page.waitForSelector('section[aria-labelledby=series-title] .chart[aria-label^="Hourly"]');
+    report.views.event.custom.hourly = await seriesOf(page);
 
     // The funnel: every part of the exact report, then who dropped off at each step.
     await view(page, funnelHash, '.view.funnel .histogram');

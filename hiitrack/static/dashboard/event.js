@@ -51,7 +51,9 @@ function link(name, changes, query) {
 
 function rangeControls({ name, query, range }) {
   const go = (changes) => (location.hash = link(name, changes, query));
-  const localInput = (unix) => new Date((unix - new Date(unix * 1000).getTimezoneOffset() * 60) * 1000).toISOString().slice(0, 16);
+  // The custom range is in UTC, as every time and day on the page is (a
+  // field's value has no zone: read as local time, the range would move).
+  const utcInput = (unix) => new Date(unix * 1000).toISOString().slice(0, 16);
   return h(
     'div',
     { class: 'controls' },
@@ -76,15 +78,21 @@ function rangeControls({ name, query, range }) {
       'form',
       {
         class: 'custom-range',
+        // A finish before the start is refused at the field (the API would answer 400).
         onsubmit: (event) => {
           event.preventDefault();
-          const form = new FormData(event.target);
-          const unix = (field) => Math.floor(new Date(form.get(field)).getTime() / 1000);
-          go({ range: 'custom', start: unix('start'), finish: unix('finish') });
+          const fields = event.target.elements;
+          const unix = (field) => Math.floor(Date.parse(`${fields[field].value}Z`) / 1000);
+          const [start, finish] = [unix('start'), unix('finish')];
+          fields.finish.setCustomValidity(finish < start ? 'The end of the range comes before its start.' : '');
+          if (event.target.reportValidity()) {
+            go({ range: 'custom', start, finish });
+          }
         },
+        oninput: (event) => event.currentTarget.elements.finish.setCustomValidity(''),
       },
-      h('label', {}, 'From ', h('input', { type: 'datetime-local', name: 'start', required: true, value: localInput(range.start) })),
-      h('label', {}, 'to ', h('input', { type: 'datetime-local', name: 'finish', required: true, value: localInput(range.finish) })),
+      h('label', {}, 'From ', h('input', { type: 'datetime-local', name: 'start', required: true, value: utcInput(range.start) })),
+      h('label', {}, 'to ', h('input', { type: 'datetime-local', name: 'finish', required: true, value: utcInput(range.finish) }), ' UTC'),
       h('button', { type: 'submit', 'aria-current': range.range === 'custom' ? 'true' : null }, 'Show'),
     ),
   );
