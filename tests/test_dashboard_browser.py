@@ -13,7 +13,10 @@ reader gets no write control and its forged writes are refused; a visitor
 erased through its page is gone from the API and the page then shows the
 API's numbers; a custom range typed into an event's form (by an owner
 whose clock is not UTC) shows the API's series for that range, daily and
-hourly, and a finish before the start is refused at its field; nothing logs an error, nothing leaves the
+hourly, and a finish before the start is refused at its field; a visitor
+with three pages of history (sent over HTTP to a bucket of its own) is
+shown page after page with "Later events", every event the API's, in
+order, none missing or repeated; nothing logs an error, nothing leaves the
 server's origin, and the first load stays under 200 KB.  The run saves the
 screenshots of docs/screenshots/.  Needs `tests/browser/setup.sh` to have
 run: without Chromium or node_modules this fails, it never skips.
@@ -37,7 +40,7 @@ from hiitrack.accounts import bucket_scope
 from hiitrack.tracking import Tracker
 from tests.chromium import ROOT, Page, readme_snippet, run_driver
 from tests.conftest import Clock
-from tests.helpers import PASSWORD, auth_of, new_bucket, new_user, path
+from tests.helpers import PASSWORD, auth_of, batch, new_bucket, new_user, path
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 DRIVE_TIMEOUT = 160
@@ -52,6 +55,9 @@ DAYS_BACK = 20
 # Gaps between a visitor's hits: over the time-to-convert buckets, some past the window.
 GAPS = [0.5, 5, 45, 200, 1000, 5000, 40000, 200000, 700000]
 FUNNEL_PAGE = 20  # who dropped off, as many at a time as the page shows
+HISTORY_PAGE = 1000  # a visitor's events a page, the API's default
+LONG_VISITOR = "long reader/#1?"  # over three pages of history, in a bucket of its own
+LONG_HITS, LONG_HIT_EVENTS = 31, 70  # pages end inside a hit (1000 = 14 × 70 + 20)
 
 CHECKOUT = {
     "description": "home to paid",
@@ -114,6 +120,12 @@ def visits(now: float) -> list[dict]:
         visitor = None if number % 4 == 3 else (f"visitor/{number}" if number % 5 == 0 else f"v{number}")
         found.append({"visitor": visitor, "hits": hits})
     return found
+
+
+def long_history(start: int) -> list[tuple[int, list[str]]]:
+    """LONG_VISITOR's hits, a minute apart: (time, its events), two names in a random order."""
+    draw = random.Random(LONG_HITS)
+    return [(start + 60 * n, [draw.choice([DOCS, CLOSED]) for _ in range(LONG_HIT_EVENTS)]) for n in range(LONG_HITS)]
 
 
 class SetClock(Resource):
@@ -290,6 +302,13 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
     named = [visit["visitor"] for visit in visits(now)]
     assert [v for v, name in zip(fed["visitors"], named, strict=True) if name] == [n for n in named if n]
     assert len(set(fed["visitors"])) == len(named)
+    # A visitor with more than a page of history, sent over HTTP into a bucket of its own.
+    await new_bucket(client, user_name, "long")
+    long = long_history(int(now) - 3 * DAY)
+    for at, events in long:
+        server.clock.now = at
+        await batch(client, user_name, "long", LONG_VISITOR, events)
+    server.clock.now = None
 
     key = (await client.get(path(user_name, "shop"), auth=auth)).json["access_key"]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -340,6 +359,7 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
             "finish": typed(custom_finish),
             "early": typed(custom_start - 60),
         },
+        "longHistory": {"url": server.url + path(user_name, "long", "dashboard"), "visitor": LONG_VISITOR},
         "screenshots": str(SCREENSHOTS),
         "scratch": str(tmp_path),
     }
@@ -561,3 +581,32 @@ async def test_the_dashboard_shows_the_apis_numbers(server, user_name, feed, tmp
     assert erased not in now_dropped and LIVE_DROPPER in now_dropped
     assert gone["views"]["funnel"]["listed"] == [[v, "#/visitor/" + uri_component(v)] for v in now_dropped]
     assert gone["console"] == [] and gone["foreign"] == []
+
+    # The long history, page after page ("Later events"): each page the API's, the whole what was sent.
+    pages, after = [], None
+    while True:
+        answer = await client.get(
+            path(user_name, "long", "visitor", LONG_VISITOR), {"after": after} if after else None, auth=auth
+        )
+        assert answer.status == 200, answer.body
+        pages.append((after, answer.json["events"]))
+        after = answer.json["next"]
+        if after is None:
+            break
+    assert [len(events) for _, events in pages] == [
+        HISTORY_PAGE,
+        HISTORY_PAGE,
+        LONG_HITS * LONG_HIT_EVENTS - 2 * HISTORY_PAGE,
+    ]
+    home = "#/visitor/" + uri_component(LONG_VISITOR)
+    assert gone["history"] == [
+        {
+            "hash": home + (f"?after={uri_component(cursor)}" if cursor else ""),
+            "focused": "H1",
+            "events": [[utc(t), name] for t, name in events],
+        }
+        for cursor, events in pages
+    ]
+    assert [row for shown in gone["history"] for row in shown["events"]] == [
+        [utc(at), name] for at, events in long for name in events
+    ]

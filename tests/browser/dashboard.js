@@ -5,7 +5,7 @@
 //   "property": NAME, "funnel": NAME, "newFunnel": {...}, "editFunnel": NAME, "feedPage": URL,
 //   "liveEvent": NAME, "firstStep": NAME, "liveDropper": VISITOR_ID, "erase": VISITOR_ID,
 //   "step": N, "releaseBackfill": URL, "customRange": {"start": "YYYY-MM-DDTHH:MM", "finish": ..., "early": ...},
-//   "screenshots": DIR, "scratch": DIR}'
+//   "longHistory": {"url": DASHBOARD_URL, "visitor": VISITOR_ID}, "screenshots": DIR, "scratch": DIR}'
 // "views" reads every view as the owner (light, dark, phone width) and as an
 // access-key reader (the owner's clock in India: the page must not depend
 // on it), types `customRange` into the event's form (UTC; first with the
@@ -15,7 +15,9 @@
 // deletes it, and sends a live hit through the tracker page `feedPage`; "erase" opens the who-dropped-off list of `step`, watches a
 // visitor who drops off meanwhile (tracked as `liveDropper`, with only
 // `firstStep`) join it, opens the visitor `erase` from it, erases it after
-// the confirmation, and reads the overview and the funnel again.  Prints
+// the confirmation, and reads the overview and the funnel again; then it
+// opens the visitor of `longHistory` and pages through its history with
+// "Later events", from the keyboard, to the last page.  Prints
 // one JSON object on stdout: what each view showed, every request the pages
 // made, the console's errors, and the bytes of the first load.  The test
 // compares the numbers with the API's.
@@ -426,6 +428,30 @@ async function main(options) {
     await context.close();
   }
 
+  // A visitor with more than a page of history: "Later events", from the keyboard, until the last page.
+  async function history() {
+    const { context, page } = await open('history', owner);
+    await page.goto(`${options.longHistory.url}#/visitor/${enc(options.longHistory.visitor)}`);
+    await page.waitForSelector('.view.visitor');
+    report.history = [];
+    for (;;) {
+      report.history.push({
+        hash: await page.evaluate(() => location.hash),
+        focused: await page.evaluate(() => document.activeElement.tagName),
+        events: (await rows(page, '.view.visitor section:nth-of-type(2) tbody tr')).map((row) => row.cells),
+      });
+      const later = await page.$('.view.visitor a.button:text("Later events")');
+      if (!later) {
+        break;
+      }
+      await page.evaluate(() => (window.shown = document.querySelector('.view.visitor')));
+      await later.focus();
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(() => document.querySelector('.view.visitor') && document.querySelector('.view.visitor') !== window.shown);
+    }
+    await context.close();
+  }
+
   try {
     if (options.phase === 'views') {
       await views();
@@ -434,6 +460,7 @@ async function main(options) {
       await reader();
     } else {
       await erase();
+      await history();
     }
   } finally {
     await browser.close();
