@@ -5,6 +5,8 @@ Uses the real node of scripts/cassandra and the session's test keyspace; the
 node outage test is tests/test_cassandra_outage.py.
 """
 
+import socket
+import statistics
 import time
 import uuid
 
@@ -20,6 +22,7 @@ from hiitrack.store.cassandra import CassandraStore, replication_map
 from hiitrack.store.cassandra.bridge import CAS_WRITE_UNKNOWN, translated
 from hiitrack.store.kinds import BUCKET, EVENT, FUNNEL, INSERT, PROPERTY, SECRET, USER, VALUE, VISITOR
 from tests.conftest import CASSANDRA, CASSANDRA_URI
+from tests.http import path
 
 pytestmark = pytest.mark.cassandra
 
@@ -257,3 +260,31 @@ async def test_records_are_written_with_the_expiry_of_their_kind(cql, user_name)
         # Seconds left: the registry's 30 days, less the few since the write.
         assert INSERT.expiry - 60 < await ttl("insert_ids", key, INSERT.partitioning.shard(key)) <= INSERT.expiry
     assert await ttl("visitors", "v", VISITOR.partitioning.shard("v")) is None
+
+
+@pytest.mark.parametrize("store_kind", ["cassandra"])
+@pytest_twisted.ensureDeferred
+async def test_a_lone_hit_of_a_visitor_with_a_large_state_answers_in_milliseconds(server, user_name):
+    """With Nagle's algorithm on, the driver sent a request over 4 KB in two writes and the second
+    waited for the node's delayed ACK: a lone hit of such a visitor took 44 ms or more."""
+    session = server.app.store._cql.session
+    connections = [connection for pool in session.get_pools() for connection in pool.get_connections()]
+    assert connections
+    for connection in connections:
+        assert connection._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    client = server.client
+    assert (await client.post(path(user_name), {"password": "pw-secret"})).status == 201
+    # The state holds a path count per pair of events: 30 distinct events make it over 10 KB.
+    events = [f"event {n}" for n in range(30)]
+    for event in events:
+        assert (await client.post(path(user_name, "b", "event", event), {"visitor_id": "v"})).status == 200
+    assert len(await server.app.store.get(f"{user_name}/b", VISITOR, "v")) > 10_000
+    took = []
+    for event in events[:20]:
+        started = time.perf_counter()
+        answer = await client.post(path(user_name, "b", "event", event), {"visitor_id": "v"})
+        took.append(time.perf_counter() - started)
+        assert answer.status == 200
+    # A few ms when the request goes out at once; 40 ms and more when it waits for an ACK.
+    assert statistics.median(took) < 0.025
