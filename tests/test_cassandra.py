@@ -5,6 +5,7 @@ Uses the real node of scripts/cassandra and the session's test keyspace; the
 node outage test is tests/test_cassandra_outage.py.
 """
 
+import logging
 import socket
 import statistics
 import time
@@ -14,12 +15,13 @@ import pytest
 import pytest_twisted
 from cassandra.cluster import Cluster
 from cassandra.protocol import ErrorMessage
-from cassandra.query import dict_factory
-from twisted.internet import threads
+from cassandra.query import BatchType, dict_factory
+from twisted.internet import reactor, threads
 
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore, replication_map
 from hiitrack.store.cassandra.bridge import CAS_WRITE_UNKNOWN, translated
+from hiitrack.store.cassandra.connect import Settings
 from hiitrack.store.kinds import BUCKET, EVENT, FUNNEL, INSERT, PROPERTY, SECRET, USER, VALUE, VISITOR
 from tests.conftest import CASSANDRA, CASSANDRA_URI
 from tests.http import path
@@ -288,3 +290,91 @@ async def test_a_lone_hit_of_a_visitor_with_a_large_state_answers_in_millisecond
         assert answer.status == 200
     # A few ms when the request goes out at once; 40 ms and more when it waits for an ACK.
     assert statistics.median(took) < 0.025
+
+
+class CountingReactor:
+    """The reactor, counting the driver's wake-ups of it."""
+
+    def __init__(self) -> None:
+        self.wakeups = 0
+
+    def callFromThread(self, call: object, *args: object, **options: object) -> None:
+        self.wakeups += 1
+        reactor.callFromThread(call, *args, **options)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(reactor, name)
+
+
+def sent_requests(store: CassandraStore, wakeups: CountingReactor) -> list[tuple[object, int]]:
+    """Each request the store's session sends from now on, with the wake-ups before it."""
+    session = store._cql.session
+    requests: list[tuple[object, int]] = []
+    execute_async = session.execute_async
+
+    def recorded(statement: object, *args: object, **options: object) -> object:
+        requests.append((statement, wakeups.wakeups))
+        return execute_async(statement, *args, **options)
+
+    session.execute_async = recorded
+    return requests
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_commit_is_one_records_batch_then_one_counter_batch(user_name):
+    """Records before counters, each phase one request and one wake-up of the reactor."""
+    scope = f"{user_name}/b"
+    wakeups = CountingReactor()
+    store = CassandraStore(Settings.from_uri(CASSANDRA_URI), wakeups)
+    await store.open()
+    try:
+        visitors = [f"v{n}" for n in range(40)]
+        # Three visitors of three shards, counters in three rows: six partitions.
+        chosen = list({VISITOR.partitioning.shard(visitor): visitor for visitor in visitors}.values())[:3]
+        rows = [b"event", b"series", b"segment"]
+        cells = {(row, b"c%d" % n): 1 for row in rows for n in range(5)}
+        # The first write lists the partitions in the index and makes the scope's counter generation.
+        await store.write(WriteBatch(scope, {(VISITOR, visitor): b"old" for visitor in chosen}, cells))
+        requests = sent_requests(store, wakeups)
+        before = wakeups.wakeups
+        await store.write(
+            WriteBatch(scope, {(VISITOR, visitor): b"new " + visitor.encode() for visitor in chosen}, cells)
+        )
+        assert wakeups.wakeups - before == 2
+        (records, woken_before_records), (counters, woken_before_counters) = requests
+        assert (records.batch_type, len(records._statements_and_parameters)) == (BatchType.UNLOGGED, 3)
+        assert (counters.batch_type, len(counters._statements_and_parameters)) == (BatchType.COUNTER, 15)
+        # The counters went out only once the records' phase had woken the reactor: records were answered.
+        assert woken_before_counters == woken_before_records + 1
+        assert await store.read_rows(scope, rows) == [{b"c%d" % n: 2 for n in range(5)}] * 3
+        for visitor in chosen:
+            assert await store.get(scope, VISITOR, visitor) == b"new " + visitor.encode()
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_large_commits_are_batched_without_cassandra_warnings(user_name, caplog):
+    """Cassandra warns of a batch over 5 KiB or 10 partitions (and refuses one over 50 KiB); the
+    driver logs each warning.  A large commit is split below both, and big partitions go alone."""
+    scope = f"{user_name}/b"
+    store = await opened()
+    try:
+        records = {(VISITOR, f"v{n}"): bytes([65 + n % 26]) * 1000 for n in range(30)}
+        records[VISITOR, "large"] = b"L" * 12_000
+        cells = {(b"row%02d" % row, b"col%02d" % col): row + col + 1 for row in range(30) for col in range(10)}
+        # A partition of 2,000 cells, over 100 KB: one mutation, which no batch threshold checks.
+        cells.update({(b"wide", b"c%04d" % col): 1 for col in range(2000)})
+        requests = sent_requests(store, CountingReactor())
+        with caplog.at_level(logging.WARNING, logger="cassandra"):
+            await store.write(WriteBatch(scope, records, cells))
+        assert [record.getMessage() for record in caplog.records] == []
+        partitions = len({VISITOR.partitioning.shard(key) for _, key in records}) + 31
+        # Several partitions per request (the generation and the index's entries first).
+        assert len(requests) < partitions / 2
+        assert await store.scan(scope, VISITOR) == {key: value for (_, key), value in records.items()}
+        rows = [b"row%02d" % row for row in range(30)] + [b"wide"]
+        expected = [{b"col%02d" % col: row + col + 1 for col in range(10)} for row in range(30)]
+        assert await store.read_rows(scope, rows) == [*expected, {b"c%04d" % col: 1 for col in range(2000)}]
+    finally:
+        await store.close()
