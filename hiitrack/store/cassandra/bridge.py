@@ -40,8 +40,9 @@ mutation, which neither threshold checks: a partition larger than this goes alon
 BATCH_PARTITIONS = 10
 """Partitions of one unlogged or counter batch: Cassandra warns past
 ``unlogged_batch_across_partitions_warn_threshold`` (10 by default)."""
-PARTITION_STATEMENTS = 512
-"""Statements of one partition in one batch, so a huge hit is several requests of bounded size."""
+PARTITION_BATCH_BYTES = 64 * 1024
+"""Estimated bytes of one partition's writes in one batch, so that a huge commit is several
+requests of bounded size, far below Cassandra's largest mutation (half a commit log segment)."""
 PARTITION_BYTES = 32
 ROW_BYTES = 56
 """What Cassandra counts for a partition and for a row, beyond its clustering key and values.
@@ -127,8 +128,7 @@ def packed(writes: Iterable[Write], batch_type: BatchType) -> list[tuple[Any, An
     group: list[Write] = []
     partitions = size = 0
     for partition in by_partition.values():
-        for piece in chunks(partition, PARTITION_STATEMENTS):
-            piece_size = PARTITION_BYTES + sum(write.size for write in piece)
+        for piece, piece_size in _pieces(partition):
             if group and (partitions == BATCH_PARTITIONS or size + piece_size > BATCH_BYTES):
                 groups.append(group)
                 group, partitions, size = [], 0, 0
@@ -138,6 +138,20 @@ def packed(writes: Iterable[Write], batch_type: BatchType) -> list[tuple[Any, An
     if group:
         groups.append(group)
     return [_statement(group, batch_type) for group in groups]
+
+
+def _pieces(partition: list[Write]) -> Iterable[tuple[list[Write], int]]:
+    """One partition's writes in pieces of at most `PARTITION_BATCH_BYTES` (or one write), with their sizes."""
+    piece: list[Write] = []
+    size = PARTITION_BYTES
+    for write in partition:
+        if piece and size + write.size > PARTITION_BATCH_BYTES:
+            yield piece, size
+            piece, size = [], PARTITION_BYTES
+        piece.append(write)
+        size += write.size
+    if piece:
+        yield piece, size
 
 
 def _statement(group: list[Write], batch_type: BatchType) -> tuple[Any, Any]:
