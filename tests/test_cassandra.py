@@ -13,9 +13,10 @@ import uuid
 
 import pytest
 import pytest_twisted
+from cassandra import InvalidRequest
 from cassandra.cluster import Cluster
 from cassandra.protocol import ErrorMessage
-from cassandra.query import BatchType, dict_factory
+from cassandra.query import BatchType, SimpleStatement, dict_factory
 from twisted.internet import reactor, threads
 
 from hiitrack.store import StoreUnavailable, WriteBatch
@@ -377,5 +378,32 @@ async def test_large_commits_are_batched_without_cassandra_warnings(user_name, c
         rows = [b"row%02d" % row for row in range(30)] + [b"wide"]
         expected = [{b"col%02d" % col: row + col + 1 for col in range(10)} for row in range(30)]
         assert await store.read_rows(scope, rows) == [*expected, {b"c%04d" % col: 1 for col in range(2000)}]
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_statements_run_together_end_together_and_report_the_first_failure(user_name):
+    """A failed statement (at the node, or in the driver before sending) does not stop the others:
+    the phase ends when all have, with the first failure in statement order."""
+    store = await opened()
+    cql = store._cql
+    get = cql.statement("events get")
+    try:
+        await store.write(WriteBatch(user_name, {(EVENT, f"e{n}"): b"%d" % n for n in range(100)}))
+        statements = [(get, (user_name, f"e{n}")) for n in range(100)]
+        results = await cql.each(statements)
+        assert [result.one().value for result in results] == [b"%d" % n for n in range(100)]
+
+        unknown_table = SimpleStatement(f"SELECT * FROM {KEYSPACE}.no_such_table")
+        # 80 after the failures: more than are in flight at once, so some start after them.
+        failing = [statements[0], (unknown_table, None), (get, (user_name, "e1", "one too many")), *statements[20:100]]
+        with pytest.raises(InvalidRequest):
+            await cql.each(failing)
+        # Too many values fail in the driver, before anything is sent.
+        with pytest.raises(ValueError):
+            await cql.each([failing[2], failing[1]])
+        # Still usable: nothing was left in flight.
+        assert len(await cql.each(statements)) == 100
     finally:
         await store.close()
