@@ -1,5 +1,7 @@
 """The Cassandra store beyond the shared contract: its schema, deletes checked
-with CQL, options, and failing fast when the cluster cannot be reached.
+with CQL, options, failing fast when the cluster cannot be reached, and the
+write path (batches under Cassandra's warning thresholds, records before
+counters, one reactor wake-up per phase, TCP_NODELAY).
 
 Uses the real node of scripts/cassandra and the session's test keyspace; the
 node outage test is tests/test_cassandra_outage.py.
