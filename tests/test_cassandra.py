@@ -1,25 +1,33 @@
 """The Cassandra store beyond the shared contract: its schema, deletes checked
-with CQL, options, and failing fast when the cluster cannot be reached.
+with CQL, options, failing fast when the cluster cannot be reached, and the
+write path (batches under Cassandra's warning thresholds, records before
+counters, one reactor wake-up per phase, TCP_NODELAY).
 
 Uses the real node of scripts/cassandra and the session's test keyspace; the
 node outage test is tests/test_cassandra_outage.py.
 """
 
+import logging
+import socket
+import statistics
 import time
 import uuid
 
 import pytest
 import pytest_twisted
+from cassandra import InvalidRequest
 from cassandra.cluster import Cluster
 from cassandra.protocol import ErrorMessage
-from cassandra.query import dict_factory
-from twisted.internet import threads
+from cassandra.query import BatchType, SimpleStatement, dict_factory
+from twisted.internet import reactor, threads
 
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore, replication_map
 from hiitrack.store.cassandra.bridge import CAS_WRITE_UNKNOWN, translated
+from hiitrack.store.cassandra.connect import Settings
 from hiitrack.store.kinds import BUCKET, EVENT, FUNNEL, INSERT, PROPERTY, SECRET, USER, VALUE, VISITOR
 from tests.conftest import CASSANDRA, CASSANDRA_URI
+from tests.http import path
 
 pytestmark = pytest.mark.cassandra
 
@@ -257,3 +265,147 @@ async def test_records_are_written_with_the_expiry_of_their_kind(cql, user_name)
         # Seconds left: the registry's 30 days, less the few since the write.
         assert INSERT.expiry - 60 < await ttl("insert_ids", key, INSERT.partitioning.shard(key)) <= INSERT.expiry
     assert await ttl("visitors", "v", VISITOR.partitioning.shard("v")) is None
+
+
+@pytest.mark.parametrize("store_kind", ["cassandra"])
+@pytest_twisted.ensureDeferred
+async def test_a_lone_hit_of_a_visitor_with_a_large_state_answers_in_milliseconds(server, user_name):
+    """With Nagle's algorithm on, the driver sent a request over 4 KB in two writes and the second
+    waited for the node's delayed ACK: a lone hit of such a visitor took 44 ms or more."""
+    session = server.app.store._cql.session
+    connections = [connection for pool in session.get_pools() for connection in pool.get_connections()]
+    assert connections
+    for connection in connections:
+        assert connection._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    client = server.client
+    assert (await client.post(path(user_name), {"password": "pw-secret"})).status == 201
+    # The state holds a path count per pair of events: 30 distinct events make it over 10 KB.
+    events = [f"event {n}" for n in range(30)]
+    for event in events:
+        assert (await client.post(path(user_name, "b", "event", event), {"visitor_id": "v"})).status == 200
+    assert len(await server.app.store.get(f"{user_name}/b", VISITOR, "v")) > 10_000
+    took = []
+    for event in events[:20]:
+        started = time.perf_counter()
+        answer = await client.post(path(user_name, "b", "event", event), {"visitor_id": "v"})
+        took.append(time.perf_counter() - started)
+        assert answer.status == 200
+    # A few ms when the request goes out at once; 40 ms and more when it waits for an ACK.
+    assert statistics.median(took) < 0.025
+
+
+class CountingReactor:
+    """The reactor, counting the driver's wake-ups of it."""
+
+    def __init__(self) -> None:
+        self.wakeups = 0
+
+    def callFromThread(self, call: object, *args: object, **options: object) -> None:
+        self.wakeups += 1
+        reactor.callFromThread(call, *args, **options)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(reactor, name)
+
+
+def sent_requests(store: CassandraStore, wakeups: CountingReactor) -> list[tuple[object, int]]:
+    """Each request the store's session sends from now on, with the wake-ups before it."""
+    session = store._cql.session
+    requests: list[tuple[object, int]] = []
+    execute_async = session.execute_async
+
+    def recorded(statement: object, *args: object, **options: object) -> object:
+        requests.append((statement, wakeups.wakeups))
+        return execute_async(statement, *args, **options)
+
+    session.execute_async = recorded
+    return requests
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_commit_is_one_records_batch_then_one_counter_batch(user_name):
+    """Records before counters, each phase one request and one wake-up of the reactor."""
+    scope = f"{user_name}/b"
+    wakeups = CountingReactor()
+    store = CassandraStore(Settings.from_uri(CASSANDRA_URI), wakeups)
+    await store.open()
+    try:
+        visitors = [f"v{n}" for n in range(40)]
+        # Three visitors of three shards, counters in three rows: six partitions.
+        chosen = list({VISITOR.partitioning.shard(visitor): visitor for visitor in visitors}.values())[:3]
+        rows = [b"event", b"series", b"segment"]
+        cells = {(row, b"c%d" % n): 1 for row in rows for n in range(5)}
+        # The first write lists the partitions in the index and makes the scope's counter generation.
+        await store.write(WriteBatch(scope, {(VISITOR, visitor): b"old" for visitor in chosen}, cells))
+        requests = sent_requests(store, wakeups)
+        before = wakeups.wakeups
+        await store.write(
+            WriteBatch(scope, {(VISITOR, visitor): b"new " + visitor.encode() for visitor in chosen}, cells)
+        )
+        assert wakeups.wakeups - before == 2
+        (records, woken_before_records), (counters, woken_before_counters) = requests
+        assert (records.batch_type, len(records._statements_and_parameters)) == (BatchType.UNLOGGED, 3)
+        # A statement per row: its cells all gain 1.
+        assert (counters.batch_type, len(counters._statements_and_parameters)) == (BatchType.COUNTER, 3)
+        # The counters went out only once the records' phase had woken the reactor: records were answered.
+        assert woken_before_counters == woken_before_records + 1
+        assert await store.read_rows(scope, rows) == [{b"c%d" % n: 2 for n in range(5)}] * 3
+        for visitor in chosen:
+            assert await store.get(scope, VISITOR, visitor) == b"new " + visitor.encode()
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_large_commits_are_batched_without_cassandra_warnings(user_name, caplog):
+    """Cassandra warns of a batch over 5 KiB or 10 partitions (and refuses one over 50 KiB); the
+    driver logs each warning.  A large commit is split below both, and big partitions go alone."""
+    scope = f"{user_name}/b"
+    store = await opened()
+    try:
+        records = {(VISITOR, f"v{n}"): bytes([65 + n % 26]) * 1000 for n in range(30)}
+        records[VISITOR, "large"] = b"L" * 12_000
+        cells = {(b"row%02d" % row, b"col%02d" % col): row + col + 1 for row in range(30) for col in range(10)}
+        # A partition of 2,000 cells, over 100 KB: one mutation, which no batch threshold checks.
+        cells.update({(b"wide", b"c%04d" % col): 1 for col in range(2000)})
+        requests = sent_requests(store, CountingReactor())
+        with caplog.at_level(logging.WARNING, logger="cassandra"):
+            await store.write(WriteBatch(scope, records, cells))
+        assert [record.getMessage() for record in caplog.records] == []
+        partitions = len({VISITOR.partitioning.shard(key) for _, key in records}) + 31
+        # Several partitions per request (the generation and the index's entries first).
+        assert len(requests) < partitions / 2
+        assert await store.scan(scope, VISITOR) == {key: value for (_, key), value in records.items()}
+        rows = [b"row%02d" % row for row in range(30)] + [b"wide"]
+        expected = [{b"col%02d" % col: row + col + 1 for col in range(10)} for row in range(30)]
+        assert await store.read_rows(scope, rows) == [*expected, {b"c%04d" % col: 1 for col in range(2000)}]
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_statements_run_together_end_together_and_report_the_first_failure(user_name):
+    """A failed statement (at the node, or in the driver before sending) does not stop the others:
+    the phase ends when all have, with the first failure in statement order."""
+    store = await opened()
+    cql = store._cql
+    get = cql.statement("events get")
+    try:
+        await store.write(WriteBatch(user_name, {(EVENT, f"e{n}"): b"%d" % n for n in range(100)}))
+        statements = [(get, (user_name, f"e{n}")) for n in range(100)]
+        results = await cql.each(statements)
+        assert [result.one().value for result in results] == [b"%d" % n for n in range(100)]
+
+        unknown_table = SimpleStatement(f"SELECT * FROM {KEYSPACE}.no_such_table")
+        # 80 after the failures: more than are in flight at once, so some start after them.
+        failing = [statements[0], (unknown_table, None), (get, (user_name, "e1", "one too many")), *statements[20:100]]
+        with pytest.raises(InvalidRequest):
+            await cql.each(failing)
+        # Too many values fail in the driver, before anything is sent.
+        with pytest.raises(ValueError):
+            await cql.each([failing[2], failing[1]])
+        # Still usable: nothing was left in flight.
+        assert len(await cql.each(statements)) == 100
+    finally:
+        await store.close()

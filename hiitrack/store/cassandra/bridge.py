@@ -5,29 +5,50 @@ driver's I/O thread; `deferred_from_future` hands both outcomes to the
 reactor thread.  `Cql` holds the session and the statements prepared at
 open, runs them, pages long results a round trip at a time (iterating past a
 page would fetch the next one blocking), and bounds how many are in flight.
-A failure of the cluster (down, overloaded, slow) becomes `StoreUnavailable`.
-Tests: tests/test_cassandra.py, tests/test_cassandra_outage.py.
+Many statements at once (`Cql.each`) are started and followed on the I/O
+thread, which wakes the reactor once, when the last has ended: a wake-up per
+statement cost an eighth of the reactor's time on a commit-heavy load.
+`packed` puts a commit's writes into as few batches as Cassandra takes
+without a warning.  A failure of the cluster (down, overloaded, slow)
+becomes `StoreUnavailable`.  Tests: tests/test_cassandra.py,
+tests/test_cassandra_outage.py.
 """
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import threading
+from collections.abc import Hashable, Iterable
+from typing import Any, NamedTuple
 
 from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable
 from cassandra.cluster import NoHostAvailable, ResponseFuture
 from cassandra.connection import ConnectionException
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType
-from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore, fail
+from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore, fail, succeed
 from twisted.python.failure import Failure
 
 from hiitrack.store.interface import StoreUnavailable
 
-__all__ = ["BATCH_SIZE", "Cql", "deferred_from_future", "gather", "translated"]
+__all__ = ["Cql", "Write", "deferred_from_future", "gather", "packed", "translated"]
 
 MAX_IN_FLIGHT = 64
 """Statements one commit, read or drop keeps in flight at once."""
-BATCH_SIZE = 64
-"""Statements per batch: well under Cassandra's batch size limits."""
+BATCH_BYTES = 4096
+"""Estimated bytes of a batch over several partitions.  Cassandra logs a warning for each one
+over ``batch_size_warn_threshold`` (5 KiB by default in Cassandra 5; the driver logs it again)
+and refuses one over ``batch_size_fail_threshold`` (50 KiB).  A batch of one partition is one
+mutation, which neither threshold checks: a partition larger than this goes alone."""
+BATCH_PARTITIONS = 10
+"""Partitions of one unlogged or counter batch: Cassandra warns past
+``unlogged_batch_across_partitions_warn_threshold`` (10 by default)."""
+PARTITION_BATCH_BYTES = 64 * 1024
+"""Estimated bytes of one partition's writes in one batch, so that a huge commit is several
+requests of bounded size, far below Cassandra's largest mutation (half a commit log segment)."""
+PARTITION_BYTES = 32
+ROW_BYTES = 56
+"""What Cassandra counts for a partition and for a row, beyond its clustering key and values.
+Measured from its warnings (29 and 41 bytes), rounded up: a row's expiry adds to it."""
+COUNTER_BYTES = 80
+"""What Cassandra counts for a counter increment, beyond its clustering key (measured: 77)."""
 
 # Failures that mean "Cassandra cannot answer now" rather than a bug in a statement.
 UNAVAILABLE = (
@@ -88,6 +109,130 @@ def chunks(items: list, size: int) -> Iterable[list]:
     return (items[at : at + size] for at in range(0, len(items), size))
 
 
+class Write(NamedTuple):
+    """A statement of a commit, the partition it writes, and its size as Cassandra counts a batch."""
+
+    partition: Hashable
+    statement: Any
+    parameters: tuple
+    size: int
+
+
+def packed(writes: Iterable[Write], batch_type: BatchType) -> list[tuple[Any, Any]]:
+    """`writes` in as few statements as possible: each partition's writes together, several
+    partitions per batch up to `BATCH_PARTITIONS` and `BATCH_BYTES`; a lone write goes unbatched."""
+    by_partition: dict[Hashable, list[Write]] = {}
+    for write in writes:
+        by_partition.setdefault(write.partition, []).append(write)
+    groups: list[list[Write]] = []
+    group: list[Write] = []
+    partitions = size = 0
+    for partition in by_partition.values():
+        for piece, piece_size in _pieces(partition):
+            if group and (partitions == BATCH_PARTITIONS or size + piece_size > BATCH_BYTES):
+                groups.append(group)
+                group, partitions, size = [], 0, 0
+            group.extend(piece)
+            partitions += 1
+            size += piece_size
+    if group:
+        groups.append(group)
+    return [_statement(group, batch_type) for group in groups]
+
+
+def _pieces(partition: list[Write]) -> Iterable[tuple[list[Write], int]]:
+    """One partition's writes in pieces of at most `PARTITION_BATCH_BYTES` (or one write), with their sizes."""
+    piece: list[Write] = []
+    size = PARTITION_BYTES
+    for write in partition:
+        if piece and size + write.size > PARTITION_BATCH_BYTES:
+            yield piece, size
+            piece, size = [], PARTITION_BYTES
+        piece.append(write)
+        size += write.size
+    if piece:
+        yield piece, size
+
+
+def _statement(group: list[Write], batch_type: BatchType) -> tuple[Any, Any]:
+    if len(group) == 1:
+        return group[0].statement, group[0].parameters
+    batch = BatchStatement(batch_type=batch_type)
+    for write in group:
+        batch.add(write.statement, write.parameters)
+    return batch, None
+
+
+class _Phase:
+    """Statements run from the driver's I/O thread, `MAX_IN_FLIGHT` at a time; the reactor is
+    woken once, when every one has ended, with their results in order or the first failure."""
+
+    def __init__(self, reactor: Any, session: Any, statements: list[tuple[Any, Any]]) -> None:
+        self._reactor = reactor
+        self._session = session
+        self._statements = statements
+        self._futures: list[Any] = [None] * len(statements)
+        self._errors: dict[int, BaseException] = {}
+        self._lock = threading.Lock()
+        self._started = 0
+        self._ended = 0
+        # Starts asked for while another thread is starting: it does them (no recursion).
+        self._wanted = 0
+        self._starting = False
+        self.done: Deferred = Deferred()
+
+    def start(self) -> Deferred:
+        for _ in range(min(MAX_IN_FLIGHT, len(self._statements))):
+            self._start_next()
+        return self.done
+
+    def _start_next(self) -> None:
+        with self._lock:
+            self._wanted += 1
+            if self._starting:
+                return
+            self._starting = True
+        while True:
+            with self._lock:
+                if not self._wanted or self._started == len(self._statements):
+                    self._starting = False
+                    return
+                self._wanted -= 1
+                at = self._started
+                self._started += 1
+            statement, parameters = self._statements[at]
+            try:
+                future = self._session.execute_async(statement, parameters)
+            except Exception as error:
+                self._end(at, error)
+                continue
+            self._futures[at] = future
+            future.add_callbacks(self._succeeded, self._failed, callback_args=(at,), errback_args=(at,))
+
+    def _succeeded(self, _rows: Any, at: int) -> None:
+        self._end(at, None)
+
+    def _failed(self, error: BaseException, at: int) -> None:
+        self._end(at, error)
+
+    def _end(self, at: int, error: BaseException | None) -> None:
+        with self._lock:
+            if error is not None:
+                self._errors[at] = error
+            self._ended += 1
+            last = self._ended == len(self._statements)
+        if last:
+            self._reactor.callFromThread(self._finish)
+        else:
+            self._start_next()
+
+    def _finish(self) -> None:
+        if self._errors:
+            self.done.errback(translated(self._errors[min(self._errors)]))
+        else:
+            self.done.callback([future.result() for future in self._futures])
+
+
 class Cql:
     """The session and its prepared statements, by name; closed until `connected`."""
 
@@ -136,10 +281,14 @@ class Cql:
             if not paging_state:
                 return rows
 
-    async def each(self, statements: Iterable[tuple[Any, Any]]) -> list:
+    def each(self, statements: Iterable[tuple[Any, Any]]) -> Deferred:
         """Run every (statement, parameters), a bounded number in flight; their results in order."""
-        limit = DeferredSemaphore(MAX_IN_FLIGHT)
-        return await gather(limit.run(self.execute, statement, parameters) for statement, parameters in statements)
+        pending = list(statements)
+        if not pending:
+            return succeed([])
+        if self._session is None:
+            return fail(StoreUnavailable("cassandra: the store is not open"))
+        return _Phase(self._reactor, self._session, pending).start()
 
     async def each_rows(self, queries: Iterable[tuple[Any, Any]]) -> list[list]:
         """Every row of every query, a bounded number in flight; per query, in order."""
@@ -149,14 +298,3 @@ class Cql:
             return Deferred.fromCoroutine(self.rows(statement, parameters))
 
         return await gather(limit.run(query, statement, parameters) for statement, parameters in queries)
-
-    def batches(self, name: str, entries: Sequence[tuple]) -> list[tuple[Any, Any]]:
-        """Statement `name` for each of `entries` (best when they share a partition), in unlogged batches."""
-        statement = self.statement(name)
-        batches = []
-        for chunk in chunks(list(entries), BATCH_SIZE):
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            for entry in chunk:
-                batch.add(statement, entry)
-            batches.append((batch, None))
-        return batches

@@ -4,21 +4,20 @@ A scope's counters live under its current generation (see the
 scope_generations table in schema/v001.py): a random id made by a
 lightweight transaction on the scope's first increment and ended when the
 scope is dropped, because Cassandra cannot reuse a deleted counter.  Each
-process trusts the generation it read for `GENERATION_SECONDS`.  A commit
-sends each counter partition's increments as single-partition COUNTER
-batches.  Tests: tests/test_store_contract.py, tests/test_cassandra.py.
+process trusts the generation it read for `GENERATION_SECONDS`.  A commit's
+increments go out in COUNTER batches of several partitions (bridge.packed),
+one statement for the cells of a row that gain the same amount.
+Tests: tests/test_store_contract.py, tests/test_cassandra.py.
 """
 
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cassandra.query import BatchStatement, BatchType
 from twisted.internet.defer import Deferred
 
 from hiitrack.caching import LRU
-from hiitrack.store.cassandra.bridge import BATCH_SIZE, Cql, chunks, gather
+from hiitrack.store.cassandra.bridge import COUNTER_BYTES, Cql, Write, chunks, gather
 from hiitrack.store.cassandra.partitions import Entry, stored
 from hiitrack.store.grouping import MergedWrite
 
@@ -28,10 +27,13 @@ COUNTERS = "counters"
 GENERATION_CACHE = 100_000
 GENERATION_SECONDS = 10.0
 """How long a scope's counter generation is trusted before it is read again."""
+COLUMNS_PER_STATEMENT = 256
+"""Cells of one row one statement adds the same amount to (``col IN ?``): most cells of a
+commit are + 1, and a statement per cell was most of the driver's work."""
 
 READ_ROW = "SELECT col, n FROM counters WHERE scope = ? AND generation = ? AND row = ? AND col >= ?"
 STATEMENTS = {
-    "counters add": "UPDATE counters SET n = n + ? WHERE scope = ? AND generation = ? AND row = ? AND col = ?",
+    "counters add": "UPDATE counters SET n = n + ? WHERE scope = ? AND generation = ? AND row = ? AND col IN ?",
     "counters read": READ_ROW,
     "counters read before": READ_ROW + " AND col < ?",
     "counters drop": "DELETE FROM counters WHERE scope = ? AND generation = ? AND row = ?",
@@ -66,31 +68,27 @@ class Counters:
             self._generations.put(stored_scope, (generation, now))
         return generation
 
-    async def increments(self, merged: MergedWrite) -> tuple[list[Entry], list[tuple[Any, Any]]]:
-        """A commit's increments: the index entries they need, and their statements."""
-        rows: defaultdict[tuple[str, bytes], list[tuple[bytes, int]]] = defaultdict(list)
-        for (scope, row, column), amount in merged.increments.items():
-            rows[stored(scope), row].append((column, amount))
-        scopes = sorted({scope for scope, _ in rows})
+    async def increments(self, merged: MergedWrite) -> tuple[list[Entry], list[Write]]:
+        """A commit's increments: the index entries they need, and their writes."""
+        scopes = sorted({stored(scope) for scope, _, _ in merged.increments})
         found = await gather(Deferred.fromCoroutine(self._generation(scope, create=True)) for scope in scopes)
         generations = dict(zip(scopes, found, strict=True))
         add = self._cql.statement("counters add")
-        entries = []
-        statements: list[tuple[Any, Any]] = []
-        for (scope, row), cells in rows.items():
-            generation = generations[scope]
-            entries.append(Entry(scope, COUNTERS, generation.bytes + row))
-            for chunk in chunks(cells, BATCH_SIZE):
-                if len(chunk) == 1:
-                    statements.append((add, (chunk[0][1], scope, generation, row, chunk[0][0])))
-                    continue
-                # Counter updates cannot share a batch with other writes; one
-                # partition per batch keeps it a single mutation on one replica set.
-                batch = BatchStatement(batch_type=BatchType.COUNTER)
-                for column, amount in chunk:
-                    batch.add(add, (amount, scope, generation, row, column))
-                statements.append((batch, None))
-        return entries, statements
+        entries: dict[tuple, Entry] = {}
+        same_amount: dict[tuple, list[bytes]] = {}
+        for (scope, row, column), amount in merged.increments.items():
+            stored_scope = stored(scope)
+            generation = generations[stored_scope]
+            partition = (stored_scope, generation, row)
+            if partition not in entries:
+                entries[partition] = Entry(stored_scope, COUNTERS, generation.bytes + row)
+            same_amount.setdefault((partition, amount), []).append(column)
+        writes = [
+            Write(partition, add, (amount, *partition, part), sum(COUNTER_BYTES + len(column) for column in part))
+            for (partition, amount), columns in same_amount.items()
+            for part in chunks(columns, COLUMNS_PER_STATEMENT)
+        ]
+        return list(entries.values()), writes
 
     async def read_rows(
         self, scope: str, rows: Sequence[bytes], start: bytes = b"", end: bytes | None = None

@@ -9,10 +9,12 @@ scope is written in a partition key.  Tests: tests/test_cassandra.py.
 """
 
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from cassandra.query import BatchType
 
 from hiitrack.caching import LRU
-from hiitrack.store.cassandra.bridge import Cql
+from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, packed
 
 __all__ = ["STATEMENTS", "Entry", "PartitionIndex", "stored"]
 
@@ -45,15 +47,20 @@ class PartitionIndex:
         self._cql = cql
         self._written: LRU[Entry, bool] = LRU(INDEX_CACHE)
 
+    def _writes(self, name: str, entries: Iterable[Entry]) -> list[tuple[Any, Any]]:
+        """Statement `name` for each entry, in batches."""
+        statement = self._cql.statement(name)
+        return packed(
+            (Write(entry.scope, statement, entry, ROW_BYTES + len(entry.tbl) + len(entry.part)) for entry in entries),
+            BatchType.UNLOGGED,
+        )
+
     async def add(self, entries: Iterable[Entry]) -> None:
         """List partitions before they are written, unless this process already did."""
         new = [entry for entry in set(entries) if self._written.get(entry) is None]
         if not new:
             return
-        by_scope: dict[str, list[Entry]] = {}
-        for entry in new:
-            by_scope.setdefault(entry.scope, []).append(entry)
-        await self._cql.each(batch for group in by_scope.values() for batch in self._cql.batches("index add", group))
+        await self._cql.each(self._writes("index add", new))
         for entry in new:
             self._written.put(entry, True)
 
@@ -63,6 +70,6 @@ class PartitionIndex:
 
     async def remove(self, entries: list[Entry]) -> None:
         """Unlist partitions of one scope that were deleted."""
-        await self._cql.each(self._cql.batches("index remove", entries))
+        await self._cql.each(self._writes("index remove", entries))
         for entry in entries:
             self._written.pop(entry)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hiitrack.store.cassandra.bridge import Cql
+from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
 from hiitrack.store.grouping import MergedWrite
 from hiitrack.store.kinds import ByPart, ByScope, Kind, Kinds, Sharded
@@ -75,6 +75,16 @@ class Table:
 
 def _where(columns: list[str]) -> str:
     return " AND ".join(f"{column} = ?" for column in columns)
+
+
+def _partition_key(table: Table, address: list[Any]) -> tuple:
+    """The table and partition key of a record at `address` (its key columns before ``key``)."""
+    return (table.name, *address[: 2 if table.part else 1])
+
+
+def _size(key: str, value: bytes) -> int:
+    """A record's size as Cassandra counts a batch."""
+    return ROW_BYTES + len(key.encode("utf-8")) + len(value)
 
 
 TABLES = {
@@ -181,20 +191,23 @@ class Records:
         table, address = self._partition(scope, kind, key)
         await self._cql.execute(f"{table.name} delete", (*address, key))
 
-    def upserts(self, merged: MergedWrite) -> tuple[list[Entry], list[tuple[Any, Any]]]:
-        """A commit's records and deletions: the index entries they need, and their statements."""
+    def upserts(self, merged: MergedWrite) -> tuple[list[Entry], list[Write]]:
+        """A commit's records and deletions: the index entries they need, and their writes."""
         entries = []
-        statements = []
+        writes = []
         for (scope, kind, key), value in merged.records.items():
             table, address = self._partition(scope, kind, key)
             entry = self._entry(table, address)
             if entry is not None:
                 entries.append(entry)
-            statements.append((self._cql.statement(f"{table.name} upsert"), (*address, key, value, kind.expiry or 0)))
+            upsert = self._cql.statement(f"{table.name} upsert")
+            parameters = (*address, key, value, kind.expiry or 0)
+            writes.append(Write(_partition_key(table, address), upsert, parameters, _size(key, value)))
         for scope, kind, key in merged.deletions:
             table, address = self._partition(scope, kind, key)
-            statements.append((self._cql.statement(f"{table.name} delete"), (*address, key)))
-        return entries, statements
+            delete = self._cql.statement(f"{table.name} delete")
+            writes.append(Write(_partition_key(table, address), delete, (*address, key), _size(key, b"")))
+        return entries, writes
 
     def clears(self, merged: MergedWrite) -> list[tuple[Any, Any]]:
         """A commit's cleared parts (one partition or slice each), as statements."""

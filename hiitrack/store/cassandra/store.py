@@ -4,7 +4,8 @@ Opening connects (connect.py), brings the keyspace to the current schema
 version (schema/) and prepares every statement; the driver does these
 blocking, so they run in a thread, the rest through bridge.py.  Writes go
 through the shared `GroupCommitter`: a commit lists new partitions in the
-scope index (partitions.py), then writes records, then counters.  A node
+scope index (partitions.py), then writes records, then counters, each in as
+few batches as Cassandra takes without a warning.  A node
 that is down, overloaded or slow turns into `StoreUnavailable` (HTTP 503)
 within `REQUEST_TIMEOUT`; the driver reconnects by itself.  Tests:
 tests/test_store_contract.py, tests/test_cassandra.py,
@@ -15,12 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from cassandra.cluster import Cluster
+from cassandra.query import BatchType
 from twisted.internet import reactor as default_reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 
 from hiitrack.store.cassandra import schema
-from hiitrack.store.cassandra.bridge import Cql, translated
+from hiitrack.store.cassandra.bridge import Cql, packed, translated
 from hiitrack.store.cassandra.connect import Settings, cluster
 from hiitrack.store.cassandra.counters import COUNTERS, Counters
 from hiitrack.store.cassandra.counters import STATEMENTS as COUNTER_STATEMENTS
@@ -142,8 +144,8 @@ class CassandraStore:
         # make both one atomic write, and if the process dies between them a
         # retried hit is then seen as applied (an undercount at worst), never
         # counted twice.
-        await self._cql.each(records)
-        await self._cql.each(increments)
+        await self._cql.each(packed(records, BatchType.UNLOGGED))
+        await self._cql.each(packed(increments, BatchType.COUNTER))
 
     # Whole scopes.
 
