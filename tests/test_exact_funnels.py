@@ -125,6 +125,12 @@ async def check(
     )
     assert answer.status == 200, answer.body
     conversion = answer.json["conversion"]
+    alone = await server.client.get(
+        path(user, BUCKET, "funnel", name, "conversion"),
+        {"start": start, "finish": start + 20 * 86400},
+        auth=auth_of(user),
+    )
+    assert (alone.status, alone.json) == (200, conversion)
     assert conversion["order"] == funnel.order
     assert conversion["window"] == funnel.window
     assert conversion["steps"] == [[eid(name) for name in step] for step in funnel.steps]
@@ -372,6 +378,8 @@ async def test_drop_off_lists_need_the_password(server, user_name):
     # The access key still reads the report itself.
     report = await server.client.get(path(user_name, BUCKET, "funnel", "f"), auth=(user_name, key))
     assert report.json["conversion"]["visitors"] == [1, 0]
+    alone = await server.client.get(path(user_name, BUCKET, "funnel", "f", "conversion"), auth=(user_name, key))
+    assert alone.json["visitors"] == [1, 0]
     assert (await server.client.get(where, params, auth=auth_of(user_name))).json == {"visitors": ["v1"], "next": None}
     assert (
         await server.client.get(path(user_name, BUCKET, "funnel", "g", "visitors"), params, auth=auth_of(user_name))

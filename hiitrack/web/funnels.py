@@ -85,13 +85,21 @@ class FunnelIndex(BucketResource):
         return await self.app.reports.funnel(self.scope, _steps(params), _property(params))
 
 
-class Funnel(BucketResource):
-    route = "/{user}/{bucket}/funnel/{name}"
+class OfFunnel(BucketResource):
+    """A resource below a saved funnel's: it knows the funnel's name."""
 
     def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
         super().__init__(app, user, bucket)
         self.name = name
+
+
+class Funnel(OfFunnel):
+    route = "/{user}/{bucket}/funnel/{name}"
+
+    def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
+        super().__init__(app, user, bucket, name)
         self.putChild(b"visitors", FunnelVisitors(app, user, bucket, name))
+        self.putChild(b"conversion", FunnelConversion(app, user, bucket, name))
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
         """Save or replace the funnel: a new version, counted afresh."""
@@ -127,6 +135,21 @@ class Funnel(BucketResource):
         return {}
 
 
+class FunnelConversion(OfFunnel):
+    """A saved funnel's exact report alone: a few counter rows, without Part 1's pairwise report."""
+
+    route = "/{user}/{bucket}/funnel/{name}/conversion"
+
+    async def handle_GET(self, request: Request, params: Params) -> dict:
+        await self.authorize_existing(request)
+        funnel = await saved_funnel(self.app, self.scope, self.name)
+        exact = SavedFunnel.of(funnel)
+        if exact is None:
+            raise NotFound("this funnel was saved before exact funnels: save it again for its exact report")
+        days = requested_series(params.without("interval"), self.app.clock())
+        return await self.app.reports.conversion(self.scope, exact, funnel, days)
+
+
 async def saved_funnel(app: HiiTrack, scope: str, name: str) -> dict:
     funnel = await app.catalog.funnel(scope, name)
     if funnel is None:
@@ -134,14 +157,10 @@ async def saved_funnel(app: HiiTrack, scope: str, name: str) -> dict:
     return funnel
 
 
-class FunnelVisitors(BucketResource):
+class FunnelVisitors(OfFunnel):
     """Who reached a step, or dropped off before it: visitor ids, so the password only."""
 
     route = "/{user}/{bucket}/funnel/{name}/visitors"
-
-    def __init__(self, app: HiiTrack, user: str, bucket: str, name: str) -> None:
-        super().__init__(app, user, bucket)
-        self.name = name
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
         access = await authorize(self.app, request, self.user, self.bucket)
