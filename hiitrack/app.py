@@ -33,6 +33,7 @@ class HiiTrack:
         limits: Limits = Limits(),
         visitor_cache_seconds: float = 60.0,
         backfill_lease: float = LEASE_SECONDS,
+        keep_history: bool = True,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -43,7 +44,14 @@ class HiiTrack:
         self.catalog = Catalog(store, clock, limits)
         self.conversions = Conversions(store, clock, visitor_cache_size, visitor_cache_seconds)
         self.tracker = Tracker(
-            store, self.catalog, self.conversions, clock, visitor_cache_size, visitor_cache_seconds, limits
+            store,
+            self.catalog,
+            self.conversions,
+            clock,
+            visitor_cache_size,
+            visitor_cache_seconds,
+            limits,
+            keep_history=keep_history,
         )
         self.reports = Reports(store, self.catalog, self.accounts, limits)
         self.backfills = Backfills(store, self.tracker, clock, backfill_lease)

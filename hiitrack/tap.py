@@ -77,6 +77,14 @@ class Options(usage.Options):
         ["header-timeout", None, HEADER_TIMEOUT, "Seconds a request's line and headers may take to arrive.", float],
         ["body-timeout", None, BODY_TIMEOUT, "Seconds a request's body may take to arrive after its headers.", float],
     ]
+    optFlags = [
+        [
+            "no-history",
+            None,
+            "Keep no visitor history: for measuring the history's cost only (scripts/bench --costs); "
+            "erase, rebuild and backfill need the history.",
+        ],
+    ]
 
     # The operator's (login, password) for /metrics, from a file or the environment.
     metrics_auth: tuple[str, str] | None = None
@@ -149,6 +157,7 @@ class HiiTrackService(service.MultiService):
             backfill_lease=options["backfill-lease"],
             limits=options["limits"],
             metrics_auth=options.metrics_auth,
+            keep_history=not options["no-history"],
         )
         site = make_site(
             self.app,

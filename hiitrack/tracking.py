@@ -59,8 +59,12 @@ class Tracker:
         visitor_cache_size: int = 100_000,
         cache_seconds: float = 60.0,
         limits: Limits = Limits(),
+        keep_history: bool = True,
     ) -> None:
         self._store = store
+        # Off only to measure what the history costs (twistd --no-history):
+        # erase, rebuild and backfill read the history.
+        self._keep_history = keep_history
         self._catalog = catalog
         self._conversions = conversions
         self._clock = clock
@@ -138,9 +142,10 @@ class Tracker:
             visitor.hits += 1
             visitor.first_ms = when_ms if visitor.hits == 1 else visitor.first_ms
             visitor.last_ms = when_ms
-            records[hits_kind(visitor_id), hit_key(visitor.hits)] = Hit(
-                when_ms, tuple(events), tuple(properties)
-            ).to_bytes()
+            if self._keep_history:
+                records[hits_kind(visitor_id), hit_key(visitor.hits)] = Hit(
+                    when_ms, tuple(events), tuple(properties)
+                ).to_bytes()
             state = records[VISITOR, visitor_id] = visitor.to_bytes()
             if insert_id is not None:
                 records[INSERT, insert_id] = str(int(self._clock())).encode()

@@ -3,7 +3,8 @@
 Hits carry a time; every applied hit is kept and can be read back a page at
 a time by the user; erasing a visitor leaves every report exactly as a
 bucket fed only the other visitors' hits reports (a brute-force comparison:
-two buckets fed alike, one visitor erased from one).
+two buckets fed alike, one visitor erased from one).  A server started
+without the history (``--no-history``, for measuring its cost) counts the same.
 """
 
 import random
@@ -13,6 +14,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
+from hiitrack.app import HiiTrack
 from hiitrack.ids import property_id, value_id
 from hiitrack.limits import Limits
 from hiitrack.metrics import METRICS
@@ -302,3 +304,23 @@ async def test_a_visitor_erased_comes_back_as_new(server, user_name):
     report = (await client.get(path(user_name, "site", "event", "b"), auth=_auth(user_name))).json
     assert (report["total"], report["unique_total"], report["path"]) == (1, 1, {})
     assert [name for _, name in (await _history(client, user_name, "site", "v")).json["events"]] == ["b"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_without_the_history_the_reports_are_the_same_and_no_hit_is_kept(server, user_name):
+    """`twistd hiitrack --no-history`, which exists to measure the history's cost, changes nothing else."""
+    client = server.client
+    await new_user(client, user_name)
+    unkept = HiiTrack(server.app.store, clock=server.clock, keep_history=False)
+    await unkept.accounts.start()
+    hits = _scenario(5)
+    for visitor, events, props, when in hits:
+        assert (await _hit(client, user_name, "kept", visitor, events, props, when)).status == 200
+        properties = [(name, value) for name, value in props]
+        assert await unkept.record_hit(user_name, "unkept", visitor, events, properties, None, when * 1000)
+    names = EVENTS + ["only v0"]
+    kept_reports = await _reports(client, user_name, "kept", names, list(VALUES))
+    assert await _reports(client, user_name, "unkept", names, list(VALUES)) == kept_reports
+    for visitor in {hit[0] for hit in hits}:
+        assert (await _history(client, user_name, "kept", visitor)).json["events"]
+        assert (await _history(client, user_name, "unkept", visitor)).json["events"] == []

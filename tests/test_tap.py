@@ -31,6 +31,11 @@ def test_defaults_are_the_documented_ones():
     assert options["idle-timeout"] == 60.0
     assert options["cassandra-replication"] == "SimpleStrategy:1"
     assert options["cassandra-consistency"] == "LOCAL_QUORUM"
+    assert not options["no-history"]
+
+
+def test_the_history_is_kept_unless_no_history_is_given():
+    assert parsed("--no-history")["no-history"]
 
 
 @pytest.mark.parametrize("store", ["sqlite:/var/lib/hiitrack.db", "cassandra://10.0.0.1,10.0.0.2:9042/hiitrack"])
