@@ -21,9 +21,7 @@ import argparse
 import json
 import os
 import random
-import re
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,10 +30,11 @@ from pathlib import Path
 
 from twisted.internet import defer, task
 
+from benchmarks.importer import import_file
 from hiitrack.app import HiiTrack
 from hiitrack.store import open_store
 
-__all__ = ["generate_hits", "main"]
+__all__ = ["generate_hits", "main", "sqlite_history_sizes"]
 
 USER = "costbench"
 BUCKET = "site"
@@ -78,22 +77,7 @@ async def _create_user(uri: str) -> None:
         await app.stop()
 
 
-def _import(uri: str, path: Path) -> tuple[float, str]:
-    """Seconds the import command took, and its last stderr line."""
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "hiitrack.admin", "import", "--store", uri, f"{USER}/{BUCKET}", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    elapsed = time.monotonic() - started
-    summary = done.stderr.replace("\r", "\n").strip().splitlines()[-1:] or [""]
-    if done.returncode != 0:
-        raise SystemExit(f"import failed ({done.returncode}): {done.stderr[-2000:]}")
-    return elapsed, summary[0]
-
-
-def _sqlite_sizes(path: Path) -> dict[str, int]:
+def sqlite_history_sizes(path: Path) -> dict[str, int]:
     """Rows, and bytes in pages, of the `hits` table and its index (dbstat)."""
     with sqlite3.connect(path) as connection:
         pages = dict(
@@ -172,11 +156,13 @@ async def _measure(reactor: object, arguments: argparse.Namespace) -> None:
             uri = CASSANDRA_URI
         await _create_user(uri)
         load_before = os.getloadavg()
-        seconds, summary = _import(uri, hits_file)
+        imported = import_file(uri, USER, BUCKET, hits_file)
         load_after = os.getloadavg()
-        applied = re.search(r"(\d+) events applied", summary)
-        events = int(applied.group(1)) if applied else 0
-        sizes = _sqlite_sizes(database) if arguments.store == "sqlite" else _cassandra_sizes(arguments.cassandra_data)
+        seconds, summary, events = imported.seconds, imported.summary, imported.events
+        if arguments.store == "sqlite":
+            sizes = sqlite_history_sizes(database)
+        else:
+            sizes = _cassandra_sizes(arguments.cassandra_data)
     print(f"store {arguments.store}: {summary}")
     print(
         f"import: {events} events in {seconds:.1f} s = {events / seconds:.0f} events/s"
