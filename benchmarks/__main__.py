@@ -1,7 +1,8 @@
 """Run the benchmark: ``python -m benchmarks [--quick] [--stores ...] [--duration S] [--events N]``.
 
-Parses the options, runs the phases in order, prints the table and exits 1
-when a check failed.  Tests: tests/test_bench_smoke.py.
+Parses the options, runs the phases in order (or, with ``--costs`` and/or
+``--exact``, those runs instead), prints the table and exits 1 when a check
+failed.  Tests: tests/test_bench_smoke.py.
 """
 
 import argparse
@@ -12,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.costs import Costs
+from benchmarks.exact_funnel import ExactFunnel
 from benchmarks.phases import LOAD_EVENTS, Bench
 from benchmarks.report import TARGETS, Report
 from benchmarks.wrk import CONNECTIONS
@@ -47,9 +50,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="events recorded before the second funnel measurement (default 1000000)",
     )
+    parser.add_argument(
+        "--costs",
+        action="store_true",
+        help="instead: ingest with 10 saved exact funnels ÷ without, with the visitor history ÷ without",
+    )
+    parser.add_argument(
+        "--exact",
+        action="store_true",
+        help="instead: the exact funnel after importing each of --exact-events, next to ClickHouse; then backfill",
+    )
+    parser.add_argument(
+        "--exact-events",
+        default=None,
+        help="comma-separated event counts, each a multiple of the first (default 1000000,10000000)",
+    )
+    parser.add_argument(
+        "--backfill-timeout", type=float, default=None, help="seconds to wait for a backfill (default 1800)"
+    )
     args = parser.parse_args(argv)
     if args.stores is None:
-        args.stores = "sqlite,cassandra" if not args.quick or args.cassandra else "sqlite"
+        alone = args.quick or args.exact or args.costs
+        args.stores = "sqlite,cassandra" if not alone or args.cassandra else "sqlite"
     args.stores = [kind.strip() for kind in args.stores.split(",") if kind.strip()]
     for kind in args.stores:
         if kind not in ("sqlite", "cassandra"):
@@ -63,7 +85,50 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.visitor_counts = (1_000, 100_000)
     args.report_seconds = 1.0 if args.quick else 5.0
     args.load_cap = 60.0 if args.quick else 1800.0
+    default_points = "1000,3000" if args.quick else "1000000,10000000"
+    try:
+        args.exact_events = [int(text) for text in (args.exact_events or default_points).split(",")]
+    except ValueError:
+        parser.error("--exact-events takes comma-separated integers")
+    args.exact_chunk = args.exact_events[0]
+    if args.exact_chunk < 1 or any(point % args.exact_chunk or point < args.exact_chunk for point in args.exact_events):
+        parser.error("--exact-events: each count must be a positive multiple of the first")
+    if args.backfill_timeout is None:
+        args.backfill_timeout = 10.0 if args.quick else 1800.0
     return args
+
+
+def _unavailable(kind: str, report: Report) -> bool:
+    """Whether `kind` cannot be measured (then the run fails, saying why)."""
+    if kind == "cassandra" and (why := cassandra_ready()) is not None:
+        report.failures.append(f"cassandra: not measured: {why}")
+        report.row("cassandra", f"not measured: {why}", f"≥ {TARGETS['cassandra']}", False)
+        return True
+    return False
+
+
+def _phases(args: argparse.Namespace, bench: Bench) -> None:
+    """The default run: floor, ingest on each store, scale-out, the pairwise funnel and memory."""
+    floor = bench.floor()
+    for kind in args.stores:
+        if _unavailable(kind, bench.report):
+            continue
+        bench.ingest(kind, floor)
+        if kind == "cassandra" and not args.quick:
+            bench.scale_out(floor)
+    bench.funnel(args.stores[0] if args.stores[0] == "sqlite" or cassandra_ready() is None else "sqlite")
+
+
+def _costs_and_exact(args: argparse.Namespace, bench: Bench) -> None:
+    """`--costs` and `--exact`: what funnels and the history cost at ingest; the exact funnel at scale."""
+    for kind in args.stores:
+        if _unavailable(kind, bench.report):
+            continue
+        if args.costs:
+            Costs(bench).funnels(kind)
+            Costs(bench).history(kind)
+        if args.exact:
+            ExactFunnel(bench).run(kind)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,16 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hiitrack-bench-") as tmp:
         bench = Bench(args, Path(tmp), report)
         try:
-            floor = bench.floor()
-            for kind in args.stores:
-                if kind == "cassandra" and (why := cassandra_ready()) is not None:
-                    report.failures.append(f"cassandra: not measured: {why}")
-                    report.row("cassandra ingest", f"not measured: {why}", f"≥ {TARGETS['cassandra']}", False)
-                    continue
-                bench.ingest(kind, floor)
-                if kind == "cassandra" and not args.quick:
-                    bench.scale_out(floor)
-            bench.funnel(args.stores[0] if args.stores[0] == "sqlite" or cassandra_ready() is None else "sqlite")
+            if args.costs or args.exact:
+                _costs_and_exact(args, bench)
+            else:
+                _phases(args, bench)
         finally:
             bench.drop_keyspaces()
     command = "python -m benchmarks " + " ".join(argv)

@@ -4,8 +4,10 @@ Runs ``python -m benchmarks --quick`` (benchmarks/, seconds, SQLite only) as
 a subprocess.  The bench compares wrk's count of 200 answers with the totals
 the server reports and exits 1 when they differ, so this fails if an event
 answered 200 is not counted (that check is also tested alone, below).
-Needs Debian's ``wrk``.  The full benchmark is described in
-docs/performance.md.
+``--costs --exact --quick`` runs the same way: its exact funnel must equal
+ClickHouse's ``windowFunnel`` (chdb) on the same events, and every ingest
+run's totals must be exact.  Needs Debian's ``wrk``.  The full benchmark is
+described in docs/performance.md.
 """
 
 import shutil
@@ -48,3 +50,20 @@ def test_the_check_fails_on_a_lost_event_an_error_or_an_unanswered_request() -> 
         "error: 1 answers were not 200",
         "unanswered: 1 requests unanswered when wrk stopped",
     ]
+
+
+@pytest.mark.timeout(300)
+def test_quick_costs_and_exact_funnel_runs_agree_with_clickhouse() -> None:
+    """`--costs --exact --quick`: exact totals, and HiiTrack's exact funnel equals ClickHouse's windowFunnel."""
+    if shutil.which("wrk") is None:
+        pytest.fail("the benchmark needs wrk: apt-get install -y wrk", pytrace=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--costs", "--exact", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "ClickHouse windowFunnel at 3,000 events" in done.stdout
+    assert "sqlite batch ingest with the history ÷ without" in done.stdout

@@ -1,0 +1,142 @@
+"""What saved exact funnels and the visitor history cost at ingest, each measured against its absence.
+
+``scripts/bench --costs`` runs, per store, the ingest of benchmarks/wrk.py
+(event hits, then /batch messages, 100,000 visitors) twice with and twice
+without, alternating, so that other load on the machine falls on both sides:
+
+- **funnels**: one server, two buckets: one holds 10 saved exact funnels
+  (4 of the 8 event names each, split by `plan`, saved before any hit), the
+  other none;
+- **history**: two servers, one started with ``--no-history``; afterwards
+  the SQLite one must hold no history and the other one every hit.
+
+The figure is the rate with ÷ the rate without; every run's totals must be
+exact as in the ingest runs.  Tests: tests/test_bench_smoke.py.
+"""
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.client import basic, create_user, http, recorded
+from benchmarks.phases import Bench
+from benchmarks.servers import Server, start_hiitrack
+from benchmarks.workload import BATCH_EVENTS, EVENT_NAMES
+from benchmarks.wrk import run_wrk
+
+__all__ = ["TARGETS", "Costs"]
+
+USER = "bench"
+FUNNELS = 10
+FUNNEL_STEPS = 4
+VISITORS = 100_000
+REPEATS = 2
+TARGETS = {"funnels": 0.8, "history": 0.9}
+MODES = (("event", 1), ("batch", BATCH_EVENTS))
+Rate = Callable[[str, int], float]
+"""One ingest run of a request shape (mode, events per request); its requests/s."""
+
+
+class Costs:
+    """The with/without runs of one benchmark, writing into the bench's report."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.report = bench.report
+
+    def _ingest(self, kind: str, server: Server, bucket: str, mode: str, per_request: int) -> float:
+        """One checked wrk run into `bucket`; its requests/s."""
+        before = recorded(server.port, USER, bucket)
+        load = run_wrk(
+            self.bench.work,
+            server.port,
+            mode=mode,
+            prefix=f"/{USER}/{bucket}",
+            visitors=VISITORS,
+            seconds=self.bench.args.duration,
+            seed=self.bench.next_seed(),
+        )
+        self.report.check(
+            f"{kind} {mode} into {bucket}", load, per_request, recorded(server.port, USER, bucket) - before
+        )
+        return load.rate
+
+    def _compare(
+        self,
+        what: str,
+        target: float,
+        kind: str,
+        with_it: Callable[[str, int], float],
+        without: Callable[[str, int], float],
+    ) -> None:
+        """Alternate runs without and with, per request shape; the row is the sum of rates with ÷ without."""
+        for mode, per_request in MODES:
+            rates: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(REPEATS):
+                rates[False].append(without(mode, per_request))
+                rates[True].append(with_it(mode, per_request))
+            ratio = sum(rates[True]) / sum(rates[False]) if sum(rates[False]) else 0.0
+            self.report.row(
+                f"{kind} {mode} ingest with {what} ÷ without",
+                f"{' '.join(f'{rate:,.0f}' for rate in rates[True])} ÷ "
+                f"{' '.join(f'{rate:,.0f}' for rate in rates[False])} requests/s = {ratio:.2f}",
+                f"≥ {target}",
+                ratio >= target,
+            )
+
+    def funnels(self, kind: str) -> None:
+        print(f"costs on {kind}: ingest with {FUNNELS} saved exact funnels and without", flush=True)
+        server = start_hiitrack(self.bench.work, self.bench.store_uri(kind, f"funnels-{kind}"), f"funnels-{kind}")
+        try:
+            create_user(server.port, USER)
+            for bucket in ("plain", "funnels"):
+                status, body = http(server.port, "POST", f"/{USER}/{bucket}", {}, auth=basic(USER))
+                if status != 201:
+                    raise RuntimeError(f"could not create bucket {bucket}: {status} {body}")
+            for number in range(FUNNELS):
+                steps = [EVENT_NAMES[(number + step) % len(EVENT_NAMES)] for step in range(FUNNEL_STEPS)]
+                query = "&".join(f"event={name}" for name in steps)
+                path = f"/{USER}/funnels/funnel/f{number}?{query}"
+                status, body = http(server.port, "POST", path, {"property": "plan"}, auth=basic(USER))
+                if status != 201:
+                    raise RuntimeError(f"could not save funnel f{number}: {status} {body}")
+            self._compare(
+                f"{FUNNELS} saved exact funnels",
+                TARGETS["funnels"],
+                kind,
+                lambda mode, per_request: self._ingest(kind, server, "funnels", mode, per_request),
+                lambda mode, per_request: self._ingest(kind, server, "plain", mode, per_request),
+            )
+        finally:
+            server.stop()
+
+    def history(self, kind: str) -> None:
+        print(f"costs on {kind}: ingest with the visitor history and without (--no-history)", flush=True)
+        uris = {kept: self.bench.store_uri(kind, f"history-{kind}-{kept}") for kept in (True, False)}
+        servers: dict[bool, Server] = {}
+        try:
+            for kept, uri in uris.items():
+                options = [] if kept else ["--no-history"]
+                servers[kept] = start_hiitrack(self.bench.work, uri, f"history-{kind}-{kept}", options)
+                create_user(servers[kept].port, USER)
+            self._compare(
+                "the history",
+                TARGETS["history"],
+                kind,
+                lambda mode, per_request: self._ingest(kind, servers[True], mode, mode, per_request),
+                lambda mode, per_request: self._ingest(kind, servers[False], mode, mode, per_request),
+            )
+        finally:
+            for server in servers.values():
+                server.stop()
+        if kind == "sqlite":
+            self._check_history_kept(uris)
+
+    def _check_history_kept(self, uris: dict[bool, str]) -> None:
+        for kept, uri in uris.items():
+            with sqlite3.connect(Path(uri.removeprefix("sqlite:"))) as connection:
+                hits = connection.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
+            if bool(hits) != kept:
+                self.report.failures.append(
+                    f"the server {'with' if kept else 'without'} the history stored {hits} hits"
+                )
