@@ -1,8 +1,9 @@
 """What saved exact funnels and the visitor history cost at ingest, each measured against its absence.
 
 ``scripts/bench --costs`` runs, per store, the ingest of benchmarks/wrk.py
-(event hits, then /batch messages, 100,000 visitors) twice with and twice
-without, alternating, so that other load on the machine falls on both sides:
+(event hits, then /batch messages; from 1,000 and from 100,000 visitors)
+three times with and three times without, alternating, so that other load
+on the machine falls on both sides:
 
 - **funnels**: one server, two buckets: one holds 10 saved exact funnels
   (4 of the 8 event names each, split by `plan`, saved before any hit), the
@@ -14,8 +15,10 @@ The figure is the rate with ÷ the rate without; every run's totals must be
 exact as in the ingest runs.  Tests: tests/test_bench_smoke.py.
 """
 
+import itertools
 import sqlite3
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from benchmarks.client import basic, create_user, http, recorded
@@ -29,12 +32,12 @@ __all__ = ["TARGETS", "Costs"]
 USER = "bench"
 FUNNELS = 10
 FUNNEL_STEPS = 4
-VISITORS = 100_000
-REPEATS = 2
+VISITOR_COUNTS = (1_000, 100_000)
+REPEATS = 3
 TARGETS = {"funnels": 0.8, "history": 0.9}
 MODES = (("event", 1), ("batch", BATCH_EVENTS))
-Rate = Callable[[str, int], float]
-"""One ingest run of a request shape (mode, events per request); its requests/s."""
+Rate = Callable[[str, int, int], float]
+"""One ingest run of a request shape (mode, events per request) from some visitors; its requests/s."""
 
 
 class Costs:
@@ -44,7 +47,7 @@ class Costs:
         self.bench = bench
         self.report = bench.report
 
-    def _ingest(self, kind: str, server: Server, bucket: str, mode: str, per_request: int) -> float:
+    def _ingest(self, kind: str, server: Server, bucket: str, mode: str, per_request: int, visitors: int) -> float:
         """One checked wrk run into `bucket`; its requests/s."""
         before = recorded(server.port, USER, bucket)
         load = run_wrk(
@@ -52,7 +55,7 @@ class Costs:
             server.port,
             mode=mode,
             prefix=f"/{USER}/{bucket}",
-            visitors=VISITORS,
+            visitors=visitors,
             seconds=self.bench.args.duration,
             seed=self.bench.next_seed(),
         )
@@ -66,18 +69,18 @@ class Costs:
         what: str,
         target: float,
         kind: str,
-        with_it: Callable[[str, int], float],
-        without: Callable[[str, int], float],
+        with_it: Rate,
+        without: Rate,
     ) -> None:
-        """Alternate runs without and with, per request shape; the row is the sum of rates with ÷ without."""
-        for mode, per_request in MODES:
+        """Alternate runs without and with, per request shape and visitors; a row: the sum of rates with ÷ without."""
+        for (mode, per_request), visitors in itertools.product(MODES, VISITOR_COUNTS):
             rates: dict[bool, list[float]] = {True: [], False: []}
             for _ in range(REPEATS):
-                rates[False].append(without(mode, per_request))
-                rates[True].append(with_it(mode, per_request))
+                rates[False].append(without(mode, per_request, visitors))
+                rates[True].append(with_it(mode, per_request, visitors))
             ratio = sum(rates[True]) / sum(rates[False]) if sum(rates[False]) else 0.0
             self.report.row(
-                f"{kind} {mode} ingest with {what} ÷ without",
+                f"{kind} {mode} ingest, {visitors:,} visitors, with {what} ÷ without",
                 f"{' '.join(f'{rate:,.0f}' for rate in rates[True])} ÷ "
                 f"{' '.join(f'{rate:,.0f}' for rate in rates[False])} requests/s = {ratio:.2f}",
                 f"≥ {target}",
@@ -104,8 +107,8 @@ class Costs:
                 f"{FUNNELS} saved exact funnels",
                 TARGETS["funnels"],
                 kind,
-                lambda mode, per_request: self._ingest(kind, server, "funnels", mode, per_request),
-                lambda mode, per_request: self._ingest(kind, server, "plain", mode, per_request),
+                partial(self._ingest, kind, server, "funnels"),
+                partial(self._ingest, kind, server, "plain"),
             )
         finally:
             server.stop()
@@ -123,8 +126,8 @@ class Costs:
                 "the history",
                 TARGETS["history"],
                 kind,
-                lambda mode, per_request: self._ingest(kind, servers[True], mode, mode, per_request),
-                lambda mode, per_request: self._ingest(kind, servers[False], mode, mode, per_request),
+                partial(self._ingest, kind, servers[True], "site"),
+                partial(self._ingest, kind, servers[False], "site"),
             )
         finally:
             for server in servers.values():

@@ -107,7 +107,7 @@ class ExactFunnel:
             imported = 0
             for point in points:
                 imported = self._import(kind, uri, clickhouse, imported, point // chunk, chunk)
-                if kind == "sqlite" and point == points[0]:
+                if kind == "sqlite":
                     self._history_bytes(Path(uri.removeprefix("sqlite:")), point)
                 p50s[point], clickhouse_p50s[point] = self._measure(kind, uri, clickhouse, point)
             self._ratios(kind, points, p50s, clickhouse_p50s)
