@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.client import create_user, http, recorded
-from benchmarks.servers import Server, start_hiitrack, start_nginx
+from benchmarks.servers import Server, cpu_seconds, start_hiitrack, start_nginx
 from benchmarks.wrk import run_wrk
 
 __all__ = ["Sizing", "main", "measure"]
@@ -53,11 +53,6 @@ class Sizing:
         )
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _start(work: Path, number: int) -> Server:
     """A HiiTrack process on the cluster: every write on all three nodes, answered by two."""
     options = ["--cassandra-replication", "SimpleStrategy:3", "--cassandra-consistency", "LOCAL_QUORUM"]
@@ -77,13 +72,13 @@ def measure(processes: int, seconds: float) -> Sizing:
             # The bucket exists before the load, so no two processes race to create it.
             http(servers[0].port, "POST", f"/{user}/sized/event/warm-up", {"visitor_id": "warm-up"})
             pids = [server.process.pid for server in servers] + nodes
-            before, started = [_cpu_seconds(pid) for pid in pids], time.monotonic()
+            before, started = [cpu_seconds(pid) for pid in pids], time.monotonic()
             load = run_wrk(
                 work, front.port, mode="event", prefix=f"/{user}/sized", visitors=100_000, seconds=seconds,
                 visitor_in_query=True,
             )  # fmt: skip
             wall = time.monotonic() - started
-            cores = [(_cpu_seconds(pid) - spent) / wall for pid, spent in zip(pids, before, strict=True)]
+            cores = [(cpu_seconds(pid) - spent) / wall for pid, spent in zip(pids, before, strict=True)]
             total = recorded(front.port, user, "sized")
         finally:
             if front is not servers[0]:

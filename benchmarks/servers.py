@@ -18,7 +18,7 @@ from benchmarks.client import METRICS_AUTH
 from benchmarks.templates import render
 from hiitrack.tap import METRICS_AUTH_VARIABLE
 
-__all__ = ["Server", "free_port", "start_floor", "start_hiitrack", "start_nginx"]
+__all__ = ["Server", "cpu_seconds", "free_port", "start_floor", "start_hiitrack", "start_nginx"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +27,12 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system, all threads) process `pid` has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, log: Path, seconds: float = 60.0) -> None:
