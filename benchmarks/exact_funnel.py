@@ -173,6 +173,7 @@ class ExactFunnel:
         return ours, theirs
 
     def _ratios(self, kind: str, points: list[int], p50s: dict[int, float], clickhouse_p50s: dict[int, float]) -> None:
+        """ClickHouse's p50 ÷ HiiTrack's at the last point; HiiTrack's speed at the last ÷ at the first (if two)."""
         first, last = points[0], points[-1]
         faster = clickhouse_p50s[last] / p50s[last] if p50s[last] else 0.0
         self.report.row(
@@ -181,6 +182,8 @@ class ExactFunnel:
             f"≥ {TARGETS['clickhouse_ratio']:.0f}",
             faster >= TARGETS["clickhouse_ratio"],
         )
+        if first == last:
+            return
         scale = p50s[first] / p50s[last] if p50s[last] else 0.0
         self.report.row(
             f"{kind} exact funnel speed at {last:,} ÷ at {first:,} events (p50 ratio)",
