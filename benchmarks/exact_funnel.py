@@ -9,8 +9,9 @@ One run (``scripts/bench --exact``), per store:
    the cached NDJSON chunks (benchmarks/dataset.py) up to each measured
    point (10^6 events, then more); chdb loads the same files
    (benchmarks/clickhouse.py);
-3. at each point a server reads ``GET /{u}/{b}/funnel/{name}`` with wrk from
-   one connection (p50/p99), chdb runs its query several times (p50), and
+3. at each point a server reads ``GET /{u}/{b}/funnel/{name}`` (and the
+   exact report alone, ``…/conversion``) with wrk from one connection
+   (p50/p99), chdb runs its query several times (p50), and
    HiiTrack's `conversion.visitors` and `by_value` must equal ClickHouse's
    counts: any difference fails the run;
 4. after the last point a second funnel of the same definition is saved,
@@ -155,10 +156,14 @@ class ExactFunnel:
             for problem in mismatches(conversion, levels):
                 self.report.failures.append(f"{kind} at {point:,} events, exact funnel ≠ windowFunnel: {problem}")
             load = self.bench.read_report(server.port, USER, _funnel_route(LIVE), connections=1)
+            alone = self.bench.read_report(server.port, USER, f"{_funnel_route(LIVE)}/conversion", connections=1)
         finally:
             server.stop()
-        if load.bad or not load.requests:
-            self.report.failures.append(f"{kind} funnel reads at {point:,}: {load.bad} errors, {load.requests} answers")
+        for reads in (load, alone):
+            if reads.bad or not reads.requests:
+                self.report.failures.append(
+                    f"{kind} funnel reads at {point:,}: {reads.bad} errors, {reads.requests} answers"
+                )
         ours = load.p50_us / 1000
         theirs = clickhouse.p50_ms(CLICKHOUSE_RUNS)
         self.report.row(
@@ -169,6 +174,11 @@ class ExactFunnel:
         self.report.row(
             f"ClickHouse windowFunnel at {point:,} events: p50 of {CLICKHOUSE_RUNS}",
             f"{theirs:.0f} ms (chdb {VERSION}, the same counts)",
+        )
+        self.report.row(
+            f"{kind} the exact report alone (…/conversion) at {point:,} events: p50 / p99",
+            f"{alone.p50_us / 1000:.1f} / {alone.p99_us / 1000:.1f} ms;"
+            f" ClickHouse p50 ÷ its p50 = {theirs / max(alone.p50_us / 1000, 0.001):.0f}",
         )
         return ours, theirs
 
