@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import ujson
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, DeferredSemaphore, gatherResults
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -53,6 +54,7 @@ class Backfills:
         tracker: Tracker,
         clock: Callable[[], float],
         lease_seconds: float = LEASE_SECONDS,
+        scheduler: IReactorTime | None = None,
     ) -> None:
         self._store = store
         self._tracker = tracker
@@ -62,6 +64,8 @@ class Backfills:
         self._sweeps: dict[tuple[str, str], Deferred] = {}
         self._at_once = DeferredSemaphore(AT_ONCE)
         self._claiming = LoopingCall(lambda: Deferred.fromCoroutine(self._claim_all()))
+        if scheduler is not None:
+            self._claiming.clock = scheduler
 
     def progress(self, has_data: bool) -> dict[str, object]:
         """The ``backfill`` of a funnel record being saved: running (leased to this process) if the bucket has data."""
@@ -176,7 +180,13 @@ class Backfills:
             raw = current
 
     async def _claim_all(self) -> None:
-        for key, entry in (await self._store.scan(INSTALLATION, BACKFILL)).items():
+        try:
+            running = await self._store.scan(INSTALLATION, BACKFILL)
+        except Exception:
+            # The store is down for now: the next round tries again (a failure would end the loop).
+            log.failure("backfill: could not read the running backfills")
+            return
+        for key, entry in running.items():
             scope, name = ujson.loads(key)
             if (scope, name) not in self._sweeps:
                 try:

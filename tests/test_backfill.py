@@ -9,6 +9,7 @@ done, the report equals the brute-force model of every history: no visitor
 missed, none counted twice.  A backfill's write is one transaction here;
 on Cassandra a SIGKILL between a write's records and its counters loses
 those counters, as it does for a live hit (docs/api.md, "Backfill").
+The rounds that look for backfills to take over go on after a store failure.
 The in-process cases (before, among and after hits; erase) are in
 tests/test_exact_funnels.py.
 """
@@ -21,6 +22,11 @@ import sys
 import time
 import uuid
 
+import pytest_twisted
+from twisted.internet.task import Clock
+
+from hiitrack.backfill import Backfills
+from hiitrack.store.interface import StoreUnavailable
 from tests.funnel_model import BOUNDS, Funnel, model_report
 from tests.helpers import vid
 from tests.processes import ROOT, TwistdServer, call
@@ -61,6 +67,28 @@ def _hit(server: TwistdServer, user: str, visitor: str, event: str, when: int, s
     status, answer = call(f"{server.url}/{user}/site/event/{event}", {"visitor_id": visitor, "time": when})
     assert status == 200, answer
     sent.append({"visitor_id": visitor, "time": when, "events": [event]})
+
+
+@pytest_twisted.ensureDeferred
+async def test_claiming_goes_on_after_the_store_failed():
+    """A round of looking for backfills to take over that meets a store down does not end the rounds."""
+
+    class StoreDownOnce:
+        scans = 0
+
+        async def scan(self, scope: str, kind: object) -> dict:
+            self.scans += 1
+            if self.scans == 1:
+                raise StoreUnavailable("down for a moment")
+            return {}
+
+    store, clock = StoreDownOnce(), Clock()
+    backfills = Backfills(store, None, clock.seconds, lease_seconds=3, scheduler=clock)  # type: ignore[arg-type]
+    backfills.start()
+    clock.advance(1)
+    clock.advance(1)
+    assert store.scans == 3
+    await backfills.stop()
 
 
 def test_a_backfill_killed_midway_resumes_and_is_exact(tmp_path):
