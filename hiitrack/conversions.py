@@ -219,6 +219,8 @@ class Changes:
 
 
 def _count_progress(funnel: SavedFunnel, progress: Progress, values: Iterable[bytes], inc: Increments) -> None:
+    if progress.level == progress.previous_level and not progress.entry_days:
+        return
     row = conversion_row(funnel.version)
     held = [value for value in values if value[:ID_SIZE] == funnel.prop]
     for step in progress.reached:

@@ -94,7 +94,8 @@ class Kind:
         """This kind's records within one part (`ByPart` kinds only)."""
         if not isinstance(self.partitioning, ByPart):
             raise UnknownKind(f"record kind {self.name!r} is not partitioned by part")
-        return replace(self, part=part)
+        # The constructor, not dataclasses.replace: this runs for every hit (its history's kind).
+        return Kind(self.name, self.table, self.partitioning, self.expiry, part)
 
     @property
     def unbound(self) -> "Kind":
