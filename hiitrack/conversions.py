@@ -370,7 +370,7 @@ class Conversions:
                 state = replay_funnel(funnel, history, inc)
             state = states.funnels[funnel.version] = apply_hit(funnel, state, new_values, holding, events, at_ms, inc)
             self._index(changes, funnel.version, visitor_id, indexed, state.level)
-        await self._finish(scope, visitor_id, states, at_ms, changes)
+        self._finish(saved, visitor_id, states, at_ms, changes)
         return changes
 
     async def build(self, scope: str, visitor_id: str, funnel: SavedFunnel) -> tuple[Changes, Increments] | None:
@@ -392,7 +392,7 @@ class Conversions:
         states.funnels[funnel.version] = state
         changes = Changes(key, b"")
         self._index(changes, funnel.version, visitor_id, 0, state.level)
-        await self._finish(scope, visitor_id, states, max(states.last_ms, history[-1].time_ms), changes)
+        self._finish(await self.saved(scope), visitor_id, states, max(states.last_ms, history[-1].time_ms), changes)
         return changes, inc
 
     async def contributions(self, scope: str, visitor_id: str, history: list[Hit]) -> tuple[Increments, set]:
@@ -418,9 +418,10 @@ class Conversions:
                 changes.deletions.add((level_kind(version, indexed), visitor_id))
             changes.records[level_kind(version, level), visitor_id] = b""
 
-    async def _finish(self, scope: str, visitor_id: str, states: FunnelStates, at_ms: int, changes: Changes) -> None:
+    @staticmethod
+    def _finish(saved: SavedFunnels, visitor_id: str, states: FunnelStates, at_ms: int, changes: Changes) -> None:
         """The visitor's states record, keeping the versions still saved, into `changes`."""
-        current = {funnel.version for funnel in await self.saved(scope)}
+        current = {funnel.version for funnel in saved}
         states.funnels = {version: state for version, state in states.funnels.items() if version in current}
         states.last_ms = at_ms
         changes.state = states.to_bytes()
