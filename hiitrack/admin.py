@@ -20,6 +20,7 @@ from hiitrack.app import HiiTrack
 from hiitrack.importing import Report, import_hits
 from hiitrack.rebuild import rebuild
 from hiitrack.store import open_store
+from hiitrack.store.buffering import Buffered
 
 __all__ = ["main"]
 
@@ -60,7 +61,7 @@ async def _rebuild(reactor: object, uri: str, scope: str) -> None:
 
 
 async def _import(reactor: object, arguments: argparse.Namespace) -> None:
-    app = HiiTrack(open_store(arguments.store))
+    app = HiiTrack(Buffered(open_store(arguments.store)))
     await app.start(backfills=False)
     shown = 0.0
 

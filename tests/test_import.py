@@ -1,7 +1,8 @@
 """Import of NDJSON hits: the same counts as over HTTP, idempotent with insert ids, bad lines reported.
 
 A bucket fed over HTTP and one fed by importing the same hits (shuffled in
-the file) give the same reports, on both stores.  The command line runs on
+the file) give the same reports, on both stores, also when the hits are
+merged in memory and flushed in bulk, as the command does.  The command line runs on
 a SQLite file.
 """
 
@@ -12,7 +13,9 @@ import sys
 
 import pytest_twisted
 
+from hiitrack.app import HiiTrack
 from hiitrack.importing import import_hits
+from hiitrack.store.buffering import Buffered
 from tests.helpers import new_user
 from tests.test_history import EVENTS, VALUES, _history, _hit, _reports, _scenario
 
@@ -50,6 +53,16 @@ async def test_an_import_counts_as_the_same_hits_over_http(server, user_name):
     again = await import_hits(server.app, user_name, "imported", lines, skip_bad=False)
     assert (again.applied, again.duplicates) == (0, len(hits))
     assert await _reports(client, user_name, "imported", EVENTS, list(VALUES)) == expected
+    # The operator's command merges hits in memory and flushes them in bulk (every 5 hits here).
+    buffered = Buffered(server.app.store, flush_batches=5)
+    bulk = HiiTrack(buffered, clock=server.clock)
+    await bulk.accounts.start()
+    report = await import_hits(bulk, user_name, "bulk", shuffled, skip_bad=False)
+    await buffered.flush()
+    assert (report.applied, report.duplicates) == (len(hits), 0)
+    assert await _reports(client, user_name, "bulk", EVENTS, list(VALUES)) == expected
+    again = await import_hits(bulk, user_name, "bulk", lines, skip_bad=False)
+    assert (again.applied, again.duplicates) == (0, len(hits))
 
 
 BAD = [

@@ -39,22 +39,48 @@ class MergedWrite:
     def __len__(self) -> int:
         return len(self.records) + len(self.deletions) + len(self.cleared) + len(self.increments)
 
+    def add(self, batch: WriteBatch) -> None:
+        """Merge one more batch in, after those already merged."""
+        for kind in batch.cleared:
+            self.cleared.add((batch.scope, kind))
+            for address in [address for address in self.records if address[:2] == (batch.scope, kind)]:
+                del self.records[address]
+        for kind, key in batch.deletions:
+            self.records.pop((batch.scope, kind, key), None)
+            self.deletions.add((batch.scope, kind, key))
+        for (kind, key), value in batch.records.items():
+            self.deletions.discard((batch.scope, kind, key))
+            self.records[batch.scope, kind, key] = value
+        for (row, column), amount in batch.increments.items():
+            self.increments[batch.scope, row, column] += amount
+
+    def batches(self) -> list[WriteBatch]:
+        """The merged write again as batches, one per scope."""
+        batches: dict[str, WriteBatch] = {}
+        increments: dict[str, dict[tuple[bytes, bytes], int]] = {}
+
+        def of(scope: str) -> WriteBatch:
+            if scope not in batches:
+                batches[scope] = WriteBatch(scope, increments=increments.setdefault(scope, {}))
+            return batches[scope]
+
+        for scope, kind in self.cleared:
+            of(scope).cleared.add(kind)
+        for scope, kind, key in self.deletions:
+            of(scope).deletions.add((kind, key))
+        for (scope, kind, key), value in self.records.items():
+            of(scope).records[kind, key] = value
+        for (scope, row, column), amount in self.increments.items():
+            if scope not in increments:
+                of(scope)
+            increments[scope][row, column] = amount
+        return list(batches.values())
+
 
 def merge(batches: Iterable[WriteBatch]) -> MergedWrite:
     merged = MergedWrite()
     for batch in batches:
-        for kind in batch.cleared:
-            merged.cleared.add((batch.scope, kind))
-            for address in [address for address in merged.records if address[:2] == (batch.scope, kind)]:
-                del merged.records[address]
-        for kind, key in batch.deletions:
-            merged.records.pop((batch.scope, kind, key), None)
-            merged.deletions.add((batch.scope, kind, key))
-        for (kind, key), value in batch.records.items():
-            merged.deletions.discard((batch.scope, kind, key))
-            merged.records[batch.scope, kind, key] = value
-        for (row, column), amount in batch.increments.items():
-            merged.increments[batch.scope, row, column] += amount
+        merged.add(batch)
     return merged
 
 

@@ -14,7 +14,7 @@ tests/test_kinds.py.
 
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 __all__ = [
     "BACKFILL",
@@ -99,7 +99,7 @@ class Kind:
 
     @property
     def unbound(self) -> "Kind":
-        return self if self.part is None else replace(self, part=None)
+        return self if self.part is None else Kind(self.name, self.table, self.partitioning, self.expiry)
 
 
 class Kinds:
