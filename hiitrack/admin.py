@@ -2,8 +2,9 @@
 
 ``rebuild --store URI USER/BUCKET`` recomputes a bucket's counters from its
 visitors' histories (hiitrack.rebuild); run it while no server writes to the
-bucket.  ``import --store URI USER/BUCKET FILE|- [--on-error stop|skip]``
-applies newline-delimited JSON hits (hiitrack.importing).  Progress goes to
+bucket.  ``import --store URI USER/BUCKET FILE|- [--on-error stop|skip]
+[--flush-hits N]`` applies newline-delimited JSON hits (hiitrack.importing),
+merged in memory and written N hits at a time (hiitrack.store.buffering).  Progress goes to
 stderr; the exit status is 1 if a line was refused.  Tests:
 tests/test_rebuild.py, tests/test_import.py.
 """
@@ -20,9 +21,15 @@ from hiitrack.app import HiiTrack
 from hiitrack.importing import Report, import_hits
 from hiitrack.rebuild import rebuild
 from hiitrack.store import open_store
-from hiitrack.store.buffering import Buffered
+from hiitrack.store.buffering import FLUSH_BATCHES, Buffered
 
 __all__ = ["main"]
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("a whole number of at least 1")
+    return int(text)
 
 
 def _arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -34,6 +41,12 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
     importing = commands.add_parser("import", help="apply newline-delimited JSON hits to a bucket")
     importing.add_argument("--store", required=True, help="as for rebuild")
     importing.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="at a bad line (default stop)")
+    importing.add_argument(
+        "--flush-hits",
+        type=_positive,
+        default=FLUSH_BATCHES,
+        help=f"hits merged in memory before they are written at once (default {FLUSH_BATCHES})",
+    )
     importing.add_argument("bucket", metavar="USER/BUCKET")
     importing.add_argument("file", metavar="FILE", help="the hits, one JSON object a line; - for stdin")
     arguments = parser.parse_args(argv)
@@ -61,15 +74,20 @@ async def _rebuild(reactor: object, uri: str, scope: str) -> None:
 
 
 async def _import(reactor: object, arguments: argparse.Namespace) -> None:
-    app = HiiTrack(Buffered(open_store(arguments.store)))
+    store = Buffered(open_store(arguments.store), arguments.flush_hits)
+    app = HiiTrack(store)
     await app.start(backfills=False)
-    shown = 0.0
+    shown, stored = 0.0, 0
 
     def progress(report: Report, rate: float) -> None:
-        nonlocal shown
-        if time.monotonic() - shown >= 0.5:
-            shown = time.monotonic()
-            print(f"\r{report.applied} hits, {report.events} events ({rate:.0f} events/s)", end="", file=sys.stderr)
+        nonlocal shown, stored
+        if time.monotonic() - shown >= 0.5 or store.flushed != stored:
+            shown, stored = time.monotonic(), store.flushed
+            print(
+                f"\r{report.applied} hits, {report.events} events ({rate:.0f} events/s), {stored} hits stored",
+                end="",
+                file=sys.stderr,
+            )
 
     try:
         if await app.accounts.user(arguments.user) is None:

@@ -8,16 +8,21 @@ a SQLite file.
 
 import json
 import os
+import random
+import re
+import signal
 import subprocess
 import sys
+import time
 
+import pytest
 import pytest_twisted
 
 from hiitrack.app import HiiTrack
 from hiitrack.importing import import_hits
 from hiitrack.store.buffering import Buffered
 from tests.helpers import new_user
-from tests.test_history import EVENTS, VALUES, _history, _hit, _reports, _scenario
+from tests.test_history import DAY, EVENTS, VALUES, _history, _hit, _reports, _scenario
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -142,3 +147,70 @@ def test_the_import_command(tmp_path, user_name):
         [*command, str(tmp_path / "hits.ndjson")], env=environment, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0 and "3 hits, 6 events applied" in done.stderr
+
+
+def _many_hits(visitors: int, hits_each: int) -> list[tuple]:
+    rng = random.Random(11)
+    start = int(time.time()) - 10 * DAY
+    return [
+        (
+            f"v{visitor}",
+            [rng.choice(EVENTS) for _ in range(rng.randrange(1, 4))],
+            [[prop, rng.choice(values)] for prop, values in VALUES.items() if rng.random() < 0.3],
+            start + visitor * 60 + hit,
+        )
+        for visitor in range(visitors)
+        for hit in range(hits_each)
+    ]
+
+
+def _stored(stderr: bytes) -> int:
+    """The last "N hits stored" of the command's progress."""
+    found = re.findall(rb"(\d+) hits stored", stderr)
+    return int(found[-1]) if found else 0
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+@pytest_twisted.ensureDeferred
+async def test_an_import_killed_midway_is_completed_by_importing_again(server, user_name, tmp_path):
+    """SQLite: a flush is one transaction, so a killed import leaves whole hits, and insert ids fill the rest."""
+    client = server.client
+    await new_user(client, user_name)
+    hits = _many_hits(400, 8)
+    (tmp_path / "hits.ndjson").write_text("\n".join(_lines(hits)) + "\n")
+    command = [
+        sys.executable,
+        "-m",
+        "hiitrack.admin",
+        "import",
+        "--store",
+        f"sqlite:{tmp_path}/hiitrack.db",
+        "--flush-hits",
+        "50",
+        f"{user_name}/killed",
+        str(tmp_path / "hits.ndjson"),
+    ]
+    environment = {**os.environ, "PYTHONPATH": ROOT}
+    importing = subprocess.Popen(command, env=environment, stderr=subprocess.PIPE)
+    assert importing.stderr is not None
+    progress = b""
+    while _stored(progress) == 0:
+        more = importing.stderr.read1(4096)
+        assert more, f"the import ended before its first flush: {progress!r}"
+        progress += more
+    importing.send_signal(signal.SIGKILL)
+    importing.wait(timeout=60)
+    again = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    applied, duplicates = map(
+        int, re.search(r"(\d+) hits, \d+ events applied, (\d+) duplicates", again.stderr).groups()
+    )
+    # Killed midway: some hits were stored before, the rest only now, none twice.
+    assert 0 < duplicates < len(hits) and applied + duplicates == len(hits)
+    whole = await import_hits(server.app, user_name, "whole", _lines(hits), skip_bad=False)
+    assert whole.applied == len(hits)
+    expected = await _reports(client, user_name, "whole", EVENTS, list(VALUES))
+    assert await _reports(client, user_name, "killed", EVENTS, list(VALUES)) == expected
+    for visitor in ["v0", "v199", "v399"]:
+        killed = (await _history(client, user_name, "killed", visitor)).json
+        assert killed == (await _history(client, user_name, "whole", visitor)).json

@@ -63,7 +63,8 @@ class Buffered:
         self._flushing: _Layer | None = None
         self._one_flush = DeferredLock()
         self._failure: BaseException | None = None
-        self.flushes = 0
+        self.flushed = 0
+        """Batches stored so far."""
 
     def __repr__(self) -> str:
         return f"Buffered({self._store!r})"
@@ -97,7 +98,7 @@ class Buffered:
             raise FlushFailed(f"a flush failed, and what was merged since the last one is lost: {error}") from error
         finally:
             self._flushing = None
-        self.flushes += 1
+        self.flushed += layer.batches
 
     def _check(self) -> None:
         if self._failure is not None:
