@@ -51,8 +51,10 @@ class MergedWrite:
         for (kind, key), value in batch.records.items():
             self.deletions.discard((batch.scope, kind, key))
             self.records[batch.scope, kind, key] = value
+        # Locals: this loop runs for every cell of every hit.
+        scope, increments = batch.scope, self.increments
         for (row, column), amount in batch.increments.items():
-            self.increments[batch.scope, row, column] += amount
+            increments[scope, row, column] += amount
 
     def batches(self) -> list[WriteBatch]:
         """The merged write again as batches, one per scope."""
