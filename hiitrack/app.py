@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable, Sequence
 
 from hiitrack.accounts import Accounts, bucket_scope
-from hiitrack.backfill import LEASE_SECONDS, Backfills
+from hiitrack.backfill import AT_ONCE, LEASE_SECONDS, Backfills
 from hiitrack.caching import LRU
 from hiitrack.catalog import Catalog
-from hiitrack.conversions import Conversions, drop_off_index, new_version
+from hiitrack.conversions import Conversions, SavedFunnel, drop_off_index, new_version
+from hiitrack.forwarding import Forwarder
 from hiitrack.limits import Limits
 from hiitrack.reports import Reports
 from hiitrack.store import Store, WriteBatch
@@ -34,6 +35,7 @@ class HiiTrack:
         visitor_cache_seconds: float = 60.0,
         backfill_lease: float = LEASE_SECONDS,
         keep_history: bool = True,
+        backfill_through: str | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -54,7 +56,8 @@ class HiiTrack:
             keep_history=keep_history,
         )
         self.reports = Reports(store, self.catalog, self.accounts, limits)
-        self.backfills = Backfills(store, self.tracker, clock, backfill_lease)
+        forwarder = None if backfill_through is None else Forwarder(backfill_through, self.accounts.sign, AT_ONCE)
+        self.backfills = Backfills(store, self.tracker, clock, backfill_lease, forwarder=forwarder)
 
     def caches(self) -> dict[str, LRU]:
         """Every bounded cache of the app, by name (for /metrics)."""
@@ -120,6 +123,18 @@ class HiiTrack:
         self.conversions.forget(scope)
         if previous is not None:
             await self.store.write(WriteBatch(scope, cleared=drop_off_index(previous)))
+
+    async def count_backfilled(self, scope: str, name: str, version: str, visitor_id: str) -> bool:
+        """Count a visitor that this process serves in a funnel version being backfilled (hiitrack.forwarding).
+
+        False if that version is no longer saved, or the bucket was deleted.
+        """
+        ticket = await self.tracker.opened(scope)
+        record = await self.catalog.funnel(scope, name)
+        funnel = None if record is None else SavedFunnel.of(record)
+        if funnel is None or funnel.version.hex() != version:
+            return False
+        return await self.tracker.backfill(scope, ticket, visitor_id, funnel)
 
     async def visitor(self, scope: str, visitor_id: str, after: str | None, limit: int) -> dict | None:
         """A page of a visitor's history (None: the bucket never saw it)."""

@@ -11,7 +11,8 @@ after a restart included) takes over a backfill whose lease ran out.  A
 registry of running backfills in the installation scope lets processes find
 them at start and every third of a lease after.  A replaced or deleted
 funnel ends its sweep at the next page; a deleted bucket at the next
-visitor.  docs/api.md, "Backfill", says what several processes do.
+visitor.  With several processes, each visitor is counted by the process
+that serves it (hiitrack.forwarding); docs/api.md, "Backfill", says why.
 Tests: tests/test_backfill.py.
 """
 
@@ -26,11 +27,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from hiitrack.conversions import SavedFunnel
+from hiitrack.forwarding import Forwarder
 from hiitrack.store.interface import RecordWriter, WriteBatch
 from hiitrack.store.kinds import BACKFILL, FUNNEL, VISITOR
 from hiitrack.tracking import Tracker
 
-__all__ = ["LEASE_SECONDS", "Backfills"]
+__all__ = ["AT_ONCE", "LEASE_SECONDS", "Backfills"]
 
 LEASE_SECONDS = 30.0
 """How long a backfill's process may go without a word before another takes the backfill over."""
@@ -55,9 +57,12 @@ class Backfills:
         clock: Callable[[], float],
         lease_seconds: float = LEASE_SECONDS,
         scheduler: IReactorTime | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self._store = store
         self._tracker = tracker
+        # With several processes: each visitor is counted by the process that serves it.
+        self._forwarder = forwarder
         self._clock = clock
         self._lease = lease_seconds
         self._owner = secrets.token_hex(8)
@@ -142,7 +147,7 @@ class Backfills:
         while True:
             page, following = await self._store.sweep(scope, VISITOR, cursor, PAGE)
             counted = await gatherResults(
-                [self._at_once.run(self._count, scope, ticket, visitor_id, funnel) for visitor_id, _ in page],
+                [self._at_once.run(self._count, scope, name, ticket, visitor_id, funnel) for visitor_id, _ in page],
                 consumeErrors=True,
             )
             if not all(counted):
@@ -161,7 +166,9 @@ class Backfills:
                 return
             cursor = following
 
-    def _count(self, scope: str, ticket: int, visitor_id: str, funnel: SavedFunnel) -> Deferred[bool]:
+    def _count(self, scope: str, name: str, ticket: int, visitor_id: str, funnel: SavedFunnel) -> Deferred[bool]:
+        if self._forwarder is not None:
+            return Deferred.fromCoroutine(self._forwarder.count(scope, name, funnel.version.hex(), visitor_id))
         return Deferred.fromCoroutine(self._tracker.backfill(scope, ticket, visitor_id, funnel))
 
     async def _record_progress(self, scope: str, name: str, raw: bytes, progress: dict) -> bytes | None:

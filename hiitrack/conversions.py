@@ -150,6 +150,9 @@ class SavedFunnels:
     def __bool__(self) -> bool:
         return bool(self._funnels)
 
+    def versions(self) -> set[bytes]:
+        return {funnel.version for funnel in self._funnels}
+
     def touched(self, events: Iterable[bytes], new_values: Iterable[bytes]) -> list[SavedFunnel]:
         """The funnels whose numbers a hit with these events and newly held values can change, in saved order.
 
@@ -380,6 +383,14 @@ class Conversions:
         version already, or its history gives it nothing (a hit touching the
         funnel later counts that history then).  Call under the visitor's order.
         """
+        saved = await self.saved(scope)
+        if funnel.version not in saved.versions():
+            # Saved by another process since this one read the bucket's funnels:
+            # read them now, so that the state built is kept and later hits count in it.
+            self._saved.pop(scope)
+            saved = await self.saved(scope)
+            if funnel.version not in saved.versions():
+                return None
         key = (scope, visitor_id)
         states = await self._visitor_states(key)
         if funnel.version in states.funnels:
@@ -392,7 +403,7 @@ class Conversions:
         states.funnels[funnel.version] = state
         changes = Changes(key, b"")
         self._index(changes, funnel.version, visitor_id, 0, state.level)
-        self._finish(await self.saved(scope), visitor_id, states, max(states.last_ms, history[-1].time_ms), changes)
+        self._finish(saved, visitor_id, states, max(states.last_ms, history[-1].time_ms), changes)
         return changes, inc
 
     async def contributions(self, scope: str, visitor_id: str, history: list[Hit]) -> tuple[Increments, set]:
@@ -421,7 +432,7 @@ class Conversions:
     @staticmethod
     def _finish(saved: SavedFunnels, visitor_id: str, states: FunnelStates, at_ms: int, changes: Changes) -> None:
         """The visitor's states record, keeping the versions still saved, into `changes`."""
-        current = {funnel.version for funnel in saved}
+        current = saved.versions()
         states.funnels = {version: state for version, state in states.funnels.items() if version in current}
         states.last_ms = at_ms
         changes.state = states.to_bytes()

@@ -72,6 +72,13 @@ class Options(usage.Options):
             "Seconds a backfill's process may stay silent before another process takes the backfill over.",
             float,
         ],
+        [
+            "backfill-through",
+            None,
+            None,
+            "With several processes behind nginx: nginx's URL (e.g. http://127.0.0.1:8080), through which "
+            "a backfill has each visitor counted by the process that serves it.",
+        ],
         ["limits", None, "", "Caps, NAME=N[,NAME=N...], e.g. hit-cells=50000 (names and defaults: docs/api.md)."],
         ["idle-timeout", None, IDLE_TIMEOUT, "Seconds before an idle connection is closed.", float],
         ["header-timeout", None, HEADER_TIMEOUT, "Seconds a request's line and headers may take to arrive.", float],
@@ -98,6 +105,9 @@ class Options(usage.Options):
             raise usage.UsageError("--store must be sqlite:PATH or cassandra://HOST[,HOST...][:PORT]/KEYSPACE")
         if self["backfill-lease"] <= 0:
             raise usage.UsageError("--backfill-lease must be more than 0")
+        through = self["backfill-through"]
+        if through is not None and not (through.startswith("http://") and len(through) > len("http://")):
+            raise usage.UsageError("--backfill-through must be an http:// URL: nginx's listener for the processes")
         if self["visitor-cache"] < 1:
             raise usage.UsageError("--visitor-cache must be at least 1")
         from hiitrack.limits import Limits
@@ -158,6 +168,7 @@ class HiiTrackService(service.MultiService):
             limits=options["limits"],
             metrics_auth=options.metrics_auth,
             keep_history=not options["no-history"],
+            backfill_through=options["backfill-through"],
         )
         site = make_site(
             self.app,

@@ -17,10 +17,12 @@ tests/test_exact_funnels.py.
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest_twisted
 from twisted.internet.task import Clock
@@ -29,6 +31,7 @@ from hiitrack.backfill import Backfills
 from hiitrack.store.interface import StoreUnavailable
 from tests.funnel_model import BOUNDS, Funnel, model_report
 from tests.helpers import vid
+from tests.nginx import Nginx
 from tests.processes import ROOT, TwistdServer, call
 
 PASSWORD = "pw-secret"
@@ -162,3 +165,134 @@ def test_a_backfill_killed_midway_resumes_and_is_exact(tmp_path):
     assert conversion["by_value"] == {
         vid("plan", plan): expected.by_value.get(plan, [0, 0, 0]) for plan in ("free", "pro", "team")
     }
+
+
+def _backfilled_here(log: Path) -> int:
+    """Visitors a process counted for another's sweep, from its access log."""
+    answered = re.compile(r'"POST /[^ ]+/site/funnel/f/backfill HTTP/1\.[01]" 200 ')
+    return sum(bool(answered.search(line)) for line in log.read_text(errors="replace").splitlines())
+
+
+def test_behind_nginx_each_visitor_is_backfilled_by_the_process_that_serves_it(tmp_path):
+    """Two processes behind nginx, hits to both while one sweeps: exact, each visitor counted where it is served.
+
+    The bucket already has a saved funnel, so both processes hold their
+    visitors' funnel states in cache.  Were the sweeping process to count
+    the other's visitors itself, the other would go on from its cached
+    states, without the new funnel, and count those visitors again.
+    """
+    store_uri = f"sqlite:{tmp_path}/hiitrack.db"
+    user = f"n{uuid.uuid4().hex[:12]}"
+    auth = f"{user}:{PASSWORD}"
+    hits = _histories()[:4000]
+    servers = [TwistdServer(store_uri, tmp_path, ["--backfill-lease", "30"]) for _ in range(2)]
+    nginx = Nginx(tmp_path, [server.port for server in servers])
+    for server in servers:
+        server.options += ["--backfill-through", nginx.url]
+    earlier = Funnel((("b",), ("c",)), "sequential", 3600)
+    try:
+        servers[0].start()
+        assert call(f"{servers[0].url}/{user}", {"password": PASSWORD})[0] == 201
+        imported = subprocess.run(
+            [sys.executable, "-m", "hiitrack.admin", "import", "--store", store_uri, f"{user}/site", "-"],
+            input="".join(json.dumps(hit) + "\n" for hit in hits),
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert imported.returncode == 0, imported.stderr
+        servers[1].start()
+        active = sorted({hit["visitor_id"] for hit in hits})[:120]
+        later = BASE + 2 * 86400
+        sent: list[dict] = []
+
+        def load(rounds: int) -> None:
+            """Hits of the active visitors through nginx, each process serving its own."""
+            for _ in range(rounds):
+                for visitor in active:
+                    when = later + len(sent)
+                    event = "abcx"[len(sent) % 4]
+                    status, answer = call(f"{nginx.url}/{user}/site/event/{event}?visitor_id={visitor}", {"time": when})
+                    assert status == 200, answer
+                    sent.append({"visitor_id": visitor, "time": when, "events": [event]})
+
+        def save(name: str, definition: list[tuple[str, str]]) -> str:
+            url = f"{servers[0].url}/{user}/site/funnel/{name}"
+            status, answer = call(url, definition, auth=auth)  # type: ignore[arg-type]
+            assert status == 201, answer
+            return url
+
+        def done(url: str) -> dict:
+            return _wait_for(
+                lambda: (found := call(url, auth=auth)[1]["conversion"])["backfill"]["state"] == "done" and found,
+                "the backfill",
+            )
+
+        def knows_f(probe: int) -> bool:
+            """Whether the process that did not save f counts in it: a new visitor there reaches its step 1."""
+            visitor, when = f"probe{probe}", later + len(sent)
+            assert call(f"{servers[1].url}/{user}/site/event/a?visitor_id={visitor}", {"time": when})[0] == 200
+            sent.append({"visitor_id": visitor, "time": when, "events": ["a"]})
+            reached = call(f"{report_url}/visitors?step=1&status=reached&limit=1000", auth=auth)[1]["visitors"]
+            return visitor in reached
+
+        done(save("g", [("event", "b"), ("event", "c"), ("window", "3600")]))
+        load(1)  # Each process now holds its visitors' states (in g) in cache.
+        report_url = save(
+            "f",
+            [
+                ("event", "a"),
+                ("event", "b"),
+                ("event", "c"),
+                ("exclude", "x"),
+                ("window", "3600"),
+                ("property", "plan"),
+            ],
+        )
+        load(1)
+        swept = done(report_url)["backfill"]["visitors"]
+        probes = iter(range(1000))
+        _wait_for(lambda: knows_f(next(probes)), "the other process to read the new funnel")
+        load(3)
+        answers = {
+            name: [call(f"{s.url}/{user}/site/funnel/{name}", auth=auth)[1]["conversion"] for s in servers]
+            for name in "fg"
+        }
+    finally:
+        for server in servers:
+            server.stop()
+        nginx.stop()
+    assert swept >= len({hit["visitor_id"] for hit in hits})
+    counted_by = [_backfilled_here(tmp_path / f"twistd-{server.port}.log") for server in servers]
+    assert all(counted_by) and sum(counted_by) == swept, counted_by
+    events: dict[str, list[tuple[int, str]]] = {}
+    values: dict[str, set[str]] = {}
+    for hit in sorted(hits + sent, key=lambda hit: hit["time"]):
+        events.setdefault(hit["visitor_id"], []).extend((hit["time"] * 1000, name) for name in hit["events"])
+        values.setdefault(hit["visitor_id"], set()).update(hit.get("properties", {}).values())
+    expected = model_report(FUNNEL, events, values)
+    for conversion in answers["f"]:
+        assert conversion["visitors"] == expected.visitors
+        assert conversion["by_value"] == {
+            vid("plan", plan): expected.by_value.get(plan, [0, 0, 0]) for plan in ("free", "pro", "team")
+        }
+    for conversion in answers["g"]:
+        assert conversion["visitors"] == model_report(earlier, events, {}).visitors
+
+
+def test_only_the_installations_processes_may_have_a_visitor_backfilled(tmp_path):
+    store_uri = f"sqlite:{tmp_path}/hiitrack.db"
+    user = f"s{uuid.uuid4().hex[:12]}"
+    server = TwistdServer(store_uri, tmp_path).start()
+    try:
+        assert call(f"{server.url}/{user}", {"password": PASSWORD})[0] == 201
+        _hit(server, user, "v1", "a", BASE, [])
+        auth = f"{user}:{PASSWORD}"
+        status, answer = call(f"{server.url}/{user}/site/funnel/f", [("event", "a"), ("event", "b")], auth=auth)  # type: ignore[arg-type]
+        assert status == 201, answer
+        forged = f"{server.url}/{user}/site/funnel/f/backfill?visitor_id=v1&version=00"
+        status, answer = call(forged, {}, headers={"X-HiiTrack-Signature": "0" * 64})
+        assert status == 401 and "error" in answer
+    finally:
+        server.stop()

@@ -56,6 +56,8 @@ REFUSED = [
     (["--visitor-cache", "many"], "Parameter type enforcement failed"),
     (["--idle-timeout", "soon"], "Parameter type enforcement failed"),
     (["--no-such-option"], "no-such-option"),
+    (["--backfill-through", "nginx:8080"], "--backfill-through must be an http:// URL"),
+    (["--backfill-through", "https://127.0.0.1"], "--backfill-through must be an http:// URL"),
 ]
 
 

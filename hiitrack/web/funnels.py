@@ -5,7 +5,8 @@ property.  Steps are given by name (``event``) or id (``event_id``); a step
 the bucket has never seen counts 0.  A saved funnel also has an exact
 definition (order, window, exclusions, any-of steps: docs/api.md) and a
 version, new each time it is saved, under which hiitrack.conversions counts
-it.  Tests: tests/test_http_reports.py, tests/test_exact_funnels.py.
+it.  Tests: tests/test_http_reports.py, tests/test_exact_funnels.py,
+tests/test_backfill.py.
 """
 
 from twisted.web.server import Request
@@ -13,12 +14,13 @@ from twisted.web.server import Request
 from hiitrack.app import HiiTrack
 from hiitrack.conversions import SavedFunnel, definition_record
 from hiitrack.errors import BadRequest, NotFound, Unauthorized
+from hiitrack.forwarding import SIGNATURE_HEADER, backfill_message
 from hiitrack.funnels import DEFAULT_WINDOW, FunnelDefinition
 from hiitrack.ids import InvalidId, decode_id, encode_id, event_id
 from hiitrack.web.access import authorize
 from hiitrack.web.bucket import BucketResource
 from hiitrack.web.events import requested_series
-from hiitrack.web.params import Params, check_event_name, decode_segment
+from hiitrack.web.params import Params, check_event_name, check_visitor_id, decode_segment
 from hiitrack.web.render import ApiResource
 
 __all__ = ["FunnelIndex"]
@@ -100,6 +102,7 @@ class Funnel(OfFunnel):
         super().__init__(app, user, bucket, name)
         self.putChild(b"visitors", FunnelVisitors(app, user, bucket, name))
         self.putChild(b"conversion", FunnelConversion(app, user, bucket, name))
+        self.putChild(b"backfill", FunnelBackfill(app, user, bucket, name))
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
         """Save or replace the funnel: a new version, counted afresh."""
@@ -148,6 +151,22 @@ class FunnelConversion(OfFunnel):
             raise NotFound("this funnel was saved before exact funnels: save it again for its exact report")
         days = requested_series(params.without("interval"), self.app.clock())
         return await self.app.reports.conversion(self.scope, exact, funnel, days)
+
+
+class FunnelBackfill(OfFunnel):
+    """Another process of the installation has this process count a visitor it serves (hiitrack.forwarding)."""
+
+    route = "/{user}/{bucket}/funnel/{name}/backfill"
+
+    async def handle_POST(self, request: Request, params: Params) -> dict:
+        visitor_id = check_visitor_id(params.require("visitor_id"))
+        version = params.require("version")
+        signature = request.getHeader(SIGNATURE_HEADER) or ""
+        if not self.app.accounts.signed(backfill_message(self.scope, self.name, version, visitor_id), signature):
+            raise Unauthorized("only the processes of this installation count backfilled visitors")
+        if not await self.app.count_backfilled(self.scope, self.name, version, visitor_id):
+            raise NotFound("that version of the funnel is no longer saved, or the bucket is gone")
+        return {}
 
 
 async def saved_funnel(app: HiiTrack, scope: str, name: str) -> dict:
