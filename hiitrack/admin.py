@@ -15,15 +15,19 @@ import time
 from collections.abc import Sequence
 
 from twisted.internet import defer, task
+from twisted.internet.defer import FirstError
 
 from hiitrack.accounts import bucket_scope
 from hiitrack.app import HiiTrack
 from hiitrack.importing import Report, import_hits
 from hiitrack.rebuild import rebuild
 from hiitrack.store import open_store
-from hiitrack.store.buffering import FLUSH_BATCHES, Buffered
+from hiitrack.store.buffering import FLUSH_BATCHES, Buffered, FlushFailed
 
 __all__ = ["main"]
+
+FLUSH_TIMEOUT = 120.0
+"""Seconds a Cassandra node may take over one statement of an import's flush."""
 
 
 def _positive(text: str) -> int:
@@ -74,7 +78,8 @@ async def _rebuild(reactor: object, uri: str, scope: str) -> None:
 
 
 async def _import(reactor: object, arguments: argparse.Namespace) -> None:
-    store = Buffered(open_store(arguments.store), arguments.flush_hits)
+    # A flush may carry tens of thousands of hits: give a busy node time.
+    store = Buffered(open_store(arguments.store, request_timeout=FLUSH_TIMEOUT), arguments.flush_hits)
     app = HiiTrack(store)
     await app.start(backfills=False)
     shown, stored = 0.0, 0
@@ -90,15 +95,22 @@ async def _import(reactor: object, arguments: argparse.Namespace) -> None:
             )
 
     try:
-        if await app.accounts.user(arguments.user) is None:
-            raise SystemExit(f"no user {arguments.user}")
-        source = sys.stdin if arguments.file == "-" else open(arguments.file, encoding="utf-8")
-        with source:
-            report = await import_hits(
-                app, arguments.user, arguments.bucket_name, source, arguments.on_error == "skip", progress
-            )
-    finally:
-        await app.stop()
+        try:
+            if await app.accounts.user(arguments.user) is None:
+                raise SystemExit(f"no user {arguments.user}")
+            source = sys.stdin if arguments.file == "-" else open(arguments.file, encoding="utf-8")
+            with source:
+                report = await import_hits(
+                    app, arguments.user, arguments.bucket_name, source, arguments.on_error == "skip", progress
+                )
+        finally:
+            await app.stop()
+    except (FlushFailed, FirstError) as error:
+        reason = error.subFailure.getErrorMessage() if isinstance(error, FirstError) else str(error)
+        raise SystemExit(
+            f"\nthe import stopped: {reason}\n{store.flushed} hits are stored; with insert_id in every line,"
+            ' importing the same file again applies the others (docs/api.md, "Rebuild and import")'
+        ) from None
     print(
         f"\r{report.applied} hits, {report.events} events applied, {report.duplicates} duplicates,"
         f" {len(report.refused)} refused",

@@ -16,7 +16,7 @@ import uuid
 import pytest
 import pytest_twisted
 from cassandra import InvalidRequest
-from cassandra.cluster import Cluster
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster
 from cassandra.protocol import ErrorMessage
 from cassandra.query import BatchType, SimpleStatement, dict_factory
 from twisted.internet import reactor, threads
@@ -24,7 +24,7 @@ from twisted.internet import reactor, threads
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore, replication_map
 from hiitrack.store.cassandra.bridge import CAS_WRITE_UNKNOWN, translated
-from hiitrack.store.cassandra.connect import Settings
+from hiitrack.store.cassandra.connect import REQUEST_TIMEOUT, Settings, cluster
 from hiitrack.store.kinds import BUCKET, EVENT, FUNNEL, INSERT, PROPERTY, SECRET, USER, VALUE, VISITOR
 from tests.conftest import CASSANDRA, CASSANDRA_URI
 from tests.http import path
@@ -190,6 +190,11 @@ def test_uri_and_options():
     settings = store.settings
     assert (settings.hosts, settings.port, settings.keyspace) == (["db1", "db2.example"], 9043, "analytics")
     assert CassandraStore.from_uri("cassandra://127.0.0.1/k").settings.port == 9042
+    # The import gives a busy node longer over its large flushes.
+    usual = CassandraStore.from_uri("cassandra://127.0.0.1/k").settings
+    assert cluster(usual).profiles[EXEC_PROFILE_DEFAULT].request_timeout == REQUEST_TIMEOUT
+    patient = CassandraStore.from_uri("cassandra://127.0.0.1/k", request_timeout=120.0).settings
+    assert cluster(patient).profiles[EXEC_PROFILE_DEFAULT].request_timeout == 120.0
     assert replication_map("SimpleStrategy:3") == "{'class': 'SimpleStrategy', 'replication_factor': 3}"
     assert (
         replication_map("NetworkTopologyStrategy:dc1=3,dc2=2")

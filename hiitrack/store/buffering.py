@@ -26,7 +26,7 @@ from hiitrack.store.grouping import MergedWrite
 from hiitrack.store.interface import Store, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
 
-__all__ = ["Buffered", "FLUSH_BATCHES"]
+__all__ = ["Buffered", "FLUSH_BATCHES", "FlushFailed"]
 
 FLUSH_BATCHES = 20_000
 """Batches (hits) merged before a flush: large enough to share most cells, small enough to keep memory bounded."""

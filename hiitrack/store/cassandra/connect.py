@@ -54,6 +54,8 @@ class Settings:
     replication: str = replication_map("SimpleStrategy:1")
     """The CQL replication map used when the keyspace is created."""
     consistency: int = ConsistencyLevel.LOCAL_QUORUM
+    request_timeout: float = REQUEST_TIMEOUT
+    """Seconds the driver waits for a statement; longer for bulk commands (the import's flushes)."""
 
     @classmethod
     def of(
@@ -63,6 +65,7 @@ class Settings:
         port: int = PORT,
         replication: str | None = None,
         consistency: str | None = None,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> "Settings":
         """Checked settings; `replication` and `consistency` as the command line gives them."""
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", keyspace):
@@ -74,16 +77,23 @@ class Settings:
             port,
             replication_map(replication or "SimpleStrategy:1"),
             _consistency(consistency or "LOCAL_QUORUM"),
+            request_timeout,
         )
 
     @classmethod
-    def from_uri(cls, uri: str, replication: str | None = None, consistency: str | None = None) -> "Settings":
+    def from_uri(
+        cls,
+        uri: str,
+        replication: str | None = None,
+        consistency: str | None = None,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> "Settings":
         """Settings for ``cassandra://HOST[,HOST...][:PORT]/KEYSPACE``."""
         match = re.fullmatch(r"cassandra://([^/:]+(?:,[^/:]+)*)(?::(\d+))?/(\w+)/?", uri)
         if match is None:
             raise ValueError(f"bad Cassandra store {uri!r}: use cassandra://HOST[,HOST...][:PORT]/KEYSPACE")
         hosts, port, keyspace = match.groups()
-        return cls.of(hosts.split(","), keyspace, int(port or PORT), replication, consistency)
+        return cls.of(hosts.split(","), keyspace, int(port or PORT), replication, consistency, request_timeout)
 
     def __str__(self) -> str:
         return f"cassandra://{','.join(self.hosts)}:{self.port}/{self.keyspace}"
@@ -99,7 +109,7 @@ def cluster(settings: Settings) -> Cluster:
         # generation) agree across data centers: LOCAL_SERIAL would let two
         # data centers each create "the" generation of a new scope at once.
         serial_consistency_level=ConsistencyLevel.SERIAL,
-        request_timeout=REQUEST_TIMEOUT,
+        request_timeout=settings.request_timeout,
     )
     return Cluster(
         settings.hosts,
