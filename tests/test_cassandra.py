@@ -192,9 +192,9 @@ def test_uri_and_options():
     assert CassandraStore.from_uri("cassandra://127.0.0.1/k").settings.port == 9042
     # The import gives a busy node longer over its large flushes.
     usual = CassandraStore.from_uri("cassandra://127.0.0.1/k").settings
-    assert cluster(usual).profiles[EXEC_PROFILE_DEFAULT].request_timeout == REQUEST_TIMEOUT
+    assert cluster(usual).profile_manager.profiles[EXEC_PROFILE_DEFAULT].request_timeout == REQUEST_TIMEOUT
     patient = CassandraStore.from_uri("cassandra://127.0.0.1/k", request_timeout=120.0).settings
-    assert cluster(patient).profiles[EXEC_PROFILE_DEFAULT].request_timeout == 120.0
+    assert cluster(patient).profile_manager.profiles[EXEC_PROFILE_DEFAULT].request_timeout == 120.0
     assert replication_map("SimpleStrategy:3") == "{'class': 'SimpleStrategy', 'replication_factor': 3}"
     assert (
         replication_map("NetworkTopologyStrategy:dc1=3,dc2=2")
