@@ -66,6 +66,29 @@ def _wait_for(condition, what: str, timeout: float = 120.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _import(store_uri: str, user: str, hits: list[dict]) -> None:
+    """The operator's import of `hits` into the user's bucket `site`."""
+    imported = subprocess.run(
+        [sys.executable, "-m", "hiitrack.admin", "import", "--store", store_uri, f"{user}/site", "-"],
+        input="".join(json.dumps(hit) + "\n" for hit in hits),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert imported.returncode == 0, imported.stderr
+
+
+def _histories_of(hits: list[dict]) -> tuple[dict[str, list[tuple[int, str]]], dict[str, set[str]]]:
+    """Each visitor's events in time order, and the values it holds: what the model reads."""
+    events: dict[str, list[tuple[int, str]]] = {}
+    values: dict[str, set[str]] = {}
+    for hit in sorted(hits, key=lambda hit: hit["time"]):
+        events.setdefault(hit["visitor_id"], []).extend((hit["time"] * 1000, name) for name in hit["events"])
+        values.setdefault(hit["visitor_id"], set()).update(hit.get("properties", {}).values())
+    return events, values
+
+
 def _hit(server: TwistdServer, user: str, visitor: str, event: str, when: int, sent: list[dict]) -> None:
     status, answer = call(f"{server.url}/{user}/site/event/{event}", {"visitor_id": visitor, "time": when})
     assert status == 200, answer
@@ -104,15 +127,7 @@ def test_a_backfill_killed_midway_resumes_and_is_exact(tmp_path):
         assert call(f"{server.url}/{user}", {"password": PASSWORD})[0] == 201
     finally:
         server.stop()
-    imported = subprocess.run(
-        [sys.executable, "-m", "hiitrack.admin", "import", "--store", store_uri, f"{user}/site", "-"],
-        input="".join(json.dumps(hit) + "\n" for hit in hits),
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert imported.returncode == 0, imported.stderr
+    _import(store_uri, user, hits)
 
     report_url = f"/{user}/site/funnel/f"
     auth = f"{user}:{PASSWORD}"
@@ -150,11 +165,7 @@ def test_a_backfill_killed_midway_resumes_and_is_exact(tmp_path):
     finally:
         restarted.stop()
 
-    events: dict[str, list[tuple[int, str]]] = {}
-    values: dict[str, set[str]] = {}
-    for hit in sorted(hits, key=lambda hit: hit["time"]):
-        events.setdefault(hit["visitor_id"], []).extend((hit["time"] * 1000, name) for name in hit["events"])
-        values.setdefault(hit["visitor_id"], set()).update(hit.get("properties", {}).values())
+    events, values = _histories_of(hits)
     expected = model_report(FUNNEL, events, values)
     assert conversion["visitors"] == expected.visitors
     for step in (2, 3):
@@ -193,15 +204,7 @@ def test_behind_nginx_each_visitor_is_backfilled_by_the_process_that_serves_it(t
     try:
         servers[0].start()
         assert call(f"{servers[0].url}/{user}", {"password": PASSWORD})[0] == 201
-        imported = subprocess.run(
-            [sys.executable, "-m", "hiitrack.admin", "import", "--store", store_uri, f"{user}/site", "-"],
-            input="".join(json.dumps(hit) + "\n" for hit in hits),
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert imported.returncode == 0, imported.stderr
+        _import(store_uri, user, hits)
         servers[1].start()
         active = sorted({hit["visitor_id"] for hit in hits})[:120]
         later = BASE + 2 * 86400
@@ -266,11 +269,7 @@ def test_behind_nginx_each_visitor_is_backfilled_by_the_process_that_serves_it(t
     assert swept >= len({hit["visitor_id"] for hit in hits})
     counted_by = [_backfilled_here(tmp_path / f"twistd-{server.port}.log") for server in servers]
     assert all(counted_by) and sum(counted_by) == swept, counted_by
-    events: dict[str, list[tuple[int, str]]] = {}
-    values: dict[str, set[str]] = {}
-    for hit in sorted(hits + sent, key=lambda hit: hit["time"]):
-        events.setdefault(hit["visitor_id"], []).extend((hit["time"] * 1000, name) for name in hit["events"])
-        values.setdefault(hit["visitor_id"], set()).update(hit.get("properties", {}).values())
+    events, values = _histories_of(hits + sent)
     expected = model_report(FUNNEL, events, values)
     for conversion in answers["f"]:
         assert conversion["visitors"] == expected.visitors
