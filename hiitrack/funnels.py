@@ -30,8 +30,11 @@ it holds the day's level and, per slot, one time:
   exclusion.
 
 A slot older than the window before the latest event can no longer be part
-of a chain and is dropped; so is a past day without slots.  The state thus
-holds at most window/86400 + 2 days of at most `len(steps)` slots each:
+of a chain and is dropped; so is a past day without slots.  A visitor whose
+every day (today's among them) has reached the last step can count nothing
+more until a new day starts: its slots are dropped, and `advance` returns
+its state as it is (the write path then has nothing to write).  The state
+thus holds at most window/86400 + 2 days of at most `len(steps)` slots each:
 3 + 9 bytes per day + 4 bytes per slot (about 20 bytes for a visitor active
 on one day).
 """
@@ -41,6 +44,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 from hiitrack.errors import BadRequest
 
@@ -122,15 +126,23 @@ class FunnelDefinition:
                 steps[event] = steps.get(event, ()) + (number,)
         return steps
 
+    @cached_property
+    def excluded(self) -> frozenset[bytes]:
+        return frozenset(self.exclude)
+
+    @cached_property
+    def window_ms(self) -> int:
+        return self.window * 1000
+
     def steps_matched(self, event: bytes) -> tuple[int, ...]:
         return self._steps_of.get(event, ())
 
     def touched_by(self, event: bytes) -> bool:
         """Whether `advance` with `event` can change a visitor's state or counters."""
-        return self.order == "strict" or event in self._steps_of or event in self.exclude
+        return self.order == "strict" or event in self._steps_of or event in self.excluded
 
 
-@dataclass
+@dataclass(slots=True)
 class EntryDay:
     """The chains whose first event lies in one UTC day (see the module doc)."""
 
@@ -147,7 +159,7 @@ _DAY = struct.Struct(">IBI")
 _OFFSET = struct.Struct(">I")
 
 
-@dataclass
+@dataclass(slots=True)
 class FunnelState:
     """One visitor's progress in one funnel: its level and its live entry days."""
 
@@ -180,9 +192,8 @@ class FunnelState:
         return cls(level, days)
 
 
-@dataclass(frozen=True)
-class Progress:
-    """What one event adds to a funnel's counters.
+class Progress(NamedTuple):
+    """What one event adds to a funnel's counters (a tuple: one is made per event and funnel).
 
     * ``visitors[j-1] += 1`` for each step j in `reached`, and
       ``by_value[v][j-1] += 1`` for each value v the visitor holds;
@@ -206,92 +217,147 @@ class Progress:
 def advance(state: FunnelState, funnel: FunnelDefinition, event: bytes, at_ms: int) -> tuple[FunnelState, Progress]:
     """The visitor of `state` does `event` at `at_ms`: its new state and what to count.
 
-    `state` is left as it was.  The chains that are new are those ending at
-    this event, each an older chain (read from the old slots) plus this
-    event: so one event fills one step of a chain.
+    `state` is left as it was, and is what is returned when the event
+    changes nothing.  The chains that are new are those ending at this
+    event, each an older chain (read from the old slots) plus this event:
+    so one event fills one step of a chain.
     """
     today = at_ms // DAY_MS
-    horizon = at_ms - funnel.window * 1000
-    days = {
-        entry.day: EntryDay(entry.day, entry.level, {slot: t for slot, t in entry.slots.items() if t >= horizon})
-        for entry in state.days
-    }
+    if _finished(state, len(funnel.steps), today):
+        return state, Progress(state.level, state.level)
+    horizon = at_ms - funnel.window_ms
+    cleared = event in funnel.excluded
     steps = funnel.steps_matched(event)
-    if event in funnel.exclude:
-        for entry in days.values():
-            entry.slots.clear()
+    if funnel.order == "sequential" and not cleared and _extends_nothing(state, steps, horizon, today):
+        return state, Progress(state.level, state.level)
+    # In day order, as the state keeps them; a day started today goes last (time never goes back).
+    days = [EntryDay(entry.day, entry.level, _live(entry.slots, horizon, cleared)) for entry in state.days]
+    entry_days: list[tuple[int, int]] = []
     if funnel.order == "any":
-        ends, durations = _grow_any(days, steps, today, at_ms, horizon)
+        durations = _grow_any(days, steps, today, at_ms, horizon, entry_days)
     else:
-        ends, durations = _grow_chains(days, steps, today, at_ms, funnel.order == "strict")
+        durations = _grow_chains(days, steps, today, at_ms, funnel.order == "strict", entry_days)
 
-    level = max(state.level, *ends.values()) if ends else state.level
-    entry_days = []
-    for day, length in ends.items():
-        entry = days[day]
-        entry_days += [(day * 86400, reached) for reached in range(entry.level + 1, length + 1)]
-        entry.level = max(entry.level, length)
+    level = max(state.level, max(reached for _, reached in entry_days)) if entry_days else state.level
+    new_state = FunnelState(level, [entry for entry in days if entry.slots or entry.day == today])
+    if _finished(new_state, len(funnel.steps), today):
+        new_state.days = [EntryDay(today, level)]
+    if not entry_days:
+        return state if new_state == state else new_state, Progress(level, level)
     converted = tuple(
         (j, bisect.bisect_left(_BOUNDS_MS, durations[j])) for j in range(max(2, state.level + 1), level + 1)
     )
-    kept = [entry for day, entry in sorted(days.items()) if entry.slots or day == today]
-    return FunnelState(level, kept), Progress(state.level, level, converted, tuple(entry_days))
+    return new_state, Progress(state.level, level, converted, tuple(entry_days))
+
+
+def _live(slots: dict[int, int], horizon: int, cleared: bool) -> dict[int, int]:
+    """A copy of a day's slots without those that left the window (none if an exclusion cleared them)."""
+    if cleared:
+        return {}
+    return {slot: t for slot, t in slots.items() if t >= horizon}
+
+
+def _finished(state: FunnelState, length: int, today: int) -> bool:
+    """Whether every day of the state, today's among them, reached the last step: no event can count more today.
+
+    A day's chains count once per level, and a later day's chains start
+    after its events: so its slots can serve no chain that would count.
+    """
+    days = state.days
+    return state.level == length and bool(days) and days[-1].day == today and all(e.level == length for e in days)
+
+
+def _extends_nothing(state: FunnelState, steps: tuple[int, ...], horizon: int, today: int) -> bool:
+    """Sequential order: whether an event of `steps` leaves the state as it is.
+
+    So it is when the event starts no chain (it is no step 1) and extends
+    none (no day holds the slot before one of its steps), no slot leaves
+    the window and no day without slots is left to drop.
+    """
+    if 1 in steps:
+        return False
+    for entry in state.days:
+        slots = entry.slots
+        if (not slots and entry.day != today) or any(m - 1 in slots for m in steps):
+            return False
+        if slots and min(slots.values()) < horizon:
+            return False
+    return True
 
 
 def _grow_chains(
-    days: dict[int, EntryDay], steps: tuple[int, ...], today: int, at_ms: int, strict: bool
-) -> tuple[dict[int, int], dict[int, int]]:
+    days: list[EntryDay],
+    steps: tuple[int, ...],
+    today: int,
+    at_ms: int,
+    strict: bool,
+    entry_days: list[tuple[int, int]],
+) -> dict[int, int]:
     """Sequential and strict: extend each day's chains whose next step this event matches.
 
-    Returns, per day, the longest chain ending here whose e1 lies in that
-    day; and per length j, the duration of the chain of length j ending here
-    with the latest e1.
+    A day whose level rises is raised, and each level it newly reaches goes
+    to `entry_days` (day start in Unix seconds, level).  Returns, per length
+    j, the duration of the chain of length j ending here with the latest e1.
     """
-    if 1 in steps:
-        days.setdefault(today, EntryDay(today, 0))
-    ends: dict[int, int] = {}
+    starts = 1 in steps
+    if starts and (not days or days[-1].day != today):
+        days.append(EntryDay(today, 0))
     durations: dict[int, int] = {}
-    for day, entry in days.items():
-        grown = {m: entry.slots[m - 1] for m in steps if m > 1 and m - 1 in entry.slots}
-        if 1 in steps and day == today:
+    for entry in days:
+        slots = entry.slots
+        # There is no slot 0: step 1 starts a chain, only in today's entry.
+        grown = {m: slots[m - 1] for m in steps if m - 1 in slots}
+        if starts and entry.day == today:
             grown[1] = at_ms
-        for m, first in grown.items():
-            durations[m] = min(durations.get(m, at_ms - first), at_ms - first)
         if strict:
             entry.slots = grown
-        else:
-            entry.slots.update({m: max(first, entry.slots.get(m, first)) for m, first in grown.items()})
+        for m, first in grown.items():
+            if m not in durations or at_ms - first < durations[m]:
+                durations[m] = at_ms - first
+            if not strict and (m not in slots or first > slots[m]):
+                slots[m] = first
         if grown:
-            ends[day] = max(grown)
-    return ends, durations
+            _raise(entry, max(grown), entry_days)
+    return durations
+
+
+def _raise(entry: EntryDay, length: int, entry_days: list[tuple[int, int]]) -> None:
+    """A chain of `length` ends here with its e1 in `entry`'s day: the levels it newly reaches."""
+    if length > entry.level:
+        entry_days += [(entry.day * 86400, reached) for reached in range(entry.level + 1, length + 1)]
+        entry.level = length
 
 
 def _grow_any(
-    days: dict[int, EntryDay], steps: tuple[int, ...], today: int, at_ms: int, horizon: int
-) -> tuple[dict[int, int], dict[int, int]]:
+    days: list[EntryDay],
+    steps: tuple[int, ...],
+    today: int,
+    at_ms: int,
+    horizon: int,
+    entry_days: list[tuple[int, int]],
+) -> dict[int, int]:
     """Any order: a chain ending here is this event plus a live event of each of some other steps.
 
     Returns the same as `_grow_chains`.
     """
     if not steps:
-        return {}, {}
+        return {}
     (step,) = steps
     latest: dict[int, int] = {}
-    for entry in days.values():
+    for entry in days:
         for other, t in entry.slots.items():
             if other != step:
                 latest[other] = max(t, latest.get(other, t))
     newest_first = sorted(latest.values(), reverse=True)
-    durations = {j: at_ms - first for j, first in enumerate(newest_first, 2)}
-    days.setdefault(today, EntryDay(today, 0))
-    ends = {}
-    for day, entry in days.items():
+    if not days or days[-1].day != today:
+        days.append(EntryDay(today, 0))
+    for entry in days:
         # A chain whose e1 lies in this day has an event in the day: this one, or one of another step.
-        if day == today or any(other != step for other in entry.slots):
-            low = max(day * DAY_MS, horizon)
-            ends[day] = 1 + sum(t >= low for t in newest_first)
-    days[today].slots[step] = at_ms
-    return ends, durations
+        if entry.day == today or any(other != step for other in entry.slots):
+            low = max(entry.day * DAY_MS, horizon)
+            _raise(entry, 1 + sum(t >= low for t in newest_first), entry_days)
+    days[-1].slots[step] = at_ms
+    return {j: at_ms - first for j, first in enumerate(newest_first, 2)}
 
 
 def credit_value(level: int) -> range:

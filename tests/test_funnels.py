@@ -109,7 +109,10 @@ def run_engine(funnel: FunnelDefinition, streams: dict[str, list[Action]]) -> Co
                 assert skipped == Progress(state.level, state.level)
                 continue
             before = state.to_bytes()
-            new_state, progress = advance(FunnelState.from_bytes(before), funnel, event, now)
+            stored = FunnelState.from_bytes(before)
+            new_state, progress = advance(stored, funnel, event, now)
+            # Nothing changed: the very same state comes back (the write path then writes nothing).
+            assert (new_state is stored) == (new_state == FunnelState.from_bytes(before))
             assert FunnelState.from_bytes(new_state.to_bytes()) == new_state
             assert_bounded(new_state, funnel, now)
             assert state.to_bytes() == before
@@ -270,6 +273,24 @@ def test_entry_days_count_each_day_as_a_funnel() -> None:
     assert (first.entry_days, second.entry_days) == (((day1, 1),), ((day2, 1),))
     assert sorted(third.entry_days) == [(day1, 2), (day2, 2)]
     assert third.reached == range(2, 3)
+
+
+def test_a_visitor_done_for_the_day_counts_nothing_more_until_the_next() -> None:
+    """Every day of the state, today's among them, at the last step: the state keeps no slot and stays as it is."""
+    funnel = FunnelDefinition(steps=((A,), (B,)))
+    midnight = (T0 // DAY_MS + 1) * DAY_MS
+    state, _ = advance(FunnelState(), funnel, A, midnight + 1000)
+    state, done = advance(state, funnel, B, midnight + 2000)
+    assert done.reached == range(2, 3)
+    assert len(state.to_bytes()) == 3 + 9
+    for event in (A, B, A):
+        again, nothing = advance(state, funnel, event, midnight + 3000)
+        assert again is state and nothing == Progress(2, 2)
+    # A new day's chains count in its own entry day.
+    state, next_day = advance(state, funnel, A, midnight + DAY_MS)
+    state, _ = advance(state, funnel, B, midnight + DAY_MS + 1)
+    assert next_day.entry_days == ((midnight // 1000 + 86400, 1),)
+    assert [entry.level for entry in state.days] == [2]
 
 
 def test_values_are_credited_with_the_level_reached() -> None:
