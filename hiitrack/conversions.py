@@ -34,6 +34,7 @@ conversion by entry day         ``C`` F shard        T j
 Day rows are split in time shards as hiitrack.counting splits series.
 """
 
+import functools
 import secrets
 import struct
 from collections.abc import Callable, Iterable, Iterator
@@ -93,8 +94,9 @@ def day_rows(version: bytes, start: int, finish: int) -> list[bytes]:
     return [CONVERSION_DAYS + version + struct.pack(">I", shard) for shard in DAY.shards(start, finish)]
 
 
+@functools.lru_cache(maxsize=4096)
 def level_kind(version: bytes, level: int) -> Kind:
-    """The drop-off index of one level of one funnel version."""
+    """The drop-off index of one level of one funnel version (kept: a hit that raises a level names two)."""
     return FUNNEL_LEVEL.of(f"{version.hex()} {level}")
 
 
@@ -134,6 +136,7 @@ class SavedFunnels:
 
     def __init__(self, funnels: list[SavedFunnel]) -> None:
         self._funnels = funnels
+        self._versions = frozenset(funnel.version for funnel in funnels)
         self._strict = [n for n, funnel in enumerate(funnels) if funnel.definition.order == "strict"]
         self._by_event: dict[bytes, list[int]] = {}
         self._by_property: dict[bytes, list[int]] = {}
@@ -150,8 +153,8 @@ class SavedFunnels:
     def __bool__(self) -> bool:
         return bool(self._funnels)
 
-    def versions(self) -> set[bytes]:
-        return {funnel.version for funnel in self._funnels}
+    def versions(self) -> frozenset[bytes]:
+        return self._versions
 
     def touched(self, events: Iterable[bytes], new_values: Iterable[bytes]) -> list[SavedFunnel]:
         """The funnels whose numbers a hit with these events and newly held values can change, in saved order.
@@ -169,10 +172,10 @@ class SavedFunnels:
 
 @dataclass
 class FunnelStates:
-    """One visitor's states in a bucket's funnel versions, and the time of its latest counted event.
+    """One visitor's states in a bucket's funnel versions, and the time of its latest event that changed one.
 
-    A state stays encoded until `state` asks for it: a hit decodes, and
-    encodes again, only the funnels it touches, not every saved one.
+    A state stays encoded until it changes: a hit decodes only the funnels
+    it touches, and encodes again only those it moved.
     """
 
     last_ms: int = 0
@@ -180,9 +183,7 @@ class FunnelStates:
 
     def state(self, version: bytes) -> FunnelState | None:
         found = self.funnels.get(version)
-        if isinstance(found, bytes):
-            found = self.funnels[version] = FunnelState.from_bytes(found)
-        return found
+        return FunnelState.from_bytes(found) if isinstance(found, bytes) else found
 
     def states(self) -> Iterator[tuple[bytes, FunnelState]]:
         for version in list(self.funnels):
@@ -222,8 +223,6 @@ class Changes:
 
 
 def _count_progress(funnel: SavedFunnel, progress: Progress, values: Iterable[bytes], inc: Increments) -> None:
-    if progress.level == progress.previous_level and not progress.entry_days:
-        return
     row = conversion_row(funnel.version)
     held = [value for value in values if value[:ID_SIZE] == funnel.prop]
     for step in progress.reached:
@@ -252,15 +251,16 @@ def apply_hit(
     write path and a replay of a history (the backfill) both count through
     here, so their numbers cannot drift.
     """
-    row = conversion_row(funnel.version)
     for value in new_values:
         if value[:ID_SIZE] == funnel.prop:
             for step in credit_value(state.level):
-                inc[row, BY_VALUE + value + bytes([step])] += 1
+                inc[conversion_row(funnel.version), BY_VALUE + value + bytes([step])] += 1
     for event in events:
         if funnel.definition.touched_by(event):
             state, progress = advance(state, funnel.definition, event, at_ms)
-            _count_progress(funnel, progress, holding, inc)
+            # A rise of the funnel's level is a rise of some entry day's: entry days say whether anything counts.
+            if progress.entry_days:
+                _count_progress(funnel, progress, holding, inc)
     return state
 
 
@@ -344,10 +344,11 @@ class Conversions:
         """A hit (its property values first, then its events, at `at_ms`) of a visitor holding `held` before it.
 
         Adds the funnels' increments to `inc`; returns the records to write
-        with them, or None when there are none.  A funnel the visitor has no
-        state in yet is first counted over the visitor's history.  A visitor
-        with no `earlier_hits` has no history: it is marked counted in every
-        saved funnel, so that no later hit has a history to read for them.
+        with them, or None when there are none (no state moved: the stored
+        states record stays as it is).  A funnel the visitor has no state in
+        yet is first counted over the visitor's history.  A visitor with no
+        `earlier_hits` has no history: it is marked counted in every saved
+        funnel, so that no later hit has a history to read for them.
         """
         saved = await self.saved(scope)
         new_values = [value for value in dict.fromkeys(values) if value not in held]
@@ -364,15 +365,22 @@ class Conversions:
         holding = held | set(new_values)
         changes = Changes(key, b"")
         history: list[Hit] | None = None if earlier_hits else []
+        moved = not earlier_hits or not states.funnels.keys() <= saved.versions()
         for funnel in funnels:
-            state = states.state(funnel.version)
-            indexed = 0 if state is None else state.level
-            if state is None:
+            stored = states.state(funnel.version)
+            if stored is None:
                 if history is None:
                     history = [hit async for _, hit in read_hits(self._store, scope, visitor_id)]
                 state = replay_funnel(funnel, history, inc)
-            state = states.funnels[funnel.version] = apply_hit(funnel, state, new_values, holding, events, at_ms, inc)
-            self._index(changes, funnel.version, visitor_id, indexed, state.level)
+            else:
+                state = stored
+            state = apply_hit(funnel, state, new_values, holding, events, at_ms, inc)
+            if state is not stored:
+                states.funnels[funnel.version] = state
+                self._index(changes, funnel.version, visitor_id, 0 if stored is None else stored.level, state.level)
+                moved = True
+        if not moved:
+            return None
         self._finish(saved, visitor_id, states, at_ms, changes)
         return changes
 
@@ -433,7 +441,8 @@ class Conversions:
     def _finish(saved: SavedFunnels, visitor_id: str, states: FunnelStates, at_ms: int, changes: Changes) -> None:
         """The visitor's states record, keeping the versions still saved, into `changes`."""
         current = saved.versions()
-        states.funnels = {version: state for version, state in states.funnels.items() if version in current}
+        if not states.funnels.keys() <= current:
+            states.funnels = {version: state for version, state in states.funnels.items() if version in current}
         states.last_ms = at_ms
         changes.state = states.to_bytes()
         changes.records[FUNNEL_STATE, visitor_id] = changes.state

@@ -27,6 +27,7 @@ from twisted.internet import defer
 from hiitrack.accounts import bucket_scope
 from hiitrack.conversions import level_kind
 from hiitrack.funnels import BUCKET_BOUNDS
+from hiitrack.store.kinds import FUNNEL_STATE
 from tests.funnel_model import Funnel, model_report
 from tests.helpers import auth_of, eid, new_bucket, new_user, vid
 from tests.http import b64json, path
@@ -404,6 +405,41 @@ async def test_deleting_the_bucket_leaves_no_funnel_state_or_drop_off_entry(serv
     assert (await save(server, user_name, "f", {"event": ["a", "b"]})).status == 201
     await track_events(server, user_name, "v1", "b")
     assert (await conversion_of(server, user_name, "f"))["visitors"] == [0, 0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_hit_that_moves_no_funnel_state_leaves_the_states_record_as_it_was(server, user_name):
+    """Neither a step with no chain to extend nor a visitor done for the day rewrites the record (nor its time)."""
+    await saved_bucket(server, user_name)
+    scope = bucket_scope(user_name, BUCKET)
+    assert (await save(server, user_name, "f", {"event": ["a", "b", "c"]})).status == 201
+    server.clock.now = T0_MS / 1000 - 60
+    try:
+        await track_events(server, user_name, "v1", "a")
+        stored = await server.app.store.get(scope, FUNNEL_STATE, "v1")
+        server.clock.now += 1
+        await track_events(server, user_name, "v1", "c")
+        assert await server.app.store.get(scope, FUNNEL_STATE, "v1") == stored
+        await track_events(server, user_name, "v1", "b", "c")
+        done = await server.app.store.get(scope, FUNNEL_STATE, "v1")
+        assert done != stored
+        server.clock.now += 1
+        await track_events(server, user_name, "v1", "a", "b", "c")
+        assert await server.app.store.get(scope, FUNNEL_STATE, "v1") == done
+        assert (await conversion_of(server, user_name, "f"))["visitors"] == [1, 1, 1]
+        # The next day (T0_MS is 10 s before midnight) the visitor's chains count again, in that day.
+        server.clock.now = T0_MS / 1000 + 20
+        await track_events(server, user_name, "v1", "a")
+        assert await server.app.store.get(scope, FUNNEL_STATE, "v1") != done
+        start = T0_MS // 1000 - 86400
+        answer = await server.client.get(
+            path(user_name, BUCKET, "funnel", "f"),
+            {"start": start, "finish": start + 3 * 86400},
+            auth=auth_of(user_name),
+        )
+        assert [counts for _, counts in answer.json["conversion"]["days"]] == [[1, 1, 1], [1, 0, 0]]
+    finally:
+        server.clock.now = None
 
 
 async def version_of(server, scope: str) -> bytes:
