@@ -78,6 +78,8 @@ CONVERSION_DAYS = b"C"
 _STAMP = struct.Struct(">Q")
 _STATES_HEAD = struct.Struct(">QH")
 _STATE_HEAD = struct.Struct(">H")
+_NO_PROGRESS = FunnelState().to_bytes()
+"""A visitor's state in a funnel before its first event, encoded (as untouched states stay)."""
 
 
 def new_version() -> str:
@@ -360,7 +362,7 @@ class Conversions:
             states = await self._visitor_states(key)
         else:
             # A new visitor is counted in every saved funnel already: it has no past to replay.
-            states = FunnelStates(funnels={funnel.version: FunnelState() for funnel in saved})
+            states = FunnelStates(funnels=dict.fromkeys((funnel.version for funnel in saved), _NO_PROGRESS))
         at_ms = max(at_ms, states.last_ms)
         holding = held | set(new_values)
         changes = Changes(key, b"")
