@@ -7,9 +7,11 @@ forgotten when one is saved or deleted here, reread after
 states (one record per visitor holding the state of every funnel version,
 cached like visitor state), moves them with hiitrack.funnels.advance for the
 funnels the hit touches, and returns the records, deletions and counter
-increments to add to the hit's one WriteBatch.  The drop-off index lists
-each visitor under its level in each funnel version; it moves when the level
-rises.
+increments to add to the hit's one WriteBatch.  A hit that moves no state
+(most hits of a visitor done with the funnels for the day) writes no states
+record: the record it read is what the store holds, and stays trusted as if
+written then.  The drop-off index lists each visitor under its level in
+each funnel version; it moves when the level rises.
 
 One rule keeps a funnel exact whenever it was saved: a visitor's counters
 in a funnel version exist exactly when its stored states hold that version
@@ -346,11 +348,12 @@ class Conversions:
         """A hit (its property values first, then its events, at `at_ms`) of a visitor holding `held` before it.
 
         Adds the funnels' increments to `inc`; returns the records to write
-        with them, or None when there are none (no state moved: the stored
-        states record stays as it is).  A funnel the visitor has no state in
-        yet is first counted over the visitor's history.  A visitor with no
-        `earlier_hits` has no history: it is marked counted in every saved
-        funnel, so that no later hit has a history to read for them.
+        with them (none when no state moved: the stored states record stays
+        as it is), or None when the hit touches no funnel.  A funnel the
+        visitor has no state in yet is first counted over the visitor's
+        history.  A visitor with no `earlier_hits` has no history: it is
+        marked counted in every saved funnel, so that no later hit has a
+        history to read for them.
         """
         saved = await self.saved(scope)
         new_values = [value for value in dict.fromkeys(values) if value not in held]
@@ -381,9 +384,11 @@ class Conversions:
                 states.funnels[funnel.version] = state
                 self._index(changes, funnel.version, visitor_id, 0 if stored is None else stored.level, state.level)
                 moved = True
-        if not moved:
-            return None
-        self._finish(saved, visitor_id, states, at_ms, changes)
+        if moved:
+            self._finish(saved, visitor_id, states, at_ms, changes)
+        else:
+            # The record as read, encoded again only to be cached (every state in it is still encoded).
+            changes.state = states.to_bytes()
         return changes
 
     async def build(self, scope: str, visitor_id: str, funnel: SavedFunnel) -> tuple[Changes, Increments] | None:
