@@ -231,7 +231,7 @@ def advance(state: FunnelState, funnel: FunnelDefinition, event: bytes, at_ms: i
     if funnel.order == "sequential" and not cleared and _extends_nothing(state, steps, horizon, today):
         return state, Progress(state.level, state.level)
     # In day order, as the state keeps them; a day started today goes last (time never goes back).
-    days = [EntryDay(entry.day, entry.level, _live(entry.slots, horizon, cleared)) for entry in state.days]
+    days = [EntryDay(entry.day, entry.level, _live(entry, horizon, cleared)) for entry in state.days]
     entry_days: list[tuple[int, int]] = []
     if funnel.order == "any":
         durations = _grow_any(days, steps, today, at_ms, horizon, entry_days)
@@ -250,11 +250,14 @@ def advance(state: FunnelState, funnel: FunnelDefinition, event: bytes, at_ms: i
     return new_state, Progress(state.level, level, converted, tuple(entry_days))
 
 
-def _live(slots: dict[int, int], horizon: int, cleared: bool) -> dict[int, int]:
+def _live(entry: EntryDay, horizon: int, cleared: bool) -> dict[int, int]:
     """A copy of a day's slots without those that left the window (none if an exclusion cleared them)."""
     if cleared:
         return {}
-    return {slot: t for slot, t in slots.items() if t >= horizon}
+    if entry.day * DAY_MS >= horizon:
+        # Slot times lie in their day: a day that starts inside the window keeps them all.
+        return dict(entry.slots)
+    return {slot: t for slot, t in entry.slots.items() if t >= horizon}
 
 
 def _finished(state: FunnelState, length: int, today: int) -> bool:
@@ -280,7 +283,7 @@ def _extends_nothing(state: FunnelState, steps: tuple[int, ...], horizon: int, t
         slots = entry.slots
         if (not slots and entry.day != today) or any(m - 1 in slots for m in steps):
             return False
-        if slots and min(slots.values()) < horizon:
+        if entry.day * DAY_MS < horizon and slots and min(slots.values()) < horizon:
             return False
     return True
 
