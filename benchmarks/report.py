@@ -43,6 +43,17 @@ class Report:
         self.rows.append(Row(what, value, target, verdict))
         print(f"  {what}: {value}" + (f"  (target {target}: {verdict})" if target else ""), flush=True)
 
+    def ratio(self, what: str, numerator: float, denominator: float, target: float, shown: str = ".1f") -> float:
+        """A row "numerator ÷ denominator = ratio" judged against ≥ `target`; the ratio (0 for a 0 denominator)."""
+        value = numerator / denominator if denominator else 0.0
+        self.row(
+            what,
+            f"{numerator:{shown}} ÷ {denominator:{shown}} = {value:.2f}",
+            f"≥ {target}",
+            value >= target,
+        )
+        return value
+
     def check(self, label: str, load: Load, per_request: int, server_total: int) -> None:
         """Every 200 is counted, nothing else is: the server's total is exact."""
         expected = load.ok * per_request
