@@ -15,8 +15,10 @@ import uuid
 
 import pytest
 import pytest_twisted
-from cassandra import InvalidRequest
+from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster
+from cassandra.connection import ConnectionException
+from cassandra.policies import RetryPolicy
 from cassandra.protocol import ErrorMessage
 from cassandra.query import BatchType, SimpleStatement, dict_factory
 from twisted.internet import reactor, threads
@@ -353,11 +355,37 @@ async def test_a_commit_is_one_records_batch_then_one_counter_batch(user_name):
         assert (records.batch_type, len(records._statements_and_parameters)) == (BatchType.UNLOGGED, 3)
         # A statement per row: its cells all gain 1.
         assert (counters.batch_type, len(counters._statements_and_parameters)) == (BatchType.COUNTER, 3)
+        # After a broken connection the driver may send the records again, never the counters.
+        assert (records.is_idempotent, counters.is_idempotent) == (True, False)
         # The counters went out only once the records' phase had woken the reactor: records were answered.
         assert woken_before_counters == woken_before_records + 1
         assert await store.read_rows(scope, rows) == [{b"c%d" % n: 2 for n in range(5)}] * 3
         for visitor in chosen:
             assert await store.get(scope, VISITOR, visitor) == b"new " + visitor.encode()
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_only_statements_that_can_run_twice_are_sent_again_after_a_broken_connection():
+    """A node that dies after forwarding a counter batch breaks the connection: the driver's
+    default then sent the batch to the next node, and the cells were counted twice."""
+    store = await opened()
+    try:
+        retries = cluster(store.settings).profile_manager.default.retry_policy
+        again = {}
+        for name in ["counters add", "visitors create", "generation new", "visitors upsert", "counters read"]:
+            decision, _ = retries.on_request_error(
+                store._cql.statement(name), ConsistencyLevel.LOCAL_QUORUM, ConnectionException("reset"), 0
+            )
+            again[name] = decision
+        assert again == {
+            "counters add": RetryPolicy.RETHROW,
+            "visitors create": RetryPolicy.RETHROW,
+            "generation new": RetryPolicy.RETHROW,
+            "visitors upsert": RetryPolicy.RETRY_NEXT_HOST,
+            "counters read": RetryPolicy.RETRY_NEXT_HOST,
+        }
     finally:
         await store.close()
 

@@ -26,6 +26,7 @@ from cassandra.query import BatchStatement, BatchType
 from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore, fail, succeed
 from twisted.python.failure import Failure
 
+from hiitrack.store.cassandra.connect import idempotent
 from hiitrack.store.interface import StoreUnavailable
 
 __all__ = ["Cql", "Write", "deferred_from_future", "gather", "packed", "translated"]
@@ -158,6 +159,8 @@ def _statement(group: list[Write], batch_type: BatchType) -> tuple[Any, Any]:
     if len(group) == 1:
         return group[0].statement, group[0].parameters
     batch = BatchStatement(batch_type=batch_type)
+    # A batch may be sent again (connect.IdempotentRetries) when each of its statements may.
+    batch.is_idempotent = all(write.statement.is_idempotent for write in group)
     for write in group:
         batch.add(write.statement, write.parameters)
     return batch, None
@@ -244,6 +247,8 @@ class Cql:
     def connected(self, session: Any, statements: dict[str, str]) -> None:
         """Use `session` from now on; prepare `statements` (blocking: call it off the reactor)."""
         self._prepared = {name: session.prepare(cql) for name, cql in statements.items()}
+        for name, prepared in self._prepared.items():
+            prepared.is_idempotent = idempotent(statements[name])
         self._session = session
 
     def closed(self) -> None:

@@ -9,12 +9,22 @@ tests/test_cassandra.py.
 import re
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from cassandra import ConsistencyLevel, ProtocolVersion
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, RetryPolicy, TokenAwarePolicy
 
-__all__ = ["PORT", "REQUEST_TIMEOUT", "SOCKET_OPTIONS", "Settings", "cluster", "replication_map"]
+__all__ = [
+    "PORT",
+    "REQUEST_TIMEOUT",
+    "SOCKET_OPTIONS",
+    "IdempotentRetries",
+    "Settings",
+    "cluster",
+    "idempotent",
+    "replication_map",
+]
 
 PORT = 9042
 REQUEST_TIMEOUT = 5.0
@@ -23,6 +33,34 @@ CONNECT_TIMEOUT = 5.0
 SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 """Nagle's algorithm off: with it, a request of 4 KB or more (a visitor state of a dozen events)
 waited for the node's delayed ACK, about 40 ms, instead of going out at once."""
+
+
+def idempotent(cql: str) -> bool:
+    """Whether running a statement twice leaves what running it once does.
+
+    Counter increments add again; a lightweight transaction run again answers
+    "not applied" to the request that applied it.  Everything else HiiTrack
+    runs (reads, upserts, deletes) can be sent again safely.
+    """
+    return re.search(r"\bIF\b|=\s*\w+\s*\+", cql, re.IGNORECASE) is None
+
+
+class IdempotentRetries(RetryPolicy):
+    """The driver's retries, but a statement whose first attempt may have been applied is sent
+    again only if it is idempotent.
+
+    The driver's default sends a statement to the next node after a broken
+    connection or a server error, whatever it was: when a node died under
+    load, a counter batch it had already forwarded to the other replicas was
+    applied twice.  Such a failure now reaches the write path, which answers
+    503 and reads the visitor's state again.  Timeouts and unavailable
+    replicas keep the default, which never repeats a counter write.
+    """
+
+    def on_request_error(self, query: Any, consistency: Any, error: Any, retry_num: int) -> tuple[int, Any]:
+        if query is None or not query.is_idempotent:
+            return self.RETHROW, None
+        return super().on_request_error(query, consistency, error, retry_num)
 
 
 def replication_map(spec: str) -> str:
@@ -110,6 +148,7 @@ def cluster(settings: Settings) -> Cluster:
         # data centers each create "the" generation of a new scope at once.
         serial_consistency_level=ConsistencyLevel.SERIAL,
         request_timeout=settings.request_timeout,
+        retry_policy=IdempotentRetries(),
     )
     return Cluster(
         settings.hosts,
