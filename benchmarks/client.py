@@ -7,8 +7,11 @@ checked against.  Tests: tests/test_bench_smoke.py.
 import base64
 import json
 import secrets
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from http.client import HTTPConnection
 from urllib.parse import quote
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,6 +26,7 @@ __all__ = [
     "funnel_path",
     "http",
     "recorded",
+    "timed_hits",
 ]
 
 PASSWORD = "bench-password"
@@ -65,6 +69,27 @@ def recorded(port: int, user: str, bucket: str) -> int:
         elif status != 404:
             raise RuntimeError(f"reading totals of {bucket}/{name}: {status} {body}")
     return total
+
+
+def timed_hits(port: int, prefix: str, hits: int, visitor: Callable[[int], str]) -> list[float]:
+    """Seconds each of `hits` event requests took, sent one at a time on one kept-alive
+    connection, hit n from visitor(n); each must be answered 200."""
+    connection = HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    took = []
+    try:
+        for n in range(hits):
+            name = EVENT_NAMES[n % len(EVENT_NAMES)]
+            started = time.perf_counter()
+            connection.request("POST", f"{prefix}/event/{name}", f"visitor_id={visitor(n)}", headers)
+            answer = connection.getresponse()
+            body = answer.read()
+            took.append(time.perf_counter() - started)
+            if answer.status != 200:
+                raise RuntimeError(f"hit {n} answered {answer.status}: {body[:200]!r}")
+    finally:
+        connection.close()
+    return took
 
 
 def commits(port: int) -> tuple[float, float]:

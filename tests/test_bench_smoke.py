@@ -3,7 +3,8 @@
 Runs ``python -m benchmarks --quick`` (benchmarks/, seconds, SQLite only) as
 a subprocess.  The bench compares wrk's count of 200 answers with the totals
 the server reports and exits 1 when they differ, so this fails if an event
-answered 200 is not counted (that check is also tested alone, below).
+answered 200 is not counted (that check is also tested alone, below); the
+hits timed one at a time (the light load) are checked so too.
 ``--costs --exact --quick`` runs the same way: its exact funnel must equal
 ClickHouse's ``windowFunnel`` (chdb) on the same events, and every ingest
 run's totals must be exact.  Needs Debian's ``wrk``.  The full benchmark is
@@ -36,6 +37,7 @@ def test_quick_bench_counts_every_event() -> None:
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "every event answered 200 was counted" in done.stdout
+    assert "sqlite light load, one hit at a time (200 hits" in done.stdout
 
 
 def test_the_check_fails_on_a_lost_event_an_error_or_an_unanswered_request() -> None:
