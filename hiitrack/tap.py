@@ -79,6 +79,13 @@ class Options(usage.Options):
             "With several processes behind nginx: nginx's URL (e.g. http://127.0.0.1:8080), through which "
             "a backfill has each visitor counted by the process that serves it.",
         ],
+        [
+            "access-log",
+            None,
+            "twistd",
+            "Where the access log goes: twistd (twistd's log), off (behind nginx, which logs the same), "
+            "or a file's path (buffered, flushed every second: the cheapest that keeps it).",
+        ],
         ["limits", None, "", "Caps, NAME=N[,NAME=N...], e.g. hit-cells=50000 (names and defaults: docs/api.md)."],
         ["idle-timeout", None, IDLE_TIMEOUT, "Seconds before an idle connection is closed.", float],
         ["header-timeout", None, HEADER_TIMEOUT, "Seconds a request's line and headers may take to arrive.", float],
@@ -175,6 +182,7 @@ class HiiTrackService(service.MultiService):
             idle_timeout=options["idle-timeout"],
             header_timeout=options["header-timeout"],
             body_timeout=options["body-timeout"],
+            access_log=options["access-log"],
         )
         strports.service(options["port"], site).setServiceParent(self)
 

@@ -70,3 +70,30 @@ def test_the_access_log_keeps_queries_and_client_details_out(twistd, tmp_path):
     for secret in [*SECRETS, "jane.doe", "hunter2", message[:20], "Jane's laptop"]:
         assert secret not in log, secret
     assert not [line for line in lines if "127.0.0.1" in line], lines
+
+
+@pytest.mark.parametrize("destination", ["file", "off"])
+def test_the_access_log_can_go_to_a_file_of_its_own_or_nowhere(tmp_path, destination):
+    """`--access-log PATH` writes the same lines to PATH (buffered, flushed every second and at
+    stop), none to twistd's log; `--access-log off` writes them nowhere."""
+    own = tmp_path / "access.log"
+    server = TwistdServer(
+        f"sqlite:{tmp_path}/hiitrack.db", tmp_path, ["--access-log", str(own) if destination == "file" else "off"]
+    ).start()
+    try:
+        # Users that do not exist: answered 404, and logged like any request.
+        statuses = [_call(f"{server.url}/{user}/site/event/e?visitor_id=v", "POST") for user in ("one", "two")]
+        assert statuses == [404, 404]
+        if destination == "file":
+            # Flushed within a second while the server runs.
+            lines = _access_lines(own, "/site/event/e", 2)
+            expected = [f"POST /{user}/site/event/e HTTP/1.1" for user in ("one", "two")]
+            assert [line.split('"')[3] for line in lines] == expected
+            assert all(line.split('"')[4].startswith(" 404 ") for line in lines), lines
+    finally:
+        server.stop()
+    twistd_log = (tmp_path / f"twistd-{server.port}.log").read_text(errors="replace")
+    # Started and stopped cleanly, and no access line reached twistd's log.
+    assert "Site starting on" in twistd_log and "Main loop terminated" in twistd_log, twistd_log[-2000:]
+    assert "/site/event/e" not in twistd_log
+    assert own.exists() == (destination == "file")

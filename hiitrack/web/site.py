@@ -17,16 +17,22 @@ closed.
 The access log leaves personal data out: it names the method, the path
 without its query string (visitor ids, messages, passwords from careless
 clients) and the status, never the client's address, referrer or user
-agent.  Tests: tests/test_http_limits.py, tests/test_http_deadlines.py,
-tests/test_access_log.py.
+agent.  It goes to twistd's log (the default), to a file of its own, or
+nowhere (behind nginx, whose log has the same lines): twistd's log costs a
+formatted event and a write per request, the file a buffered write, flushed
+every second.  Tests: tests/test_http_limits.py,
+tests/test_http_deadlines.py, tests/test_access_log.py.
 """
 
 import io
 from functools import partial
+from typing import TextIO
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
+from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
+from twisted.web import http
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
@@ -35,7 +41,12 @@ from hiitrack.web.params import BODY_LIMIT
 from hiitrack.web.timeouts import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT
 from hiitrack.web.tree import Root
 
-__all__ = ["access_log_line", "make_site"]
+__all__ = ["ACCESS_LOG_OFF", "ACCESS_LOG_TWISTD", "access_log_line", "make_site"]
+
+ACCESS_LOG_TWISTD = "twistd"
+ACCESS_LOG_OFF = "off"
+ACCESS_LOG_FLUSH_SECONDS = 1.0
+ACCESS_LOG_BUFFER = 64 * 1024
 
 
 def _refusal(status: bytes, message: str) -> bytes:
@@ -160,7 +171,9 @@ class ApiSite(Site):
     # stub is narrower than the API.
     protocol = ApiChannel  # type: ignore[assignment]
 
-    def __init__(self, app: HiiTrack, idle_timeout: float, header_timeout: float, body_timeout: float) -> None:
+    def __init__(
+        self, app: HiiTrack, idle_timeout: float, header_timeout: float, body_timeout: float, access_log: str
+    ) -> None:
         # hiitrack.web.params reads bodies itself: Twisted's own form parsing
         # would answer a malformed multipart body with a bare 400, and costs a
         # Content-Type parse through the email package on every POST.
@@ -168,12 +181,33 @@ class ApiSite(Site):
             Root(app),
             requestFactory=ApiRequest,
             timeout=idle_timeout,
+            logPath=None if access_log in (ACCESS_LOG_TWISTD, ACCESS_LOG_OFF) else access_log,
             logFormatter=access_log_line,
             parsePOSTFormSubmission=False,
         )
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.displayTracebacks = False
+        self._logging = access_log != ACCESS_LOG_OFF
+        self._flushing: LoopingCall | None = None
+
+    def log(self, request: http.Request) -> None:
+        if self._logging:
+            super().log(request)
+
+    def _openLogFile(self, path: str | bytes) -> TextIO:
+        # Block-buffered: Twisted's default writes (a system call) for every line.
+        opened = open(path, "a", buffering=ACCESS_LOG_BUFFER, newline="\n")
+        self._flushing = LoopingCall(opened.flush)
+        self._flushing.clock = self.reactor
+        self._flushing.start(ACCESS_LOG_FLUSH_SECONDS, now=False)
+        return opened
+
+    def stopFactory(self) -> None:
+        if self._flushing is not None and self._flushing.running:
+            self._flushing.stop()
+        # Closing the file writes what its buffer holds.
+        super().stopFactory()
 
 
 def make_site(
@@ -181,5 +215,7 @@ def make_site(
     idle_timeout: float = IDLE_TIMEOUT,
     header_timeout: float = HEADER_TIMEOUT,
     body_timeout: float = BODY_TIMEOUT,
+    access_log: str = ACCESS_LOG_TWISTD,
 ) -> Site:
-    return ApiSite(app, idle_timeout, header_timeout, body_timeout)
+    """The site; `access_log` is ACCESS_LOG_TWISTD, ACCESS_LOG_OFF or a file's path."""
+    return ApiSite(app, idle_timeout, header_timeout, body_timeout, access_log)
