@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.costs import Costs
+from benchmarks.costs import COSTS, Costs
 from benchmarks.exact_funnel import ExactFunnel
 from benchmarks.phases import LOAD_EVENTS, Bench
 from benchmarks.report import TARGETS, Report
@@ -52,8 +52,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--costs",
-        action="store_true",
-        help="instead: ingest with 10 saved exact funnels ÷ without, with the visitor history ÷ without",
+        nargs="?",
+        const=",".join(COSTS),
+        default=None,
+        help="instead: what each of funnels (10 saved exact funnels), history (the visitor history) and"
+        " access-log (twistd's log, and a file of its own) costs at ingest, against its absence;"
+        " comma-separated (default: all three)",
     )
     parser.add_argument(
         "--exact",
@@ -69,6 +73,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--backfill-timeout", type=float, default=None, help="seconds to wait for a backfill (default 1800)"
     )
     args = parser.parse_args(argv)
+    if args.costs is not None:
+        args.costs = [cost.strip() for cost in args.costs.split(",") if cost.strip()]
+        if not args.costs or not set(args.costs) <= set(COSTS):
+            parser.error(f"--costs takes some of {','.join(COSTS)}")
     if args.stores is None:
         alone = args.quick or args.exact or args.costs
         args.stores = "sqlite,cassandra" if not alone or args.cassandra else "sqlite"
@@ -125,9 +133,8 @@ def _costs_and_exact(args: argparse.Namespace, bench: Bench) -> None:
     for kind in args.stores:
         if _unavailable(kind, bench.report):
             continue
-        if args.costs:
-            Costs(bench).funnels(kind)
-            Costs(bench).history(kind)
+        for cost in args.costs or ():
+            COSTS[cost](Costs(bench), kind)
         if args.exact:
             ExactFunnel(bench).run(kind)
 

@@ -69,3 +69,4 @@ def test_quick_costs_and_exact_funnel_runs_agree_with_clickhouse() -> None:
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "ClickHouse windowFunnel at 3,000 events" in done.stdout
     assert "sqlite batch ingest, 100,000 visitors, with the history ÷ without" in done.stdout
+    assert "sqlite event ingest, 1,000 visitors, with the access log in a file ÷ without" in done.stdout
