@@ -26,6 +26,11 @@ METRICS_AUTH_VARIABLE = "HIITRACK_METRICS_AUTH"
 LOOPBACK = "127.0.0.1"
 
 
+def _writable_file_path(path: str) -> bool:
+    """Whether `path` names a file (existing or not) in an existing folder."""
+    return bool(path) and not os.path.isdir(path) and os.path.isdir(os.path.dirname(os.path.abspath(path)))
+
+
 class Options(usage.Options):
     synopsis = "[--port PORT] [--store URI]"
     longdesc = "HiiTrack: funnel analytics over HTTP (see README.md and docs/api.md)."
@@ -115,6 +120,8 @@ class Options(usage.Options):
         through = self["backfill-through"]
         if through is not None and not (through.startswith("http://") and len(through) > len("http://")):
             raise usage.UsageError("--backfill-through must be an http:// URL: nginx's listener for the processes")
+        if self["access-log"] not in ("twistd", "off") and not _writable_file_path(self["access-log"]):
+            raise usage.UsageError("--access-log must be twistd, off, or a file in an existing folder")
         if self["visitor-cache"] < 1:
             raise usage.UsageError("--visitor-cache must be at least 1")
         from hiitrack.limits import Limits

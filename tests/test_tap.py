@@ -58,6 +58,8 @@ REFUSED = [
     (["--no-such-option"], "no-such-option"),
     (["--backfill-through", "nginx:8080"], "--backfill-through must be an http:// URL"),
     (["--backfill-through", "https://127.0.0.1"], "--backfill-through must be an http:// URL"),
+    (["--access-log", ""], "--access-log must be twistd, off, or a file"),
+    (["--access-log", "/no/such/folder/access.log"], "--access-log must be twistd, off, or a file"),
 ]
 
 
