@@ -18,7 +18,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from hiitrack.backfill import LEASE_SECONDS
-from hiitrack.web.timeouts import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT
+from hiitrack.web.defaults import ACCESS_LOG_OFF, ACCESS_LOG_TWISTD, BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT
 
 __all__ = ["METRICS_AUTH_VARIABLE", "Options", "makeService"]
 
@@ -87,9 +87,9 @@ class Options(usage.Options):
         [
             "access-log",
             None,
-            "twistd",
-            "Where the access log goes: twistd (twistd's log), off (behind nginx, which logs the same), "
-            "or a file's path (buffered, flushed every second: the cheapest that keeps it).",
+            ACCESS_LOG_TWISTD,
+            f"Where the access log goes: {ACCESS_LOG_TWISTD} (twistd's log), {ACCESS_LOG_OFF} (behind nginx, "
+            "which logs the same), or a file's path (buffered, flushed every second: the cheapest that keeps it).",
         ],
         ["limits", None, "", "Caps, NAME=N[,NAME=N...], e.g. hit-cells=50000 (names and defaults: docs/api.md)."],
         ["idle-timeout", None, IDLE_TIMEOUT, "Seconds before an idle connection is closed.", float],
@@ -120,8 +120,11 @@ class Options(usage.Options):
         through = self["backfill-through"]
         if through is not None and not (through.startswith("http://") and len(through) > len("http://")):
             raise usage.UsageError("--backfill-through must be an http:// URL: nginx's listener for the processes")
-        if self["access-log"] not in ("twistd", "off") and not _writable_file_path(self["access-log"]):
-            raise usage.UsageError("--access-log must be twistd, off, or a file in an existing folder")
+        destination = self["access-log"]
+        if destination not in (ACCESS_LOG_TWISTD, ACCESS_LOG_OFF) and not _writable_file_path(destination):
+            raise usage.UsageError(
+                f"--access-log must be {ACCESS_LOG_TWISTD}, {ACCESS_LOG_OFF}, or a file in an existing folder"
+            )
         if self["visitor-cache"] < 1:
             raise usage.UsageError("--visitor-cache must be at least 1")
         from hiitrack.limits import Limits

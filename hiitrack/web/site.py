@@ -37,14 +37,12 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
 from hiitrack.app import HiiTrack
+from hiitrack.web.defaults import ACCESS_LOG_OFF, ACCESS_LOG_TWISTD, BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT
 from hiitrack.web.params import BODY_LIMIT
-from hiitrack.web.timeouts import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT
 from hiitrack.web.tree import Root
 
-__all__ = ["ACCESS_LOG_OFF", "ACCESS_LOG_TWISTD", "access_log_line", "make_site"]
+__all__ = ["access_log_line", "make_site"]
 
-ACCESS_LOG_TWISTD = "twistd"
-ACCESS_LOG_OFF = "off"
 ACCESS_LOG_FLUSH_SECONDS = 1.0
 ACCESS_LOG_BUFFER = 64 * 1024
 
