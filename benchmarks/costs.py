@@ -31,6 +31,7 @@ from benchmarks.phases import Bench
 from benchmarks.servers import Server, cpu_seconds, start_hiitrack
 from benchmarks.workload import BATCH_EVENTS, EVENT_NAMES
 from benchmarks.wrk import run_wrk
+from hiitrack.web.defaults import ACCESS_LOG_OFF, ACCESS_LOG_TWISTD
 
 __all__ = ["COSTS", "TARGETS", "Costs"]
 
@@ -170,7 +171,11 @@ class Costs:
 
     def access_log(self, kind: str) -> None:
         print(f"costs on {kind}: ingest with the access log in twistd's log, in its own file, and off", flush=True)
-        destinations = {"twistd": "twistd", "file": str(self.bench.work / f"access-{kind}.log"), "off": "off"}
+        destinations = {
+            "twistd": ACCESS_LOG_TWISTD,
+            "file": str(self.bench.work / f"access-{kind}.log"),
+            "off": ACCESS_LOG_OFF,
+        }
         servers: dict[str, Server] = {}
         try:
             for name, destination in destinations.items():
