@@ -71,6 +71,23 @@ class Metrics:
         self.commit_failures = Counter(
             "hiitrack_store_commit_failures", "Store commits that failed (their requests got 503).", registry=None
         )
+        self.fold_seconds = Histogram(
+            "hiitrack_store_fold_seconds",
+            "Duration of one fold of journaled increments into the counter cells (Cassandra store).",
+            buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
+        self.fold_cells = Histogram(
+            "hiitrack_store_fold_cells",
+            "Counter cells one fold set (Cassandra store).",
+            buckets=CELL_BUCKETS,
+            registry=None,
+        )
+        self.fold_failures = Counter(
+            "hiitrack_store_fold_failures",
+            "Folds that failed and are tried again at the next tick (Cassandra store).",
+            registry=None,
+        )
 
     def observe(self, route: str, method: bytes, status: int, seconds: float) -> None:
         """Count one answered request of a route template, and its latency."""
@@ -88,6 +105,9 @@ class Metrics:
             self.commit_cells,
             self.commit_seconds,
             self.commit_failures,
+            self.fold_seconds,
+            self.fold_cells,
+            self.fold_failures,
         ]
 
     def registry(self, *extra: Collector) -> CollectorRegistry:

@@ -10,6 +10,7 @@ Tests: tests/test_tap.py.
 """
 
 import os
+import socket
 
 from twisted.application import service, strports
 from twisted.internet import defer, reactor
@@ -61,6 +62,14 @@ class Options(usage.Options):
             "Consistency level of the Cassandra store's reads and writes, e.g. ONE, LOCAL_QUORUM, QUORUM.",
         ],
         [
+            "cassandra-writer",
+            None,
+            None,
+            "The Cassandra store's name for this process's journal and counter cells: unique among the "
+            "processes, and the same after a restart, which folds what the journal still holds.  "
+            "Default: HOSTNAME:PORT.",
+        ],
+        [
             "metrics-auth-file",
             None,
             None,
@@ -110,6 +119,8 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         port = self["port"]
+        if self["cassandra-writer"] is None:
+            self["cassandra-writer"] = f"{socket.gethostname()}:{port}"
         if port.isdigit():
             self["port"] = f"tcp:{port}:interface={LOOPBACK}"
         store = self["store"]
@@ -176,6 +187,7 @@ class HiiTrackService(service.MultiService):
             options["store"],
             replication=options["cassandra-replication"],
             consistency=options["cassandra-consistency"],
+            writer=options["cassandra-writer"],
         )
         self.app = HiiTrack(
             store,

@@ -16,8 +16,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 TWISTD = shutil.which("twistd", path=str(Path(sys.executable).parent)) or shutil.which("twistd") or "twistd"
@@ -50,13 +52,31 @@ def call(
         return error.code, json.loads(error.read() or b"{}")
 
 
+T = TypeVar("T")
+
+FOLDED_WITHIN = 15.0
+"""Seconds within which a Cassandra process's hits reach the other processes' reports (it folds
+them into the counter cells about once a second)."""
+
+
+def settled(read: Callable[[], T], expected: T, seconds: float = FOLDED_WITHIN) -> T:
+    """`read()` again until it gives `expected` or `seconds` have passed; what it gave last."""
+    deadline = time.monotonic() + seconds
+    found = read()
+    while found != expected and time.monotonic() < deadline:
+        found = read()
+    return found
+
+
 class TwistdServer:
     """One server process on a loopback port; `kill` is SIGKILL, no goodbye."""
 
-    def __init__(self, store_uri: str, workdir: Path, options: Sequence[str] = ()) -> None:
+    def __init__(self, store_uri: str, workdir: Path, options: Sequence[str] = (), writer: str | None = None) -> None:
+        """`writer`: the Cassandra journal's name; a restart of a killed server passes the killed one's."""
         self.store_uri = store_uri
         self.workdir = workdir
         self.options = list(options)
+        self.writer = writer or f"test-{uuid.uuid4().hex[:12]}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -74,6 +94,8 @@ class TwistdServer:
                 f"tcp:{self.port}:interface=127.0.0.1",
                 "--store",
                 self.store_uri,
+                "--cassandra-writer",
+                self.writer,
                 *self.options,
             ],
             cwd=self.workdir,

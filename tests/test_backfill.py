@@ -153,7 +153,7 @@ def test_a_backfill_killed_midway_resumes_and_is_exact(tmp_path):
     finally:
         server.kill()
 
-    restarted = TwistdServer(store_uri, tmp_path, lease).start()
+    restarted = TwistdServer(store_uri, tmp_path, lease, writer=server.writer).start()
     try:
         done = _wait_for(lambda: (found := backfill(restarted.url))["state"] == "done" and found, "the backfill")
         assert done["visitors"] >= VISITORS

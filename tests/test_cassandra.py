@@ -1,7 +1,7 @@
 """The Cassandra store beyond the shared contract: its schema, deletes checked
 with CQL, options, failing fast when the cluster cannot be reached, and the
 write path (batches under Cassandra's warning thresholds, records before
-counters, one reactor wake-up per phase, TCP_NODELAY).
+the journal, one reactor wake-up per phase, TCP_NODELAY).
 
 Uses the real node of scripts/cassandra and the session's test keyspace; the
 node outage test is tests/test_cassandra_outage.py.
@@ -104,6 +104,7 @@ async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
                 )
             )
         assert await store.create(user_name, BUCKET, "doomed", b"{}")
+        await store.fold()
 
         async def rows(table: str, condition: str, *parameters: object) -> int:
             return len(await query(cql, f"SELECT * FROM {keyspace}.{table} WHERE {condition}", *parameters))
@@ -122,9 +123,7 @@ async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
                     [await rows(table, "scope = %s AND shard = %s", scope, shard) for shard in range(SHARDS)]
                 )
             in_row = "scope = %s AND generation = %s AND row = %s"
-            found["counters"] = sum(
-                [await rows("counters", in_row, scope, generation, b"row%d" % n) for n in range(10)]
-            )
+            found["tallies"] = sum([await rows("tallies", in_row, scope, generation, b"row%d" % n) for n in range(10)])
             return found
 
         before = await stored()
@@ -139,7 +138,7 @@ async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
             "scope_generations": 1,
             "visitors": 20,
             "insert_ids": 1,
-            "counters": 10,
+            "tallies": 10,
         }
 
         await store.drop(scope)
@@ -331,19 +330,20 @@ def sent_requests(store: CassandraStore, wakeups: CountingReactor) -> list[tuple
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_commit_is_one_records_batch_then_one_counter_batch(user_name):
-    """Records before counters, each phase one request and one wake-up of the reactor."""
+async def test_a_commit_is_one_records_batch_then_one_journal_entry(user_name):
+    """Records before the journal, each phase one request and one wake-up of the reactor; the
+    counter cells are written by the fold, once for all the commits since the last one."""
     scope = f"{user_name}/b"
     wakeups = CountingReactor()
     store = CassandraStore(Settings.from_uri(CASSANDRA_URI), wakeups)
     await store.open()
     try:
         visitors = [f"v{n}" for n in range(40)]
-        # Three visitors of three shards, counters in three rows: six partitions.
+        # Three visitors of three shards, counters in three rows.
         chosen = list({VISITOR.partitioning.shard(visitor): visitor for visitor in visitors}.values())[:3]
         rows = [b"event", b"series", b"segment"]
         cells = {(row, b"c%d" % n): 1 for row in rows for n in range(5)}
-        # The first write lists the partitions in the index and makes the scope's counter generation.
+        # The first write lists the partitions in the index.
         await store.write(WriteBatch(scope, {(VISITOR, visitor): b"old" for visitor in chosen}, cells))
         requests = sent_requests(store, wakeups)
         before = wakeups.wakeups
@@ -351,14 +351,17 @@ async def test_a_commit_is_one_records_batch_then_one_counter_batch(user_name):
             WriteBatch(scope, {(VISITOR, visitor): b"new " + visitor.encode() for visitor in chosen}, cells)
         )
         assert wakeups.wakeups - before == 2
-        (records, woken_before_records), (counters, woken_before_counters) = requests
+        (records, woken_before_records), (journal, woken_before_journal) = requests
         assert (records.batch_type, len(records._statements_and_parameters)) == (BatchType.UNLOGGED, 3)
-        # A statement per row: its cells all gain 1.
-        assert (counters.batch_type, len(counters._statements_and_parameters)) == (BatchType.COUNTER, 3)
-        # After a broken connection the driver may send the records again, never the counters.
-        assert (records.is_idempotent, counters.is_idempotent) == (True, False)
-        # The counters went out only once the records' phase had woken the reactor: records were answered.
-        assert woken_before_counters == woken_before_records + 1
+        assert journal.query_string.startswith("INSERT INTO journal")
+        # After a broken connection the driver may send either again: both write the same.
+        assert records.is_idempotent and journal.is_idempotent
+        # The journal entry went out only once the records' phase had woken the reactor: records were answered.
+        assert woken_before_journal == woken_before_records + 1
+        # Unfolded increments are read from memory, then from the cells once folded.
+        assert await store.read_rows(scope, rows) == [{b"c%d" % n: 2 for n in range(5)}] * 3
+        await store.fold()
+        assert len(requests) > 2
         assert await store.read_rows(scope, rows) == [{b"c%d" % n: 2 for n in range(5)}] * 3
         for visitor in chosen:
             assert await store.get(scope, VISITOR, visitor) == b"new " + visitor.encode()
@@ -374,17 +377,25 @@ async def test_only_statements_that_can_run_twice_are_sent_again_after_a_broken_
     try:
         retries = cluster(store.settings).profile_manager.default.retry_policy
         again = {}
-        for name in ["counters add", "visitors create", "generation new", "visitors upsert", "counters read"]:
+        for name in [
+            "tallies put",
+            "journal add",
+            "visitors create",
+            "generation new",
+            "visitors upsert",
+            "tallies read",
+        ]:
             decision, _ = retries.on_request_error(
                 store._cql.statement(name), ConsistencyLevel.LOCAL_QUORUM, ConnectionException("reset"), 0
             )
             again[name] = decision
         assert again == {
-            "counters add": RetryPolicy.RETHROW,
+            "tallies put": RetryPolicy.RETRY_NEXT_HOST,
+            "journal add": RetryPolicy.RETRY_NEXT_HOST,
             "visitors create": RetryPolicy.RETHROW,
             "generation new": RetryPolicy.RETHROW,
             "visitors upsert": RetryPolicy.RETRY_NEXT_HOST,
-            "counters read": RetryPolicy.RETRY_NEXT_HOST,
+            "tallies read": RetryPolicy.RETRY_NEXT_HOST,
         }
     finally:
         await store.close()

@@ -91,7 +91,7 @@ def test_sigkill_loses_nothing_answered(store_kind, tmp_path, kill_at):
     finally:
         server.kill()
 
-    restarted = TwistdServer(store_uri, tmp_path).start()
+    restarted = TwistdServer(store_uri, tmp_path, writer=server.writer).start()
     try:
         for i in range(sent):
             counts = _counts(restarted.url, user, i)

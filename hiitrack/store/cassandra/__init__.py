@@ -4,10 +4,12 @@ Selected by ``--store cassandra://HOST[,HOST...][:PORT]/KEYSPACE``.  One job
 per module: connect.py (URI, options, driver), bridge.py (driver futures to
 Deferreds, paging, bounded concurrency), schema/ (versioned schema, applied
 at open), partitions.py (each scope's partitions, for deletes), records.py
-(kinds routed to tables), counters.py (increments, slices, generations) and
-store.py (the store composing them).  Tests: tests/test_store_contract.py,
+(kinds routed to tables), journal.py (each process's commits of
+increments, answered once journaled), counters.py (folds of the journal
+into per-writer totals, slices, generations) and store.py (the store
+composing them).  Tests: tests/test_store_contract.py,
 tests/test_cassandra.py, tests/test_migrations.py,
-tests/test_cassandra_outage.py.
+tests/test_cassandra_outage.py, tests/test_write_behind.py.
 """
 
 from hiitrack.store.cassandra.bridge import deferred_from_future

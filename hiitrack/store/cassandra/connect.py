@@ -8,7 +8,8 @@ tests/test_cassandra.py.
 
 import re
 import socket
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from cassandra import ConsistencyLevel, ProtocolVersion
@@ -23,6 +24,7 @@ __all__ = [
     "Settings",
     "cluster",
     "idempotent",
+    "one_off_writer",
     "replication_map",
 ]
 
@@ -63,6 +65,11 @@ class IdempotentRetries(RetryPolicy):
         return super().on_request_error(query, consistency, error, retry_num)
 
 
+def one_off_writer() -> str:
+    """A writer name no other process uses: for a store that folds its whole journal when it closes."""
+    return f"{socket.gethostname()}/{uuid.uuid4().hex[:12]}"
+
+
 def replication_map(spec: str) -> str:
     """The CQL replication map of ``SimpleStrategy:N`` or ``NetworkTopologyStrategy:dc1=3,dc2=2``."""
     strategy, _, factors = spec.partition(":")
@@ -94,6 +101,9 @@ class Settings:
     consistency: int = ConsistencyLevel.LOCAL_QUORUM
     request_timeout: float = REQUEST_TIMEOUT
     """Seconds the driver waits for a statement; longer for bulk commands (the import's flushes)."""
+    writer: str = field(default_factory=one_off_writer)
+    """Whose journal and counter cells this process writes (hiitrack/store/cassandra/journal.py):
+    at most one process at a time, the same one again after a restart."""
 
     @classmethod
     def of(
@@ -104,10 +114,13 @@ class Settings:
         replication: str | None = None,
         consistency: str | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
+        writer: str | None = None,
     ) -> "Settings":
         """Checked settings; `replication` and `consistency` as the command line gives them."""
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", keyspace):
             raise ValueError(f"bad Cassandra keyspace {keyspace!r}: use 1-48 letters, digits and _")
+        if writer is not None and not re.fullmatch(r"[\x21-\x7e]{1,200}", writer):
+            raise ValueError(f"bad Cassandra writer {writer!r}: use 1-200 printable ASCII characters, no spaces")
         return cls(
             hosts,
             # CQL folds unquoted names to lower case; the schema metadata has them so.
@@ -116,6 +129,7 @@ class Settings:
             replication_map(replication or "SimpleStrategy:1"),
             _consistency(consistency or "LOCAL_QUORUM"),
             request_timeout,
+            writer or one_off_writer(),
         )
 
     @classmethod
@@ -125,13 +139,14 @@ class Settings:
         replication: str | None = None,
         consistency: str | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
+        writer: str | None = None,
     ) -> "Settings":
         """Settings for ``cassandra://HOST[,HOST...][:PORT]/KEYSPACE``."""
         match = re.fullmatch(r"cassandra://([^/:]+(?:,[^/:]+)*)(?::(\d+))?/(\w+)/?", uri)
         if match is None:
             raise ValueError(f"bad Cassandra store {uri!r}: use cassandra://HOST[,HOST...][:PORT]/KEYSPACE")
         hosts, port, keyspace = match.groups()
-        return cls.of(hosts.split(","), keyspace, int(port or PORT), replication, consistency, request_timeout)
+        return cls.of(hosts.split(","), keyspace, int(port or PORT), replication, consistency, request_timeout, writer)
 
     def __str__(self) -> str:
         return f"cassandra://{','.join(self.hosts)}:{self.port}/{self.keyspace}"

@@ -1,55 +1,76 @@
-"""Counters in Cassandra: increments, row slices, and each scope's generation.
+"""Counters in Cassandra: each writer's running totals, folded from its journal, and row slices.
 
-A scope's counters live under its current generation (see the
+A cell (scope, row, column) is one `tallies` row per writer (process) that
+added to it: the writer's total and the last journal entry it includes.  A
+fold (journal.py) sets each cell it touches to its new total, so a fold sent
+twice, or replayed after a crash, writes the same values: exact where a
+counter column could count a retried write twice.  A reader sums the
+writers' cells of each column, plus what its own process holds unfolded
+(the entries past its cells' `through`).  Each process keeps the totals it
+last wrote in a bounded cache and reads the others before a fold.
+
+A scope's cells live under its current generation (see the
 scope_generations table in schema/v001.py): a random id made by a
-lightweight transaction on the scope's first increment and ended when the
-scope is dropped, because Cassandra cannot reuse a deleted counter.  Each
-process trusts the generation it read for `GENERATION_SECONDS`.  A commit's
-increments go out in COUNTER batches of several partitions (bridge.packed),
-one statement for the cells of a row that gain the same amount.
-Tests: tests/test_store_contract.py, tests/test_cassandra.py.
+lightweight transaction on the scope's first fold and ended when the scope
+is dropped.  Each process trusts the generation it read for
+`GENERATION_SECONDS`.  Tests: tests/test_store_contract.py,
+tests/test_cassandra.py, tests/test_write_behind.py.
 """
 
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from cassandra.query import BatchType
 from twisted.internet.defer import Deferred
 
 from hiitrack.caching import LRU
-from hiitrack.store.cassandra.bridge import COUNTER_BYTES, Cql, Write, chunks, gather
-from hiitrack.store.cassandra.partitions import Entry, stored
-from hiitrack.store.grouping import MergedWrite
+from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, chunks, gather, packed
+from hiitrack.store.cassandra.journal import Unfolded
+from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
 
-__all__ = ["COUNTERS", "STATEMENTS", "Counters"]
+__all__ = ["STATEMENTS", "TALLIES", "Counters"]
 
-COUNTERS = "counters"
+TALLIES = "tallies"
 GENERATION_CACHE = 100_000
 GENERATION_SECONDS = 10.0
 """How long a scope's counter generation is trusted before it is read again."""
-COLUMNS_PER_STATEMENT = 256
-"""Cells of one row one statement adds the same amount to (``col IN ?``): most cells of a
-commit are + 1, and a statement per cell was most of the driver's work."""
+TOTALS_CACHE = 500_000
+"""Cells whose total this process remembers; a fold reads the others first."""
+COLUMNS_PER_READ = 256
 
-READ_ROW = "SELECT col, n FROM counters WHERE scope = ? AND generation = ? AND row = ? AND col >= ?"
+READ_ROW = "SELECT col, writer, n, through FROM tallies WHERE scope = ? AND generation = ? AND row = ? AND col >= ?"
 STATEMENTS = {
-    "counters add": "UPDATE counters SET n = n + ? WHERE scope = ? AND generation = ? AND row = ? AND col IN ?",
-    "counters read": READ_ROW,
-    "counters read before": READ_ROW + " AND col < ?",
-    "counters drop": "DELETE FROM counters WHERE scope = ? AND generation = ? AND row = ?",
-    "counters count": "SELECT count(*) FROM counters WHERE scope = ? AND generation = ? AND row = ?",
+    "tallies read": READ_ROW,
+    "tallies read before": READ_ROW + " AND col < ?",
+    "tallies of columns": (
+        "SELECT col, writer, n, through FROM tallies WHERE scope = ? AND generation = ? AND row = ? AND col IN ?"
+    ),
+    "tallies put": (
+        "UPDATE tallies SET n = ?, through = ?"
+        " WHERE scope = ? AND generation = ? AND row = ? AND col = ? AND writer = ?"
+    ),
+    "tallies drop": "DELETE FROM tallies WHERE scope = ? AND generation = ? AND row = ?",
+    "tallies count": "SELECT count(*) FROM tallies WHERE scope = ? AND generation = ? AND row = ?",
     "generation": "SELECT generation FROM scope_generations WHERE scope = ?",
     "generation new": "INSERT INTO scope_generations (scope, generation) VALUES (?, ?) IF NOT EXISTS",
     "generation end": "DELETE FROM scope_generations WHERE scope = ? IF EXISTS",
 }
 
+Partition = tuple[str, uuid.UUID, bytes]
+"""(stored scope, generation, row)."""
+
 
 class Counters:
-    def __init__(self, cql: Cql, reactor: Any) -> None:
+    def __init__(self, cql: Cql, index: PartitionIndex, reactor: Any, writer: str) -> None:
         self._cql = cql
+        self._index = index
         self._reactor = reactor
+        self._writer = writer
         # Stored scope -> (counter generation, when it was read).
         self._generations: LRU[str, tuple[uuid.UUID, float]] = LRU(GENERATION_CACHE)
+        # (partition, column) -> (this writer's total, through).
+        self._totals: LRU[tuple[Partition, bytes], tuple[int, int]] = LRU(TOTALS_CACHE)
 
     async def _generation(self, stored_scope: str, create: bool) -> uuid.UUID | None:
         """The scope's counter generation; a new one if it has none and `create`."""
@@ -68,39 +89,80 @@ class Counters:
             self._generations.put(stored_scope, (generation, now))
         return generation
 
-    async def increments(self, merged: MergedWrite) -> tuple[list[Entry], list[Write]]:
-        """A commit's increments: the index entries they need, and their writes."""
-        scopes = sorted({stored(scope) for scope, _, _ in merged.increments})
+    async def fold(self, layer: Unfolded) -> int:
+        """Set every cell `layer` touches to this writer's total with it, unless the cell holds it
+        already; how many cells were set."""
+        scopes = sorted({stored(scope) for scope, _ in layer.rows})
         found = await gather(Deferred.fromCoroutine(self._generation(scope, create=True)) for scope in scopes)
         generations = dict(zip(scopes, found, strict=True))
-        add = self._cql.statement("counters add")
-        entries: dict[tuple, Entry] = {}
-        same_amount: dict[tuple, list[bytes]] = {}
-        for (scope, row, column), amount in merged.increments.items():
-            stored_scope = stored(scope)
-            generation = generations[stored_scope]
-            partition = (stored_scope, generation, row)
-            if partition not in entries:
-                entries[partition] = Entry(stored_scope, COUNTERS, generation.bytes + row)
-            same_amount.setdefault((partition, amount), []).append(column)
-        writes = [
-            Write(partition, add, (amount, *partition, part), sum(COUNTER_BYTES + len(column) for column in part))
-            for (partition, amount), columns in same_amount.items()
-            for part in chunks(columns, COLUMNS_PER_STATEMENT)
-        ]
-        return list(entries.values()), writes
+        cells = {
+            (stored(scope), generations[stored(scope)], row): columns for (scope, row), columns in layer.rows.items()
+        }
+        await self._index.add(Entry(scope, TALLIES, generation.bytes + row) for scope, generation, row in cells)
+        await self._read_totals(cells)
+        put = self._cql.statement("tallies put")
+        totals: dict[tuple[Partition, bytes], tuple[int, int]] = {}
+        writes = []
+        for partition, columns in cells.items():
+            for column, amount in columns.items():
+                n, through = self._totals.get((partition, column)) or (0, 0)
+                if through >= layer.upto:
+                    continue
+                totals[partition, column] = (n + amount, layer.upto)
+                size = ROW_BYTES + len(column) + len(self._writer) + 16
+                writes.append(Write(partition, put, (n + amount, layer.upto, *partition, column, self._writer), size))
+        await self._cql.each(packed(writes, BatchType.UNLOGGED))
+        for cell, total in totals.items():
+            self._totals.put(cell, total)
+        return len(writes)
+
+    async def _read_totals(self, cells: dict[Partition, dict[bytes, int]]) -> None:
+        """Cache this writer's stored totals of the cells the cache lacks."""
+        queries = []
+        statement = self._cql.statement("tallies of columns")
+        for partition, columns in cells.items():
+            missing = [column for column in columns if self._totals.get((partition, column)) is None]
+            queries += [(statement, (*partition, part)) for part in chunks(sorted(missing), COLUMNS_PER_READ)]
+        for (_, (scope, generation, row, _)), found in zip(queries, await self._cql.each_rows(queries), strict=True):
+            for cell in found:
+                if cell.writer == self._writer:
+                    self._totals.put(((scope, generation, row), cell.col), (cell.n, cell.through))
+        for partition, columns in cells.items():
+            for column in columns:
+                if self._totals.get((partition, column)) is None:
+                    self._totals.put((partition, column), (0, 0))
 
     async def read_rows(
-        self, scope: str, rows: Sequence[bytes], start: bytes = b"", end: bytes | None = None
+        self,
+        scope: str,
+        rows: Sequence[bytes],
+        unfolded: Sequence[Unfolded],
+        start: bytes = b"",
+        end: bytes | None = None,
     ) -> list[dict[bytes, int]]:
+        """Each row's cells in ``start <= col < end``: every writer's, and this process's `unfolded` layers."""
         bounds = (start,) if end is None else (start, end)
-        statement = self._cql.statement("counters read" if end is None else "counters read before")
+        statement = self._cql.statement("tallies read" if end is None else "tallies read before")
         generation = await self._generation(stored(scope), create=False)
         if generation is None:
-            return [{} for _ in rows]
-        slices = await self._cql.each_rows((statement, (stored(scope), generation, row, *bounds)) for row in rows)
-        # A cell at 0 (an erased visitor's increments taken back) reads as absent.
-        return [{cell.col: cell.n for cell in cells if cell.n} for cells in slices]
+            slices: list[list] = [[] for _ in rows]
+        else:
+            slices = await self._cql.each_rows((statement, (stored(scope), generation, row, *bounds)) for row in rows)
+        found = []
+        for row, cells in zip(rows, slices, strict=True):
+            sums: dict[bytes, int] = {}
+            mine: dict[bytes, int] = {}
+            for cell in cells:
+                sums[cell.col] = sums.get(cell.col, 0) + cell.n
+                if cell.writer == self._writer:
+                    mine[cell.col] = cell.through
+            for layer in unfolded:
+                for column, amount in layer.rows.get((scope, row), {}).items():
+                    if start <= column and (end is None or column < end) and mine.get(column, 0) < layer.upto:
+                        sums[column] = sums.get(column, 0) + amount
+            # A cell at 0 (an erased visitor's increments taken back) reads as absent.
+            found.append({column: sums[column] for column in sorted(sums) if sums[column]})
+        return found
 
     async def end_generation(self, scope: str) -> None:
         """From now on the scope's increments go to new partitions."""
@@ -110,7 +172,7 @@ class Counters:
     def partitions(self, entries: Iterable[Entry]) -> list[tuple[str, tuple]]:
         """The counter partitions among a scope's index entries, as (table, partition key)."""
         return [
-            (COUNTERS, (entry.scope, uuid.UUID(bytes=entry.part[:16]), entry.part[16:]))
+            (TALLIES, (entry.scope, uuid.UUID(bytes=entry.part[:16]), entry.part[16:]))
             for entry in entries
-            if entry.tbl == COUNTERS
+            if entry.tbl == TALLIES
         ]

@@ -1,31 +1,42 @@
 """The Cassandra store: records.py and counters.py over one session.
 
 Opening connects (connect.py), brings the keyspace to the current schema
-version (schema/) and prepares every statement; the driver does these
+version (schema/), prepares every statement, and folds what the journal
+holds past this writer's last fold; the driver does the first three
 blocking, so they run in a thread, the rest through bridge.py.  Writes go
 through the shared `GroupCommitter`: a commit lists new partitions in the
-scope index (partitions.py), then writes records, then counters, each in as
-few batches as Cassandra takes without a warning.  A node
-that is down, overloaded or slow turns into `StoreUnavailable` (HTTP 503)
-within `REQUEST_TIMEOUT`; the driver reconnects by itself.  Tests:
-tests/test_store_contract.py, tests/test_cassandra.py,
-tests/test_migrations.py, tests/test_cassandra_outage.py.
+scope index (partitions.py), writes records in as few batches as Cassandra
+takes without a warning, then appends its increments to the journal
+(journal.py), and is answered.  Every `FOLD_SECONDS` the increments
+journaled since the last fold go to the counter cells (counters.py) in one
+pass: a cell shared by many hits is written once.  A node that is down,
+overloaded or slow turns into `StoreUnavailable` (HTTP 503) within
+`REQUEST_TIMEOUT`; the driver reconnects by itself, and a fold that failed
+is tried again at the next tick.  Tests: tests/test_store_contract.py,
+tests/test_cassandra.py, tests/test_migrations.py,
+tests/test_cassandra_outage.py, tests/test_write_behind.py.
 """
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from cassandra.cluster import Cluster
 from cassandra.query import BatchType
 from twisted.internet import reactor as default_reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 
+from hiitrack.metrics import METRICS
 from hiitrack.store.cassandra import schema
 from hiitrack.store.cassandra.bridge import Cql, packed, translated
 from hiitrack.store.cassandra.connect import Settings, cluster
-from hiitrack.store.cassandra.counters import COUNTERS, Counters
 from hiitrack.store.cassandra.counters import STATEMENTS as COUNTER_STATEMENTS
+from hiitrack.store.cassandra.counters import TALLIES, Counters
+from hiitrack.store.cassandra.journal import STATEMENTS as JOURNAL_STATEMENTS
+from hiitrack.store.cassandra.journal import Journal, Unfolded
 from hiitrack.store.cassandra.partitions import STATEMENTS as INDEX_STATEMENTS
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex
 from hiitrack.store.cassandra.records import Records
@@ -35,8 +46,14 @@ from hiitrack.store.kinds import KINDS, Kind, Kinds
 
 __all__ = ["CassandraStore"]
 
+_log = Logger()
+
 OPEN_TIMEOUT = 180.0
 """A backstop for the whole open, should the driver itself hang."""
+WRITE_ATTEMPTS = 2
+"""Attempts at a commit's records or journal entry before its requests are answered 503."""
+FOLD_SECONDS = 1.0
+"""How often journaled increments are folded into the counter cells."""
 
 
 class CassandraStore:
@@ -48,7 +65,14 @@ class CassandraStore:
         self._cql = Cql(self._reactor)
         self._index = PartitionIndex(self._cql)
         self._records = Records(self._cql, self._index, kinds)
-        self._counters = Counters(self._cql, self._reactor)
+        self._counters = Counters(self._cql, self._index, self._reactor, settings.writer)
+        self._journal = Journal(self._cql, settings.writer)
+        # Journaled increments not in the cells yet, oldest first: the last
+        # layer takes new commits, a fold seals it and folds the others.
+        self._unfolded = [Unfolded(0)]
+        self._one_fold = DeferredLock()
+        self._folder = LoopingCall(lambda: Deferred.fromCoroutine(self._tick()))
+        self._folder.clock = self._reactor
         self._group = GroupCommitter(lambda merged: Deferred.fromCoroutine(self._commit(merged)))
 
     @classmethod
@@ -73,13 +97,28 @@ class CassandraStore:
             raise
         except Exception as error:
             raise StoreUnavailable(f"cassandra: could not open {self!r}: {error!r}") from error
+        await self._replay()
+        self._folder.start(FOLD_SECONDS, now=False)
+
+    async def _replay(self) -> None:
+        """Fold what this writer journaled and had not folded when it last stopped."""
+        folded, folding, entries = await self._journal.open()
+        # A fold that was under way may have set some cells already: those
+        # entries are one layer, ending where that fold ended.
+        interrupted, later = Unfolded(folded), Unfolded(folding)
+        for seq, increments in entries:
+            (interrupted if seq <= folding else later).add(seq, increments)
+        interrupted.upto = folding
+        self._unfolded = [interrupted, later]
+        await self.fold()
 
     def _connect(self) -> None:
         connecting = cluster(self.settings)
         try:
             session = connecting.connect()
             schema.migrate(session, self.settings.keyspace, self.settings.replication)
-            self._cql.connected(session, {**self._records.statements(), **COUNTER_STATEMENTS, **INDEX_STATEMENTS})
+            statements = {**self._records.statements(), **COUNTER_STATEMENTS, **JOURNAL_STATEMENTS, **INDEX_STATEMENTS}
+            self._cql.connected(session, statements)
         except BaseException as error:
             connecting.shutdown()
             unavailable = translated(error)
@@ -90,7 +129,12 @@ class CassandraStore:
 
     async def close(self) -> None:
         try:
+            if self._folder.running:
+                self._folder.stop()
             await self._group.drain()
+            if self._cluster is not None:
+                # What is not folded now stays in the journal for the next start.
+                await self.fold()
         finally:
             closing, self._cluster = self._cluster, None
             self._cql.closed()
@@ -127,7 +171,7 @@ class CassandraStore:
     async def read_rows(
         self, scope: str, rows: Sequence[bytes], start: bytes = b"", end: bytes | None = None
     ) -> list[dict[bytes, int]]:
-        return await self._counters.read_rows(scope, rows, start, end)
+        return await self._counters.read_rows(scope, rows, list(self._unfolded), start, end)
 
     async def write(self, batch: WriteBatch) -> None:
         check_batch(self._kinds, batch)
@@ -135,32 +179,79 @@ class CassandraStore:
 
     async def _commit(self, merged: MergedWrite) -> None:
         record_entries, records = self._records.upserts(merged)
-        counter_entries, increments = await self._counters.increments(merged)
         # The index first: a partition is never written without being findable by drop.
-        await self._index.add(record_entries + counter_entries)
+        await self._index.add(record_entries)
         # Cleared parts before the records they may precede (a batch's contract).
-        await self._cql.each(self._records.clears(merged))
-        # Records (visitor state, insert ids) before counters: Cassandra cannot
-        # make both one atomic write, and if the process dies between them a
-        # retried hit is then seen as applied (an undercount at worst), never
-        # counted twice.
-        await self._cql.each(packed(records, BatchType.UNLOGGED))
-        await self._cql.each(packed(increments, BatchType.COUNTER))
+        await self._sent(self._records.clears(merged))
+        # Records (visitor state, insert ids) before the journal: Cassandra
+        # cannot make both one atomic write, and if the process dies between
+        # them a retried hit is then seen as applied (an undercount at
+        # worst), never counted twice.
+        await self._sent(packed(records, BatchType.UNLOGGED))
+        if not merged.increments:
+            return
+        entries = self._journal.number(merged.increments)
+        # Counted from now on, even if the append fails: the records are
+        # written, so a retry of these hits is answered as applied.
+        self._unfolded[-1].add(entries[-1][0], merged.increments)
+        await self._sent(self._journal.appends(entries))
+
+    async def _sent(self, writes: list[tuple[Any, Any]]) -> None:
+        """Writes that can run twice, sent again after a failure (`WRITE_ATTEMPTS` in all).
+
+        A node killed mid-write makes some of them time out; what did land
+        is kept, and sending again, now to live replicas, finishes the
+        commit where giving up would leave part of it written.
+        """
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                await self._cql.each(writes)
+                return
+            except StoreUnavailable:
+                if attempt == WRITE_ATTEMPTS:
+                    raise
+
+    async def fold(self) -> None:
+        """Fold everything journaled so far into the counter cells, oldest layer first."""
+        await self._one_fold.run(lambda: Deferred.fromCoroutine(self._fold()))
+
+    async def _fold(self) -> None:
+        if self._unfolded[-1]:
+            self._unfolded.append(Unfolded(self._unfolded[-1].upto))
+        while len(self._unfolded) > 1:
+            layer = self._unfolded[0]
+            if layer:
+                started = time.monotonic()
+                await self._journal.folding(layer.upto)
+                METRICS.fold_cells.observe(await self._counters.fold(layer))
+                await self._journal.folded(layer.after, layer.upto)
+                METRICS.fold_seconds.observe(time.monotonic() - started)
+            self._unfolded.pop(0)
+
+    async def _tick(self) -> None:
+        try:
+            await self.fold()
+        except Exception:
+            # Kept, and tried again at the next tick.
+            METRICS.fold_failures.inc()
+            _log.failure("cassandra: a fold of journaled increments failed")
 
     # Whole scopes.
 
     async def _partitions(self, scope: str) -> tuple[list[tuple[str, tuple]], list[Entry]]:
         """The scope's partitions as (table, partition key), and its index entries."""
         entries = await self._index.of(scope)
-        unknown = {entry.tbl for entry in entries if entry.tbl != COUNTERS and not self._records.holds(entry.tbl)}
+        unknown = {entry.tbl for entry in entries if entry.tbl != TALLIES and not self._records.holds(entry.tbl)}
         if unknown:
             # Written by a HiiTrack with more kinds: deleting without them would orphan their rows.
             raise RuntimeError(f"cassandra: scope {scope!r} has partitions in tables this HiiTrack lacks: {unknown}")
         return self._records.partitions(scope, entries) + self._counters.partitions(entries), entries
 
     async def drop(self, scope: str) -> None:
-        # Writes already accepted land first, so their index entries are read below.
+        # Writes already accepted land first, so their index entries are read
+        # below, and nothing of the scope is left to fold into a new generation.
         await self._group.drain()
+        await self.fold()
         # Ending the generation first: increments from now on go to new partitions.
         await self._counters.end_generation(scope)
         partitions, entries = await self._partitions(scope)
@@ -169,13 +260,15 @@ class CassandraStore:
 
     async def drop_counters(self, scope: str) -> None:
         await self._group.drain()
+        await self.fold()
         await self._counters.end_generation(scope)
-        entries = [entry for entry in await self._index.of(scope) if entry.tbl == COUNTERS]
-        drop = self._cql.statement(f"{COUNTERS} drop")
+        entries = [entry for entry in await self._index.of(scope) if entry.tbl == TALLIES]
+        drop = self._cql.statement(f"{TALLIES} drop")
         await self._cql.each((drop, key) for _, key in self._counters.partitions(entries))
         await self._index.remove(entries)
 
     async def count(self, scope: str) -> int:
+        await self.fold()
         partitions, _ = await self._partitions(scope)
         results = await self._cql.each((self._cql.statement(f"{table} count"), key) for table, key in partitions)
         return sum(result.one()[0] for result in results)

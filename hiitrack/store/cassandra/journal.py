@@ -1,0 +1,111 @@
+"""The write-behind journal: a commit's increments are durable here before it is answered.
+
+Each process (a *writer*, named in `Settings.writer`) numbers its commits
+and appends each commit's increments as one journal entry, a single-row
+insert that can be sent again safely.  About once a second the process folds
+the entries into the counter cells (counters.py) and then records how far it
+folded; entries up to there are deleted.  A process that starts finds the
+entries after its last fold and folds them before it serves: a hit answered
+200 is counted even if the process was killed before its fold.  A fold first
+records which entry it folds up to (`folding`), so that a replay knows which
+cells may already hold it.  Tests: tests/test_write_behind.py.
+"""
+
+import pickle
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from hiitrack.store.cassandra.bridge import Cql
+
+__all__ = ["ENTRY_CELLS", "Increments", "Journal", "STATEMENTS", "Unfolded"]
+
+Increments = Mapping[tuple[str, bytes, bytes], int]
+"""Amounts by (scope, row, column)."""
+
+PAGE = 1024
+"""Entries per journal partition."""
+ENTRY_CELLS = 8192
+"""Cells of one entry (about 0.5 MB): a larger commit (an import's) is several entries."""
+
+STATEMENTS = {
+    "journal add": "INSERT INTO journal (writer, page, seq, increments) VALUES (?, ?, ?, ?)",
+    "journal read": "SELECT seq, increments FROM journal WHERE writer = ? AND page = ? AND seq > ?",
+    "journal trim": "DELETE FROM journal WHERE writer = ? AND page = ? AND seq <= ?",
+    "writer read": "SELECT folded, folding FROM journal_writers WHERE writer = ?",
+    "writer folding": "UPDATE journal_writers SET folding = ? WHERE writer = ?",
+    "writer folded": "UPDATE journal_writers SET folded = ? WHERE writer = ?",
+}
+
+
+class Unfolded:
+    """The increments of journal entries ``after < seq <= upto``, summed by row for reads and folds."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.upto = after
+        self.rows: dict[tuple[str, bytes], dict[bytes, int]] = {}
+
+    def __bool__(self) -> bool:
+        return self.upto > self.after
+
+    def add(self, seq: int, increments: Increments) -> None:
+        rows = self.rows
+        for (scope, row, column), amount in increments.items():
+            cells = rows.get((scope, row))
+            if cells is None:
+                cells = rows[scope, row] = {}
+            cells[column] = cells.get(column, 0) + amount
+        self.upto = max(self.upto, seq)
+
+
+def _entries(increments: Increments) -> Iterator[bytes]:
+    items = list(increments.items())
+    for at in range(0, len(items), ENTRY_CELLS):
+        yield pickle.dumps(dict(items[at : at + ENTRY_CELLS]), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class Journal:
+    def __init__(self, cql: Cql, writer: str) -> None:
+        self._cql = cql
+        self.writer = writer
+        self.last = 0
+        """The last entry number given out."""
+
+    async def open(self) -> tuple[int, int, list[tuple[int, Increments]]]:
+        """(folded, folding, the entries after `folded` in order); numbering resumes after them all."""
+        row = (await self._cql.execute("writer read", (self.writer,))).one()
+        folded = (row.folded or 0) if row else 0
+        folding = max(folded, (row.folding or 0) if row else 0)
+        entries: list[tuple[int, Increments]] = []
+        page = (folded + 1) // PAGE
+        while True:
+            found = await self._cql.rows("journal read", (self.writer, page, folded))
+            if not found:
+                break
+            entries += [(entry.seq, pickle.loads(entry.increments)) for entry in found]
+            page += 1
+        self.last = max([folding, *(seq for seq, _ in entries)])
+        return folded, folding, entries
+
+    def number(self, increments: Increments) -> list[tuple[int, bytes]]:
+        """The entries of one commit, numbered in order."""
+        numbered = []
+        for entry in _entries(increments):
+            self.last += 1
+            numbered.append((self.last, entry))
+        return numbered
+
+    def appends(self, entries: list[tuple[int, bytes]]) -> list[tuple[Any, tuple]]:
+        """The statements that write `entries` (any number of times)."""
+        add = self._cql.statement("journal add")
+        return [(add, (self.writer, seq // PAGE, seq, entry)) for seq, entry in entries]
+
+    async def folding(self, upto: int) -> None:
+        await self._cql.execute("writer folding", (upto, self.writer))
+
+    async def folded(self, after: int, upto: int) -> None:
+        """Entries up to `upto` are in the cells: record it, then delete them."""
+        await self._cql.execute("writer folded", (upto, self.writer))
+        trim = self._cql.statement("journal trim")
+        pages = range((after + 1) // PAGE, upto // PAGE + 1)
+        await self._cql.each((trim, (self.writer, page, upto)) for page in pages)

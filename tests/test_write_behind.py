@@ -1,0 +1,150 @@
+"""Cassandra's write-behind counters: journaled, folded, replayed, exact.
+
+A store here is "killed" by shutting its driver down without its closing
+fold: what it held in memory is gone, as after a SIGKILL, and only the
+journal and the cells remain.  A store of the same writer opened after it
+must then count every journaled increment exactly once, however far the
+killed one had folded.  (A real SIGKILL of a real twistd under load is
+tests/test_durability.py, on both stores.)
+"""
+
+import uuid
+
+import pytest
+import pytest_twisted
+from twisted.internet import threads
+
+from hiitrack.store import WriteBatch
+from hiitrack.store.cassandra import CassandraStore
+from hiitrack.store.cassandra.journal import Unfolded
+from tests.conftest import CASSANDRA_URI
+
+pytestmark = pytest.mark.cassandra
+
+ROWS = [b"first", b"second"]
+
+
+async def opened(writer: str) -> CassandraStore:
+    store = CassandraStore.from_uri(CASSANDRA_URI, writer=writer)
+    await store.open()
+    return store
+
+
+async def killed(store: CassandraStore) -> None:
+    """Stop `store` as a SIGKILL would: no fold, nothing more written."""
+    await threads.deferToThread(store._cluster.shutdown)
+
+
+async def hits(store: CassandraStore, scope: str, count: int) -> dict[bytes, dict[bytes, int]]:
+    """Write `count` batches of increments to both rows; the totals they make."""
+    totals: dict[bytes, dict[bytes, int]] = {row: {} for row in ROWS}
+    for n in range(count):
+        increments = {(row, b"c%d" % (n % 7)): 1 + n % 3 for row in ROWS}
+        await store.write(WriteBatch(scope, increments=increments))
+        for (row, column), amount in increments.items():
+            totals[row][column] = totals[row].get(column, 0) + amount
+    return totals
+
+
+def added(*all_totals: dict[bytes, dict[bytes, int]]) -> list[dict[bytes, int]]:
+    return [
+        {column: sum(totals[row].get(column, 0) for totals in all_totals) for column in sorted(all_totals[0][row])}
+        for row in ROWS
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_unfolded_increments_are_read_from_memory_and_folded_by_the_next_start(user_name):
+    scope, writer = f"{user_name}/b", f"w-{uuid.uuid4().hex}"
+    first = await opened(writer)
+    first._folder.stop()
+    totals = await hits(first, scope, 30)
+    assert await first.read_rows(scope, ROWS) == added(totals)
+    await killed(first)
+
+    # Another process sees nothing of the killed one's unfolded hits...
+    other = await opened(f"w-{uuid.uuid4().hex}")
+    try:
+        assert await other.read_rows(scope, ROWS) == [{}, {}]
+        # ...until its writer starts again and folds its journal.
+        again = await opened(writer)
+        try:
+            assert await again.read_rows(scope, ROWS) == added(totals)
+            assert await other.read_rows(scope, ROWS) == added(totals)
+            more = await hits(again, scope, 5)
+        finally:
+            await again.close()
+        assert await other.read_rows(scope, ROWS) == added(totals, more)
+    finally:
+        await other.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fold_killed_midway_is_finished_once(user_name):
+    """The killed fold set the first row's cells and not the second's: the replay sets only the second."""
+    scope, writer = f"{user_name}/b", f"w-{uuid.uuid4().hex}"
+    first = await opened(writer)
+    first._folder.stop()
+    folded = await hits(first, scope, 20)
+    await first.fold()
+    totals = await hits(first, scope, 25)
+    layer = first._unfolded[-1]
+    await first._journal.folding(layer.upto)
+    half = Unfolded(layer.after)
+    half.upto = layer.upto
+    half.rows = {key: cells for key, cells in layer.rows.items() if key[1] == ROWS[0]}
+    await first._counters.fold(half)
+    later = await hits(first, scope, 3)
+    await killed(first)
+
+    again = await opened(writer)
+    try:
+        assert await again.read_rows(scope, ROWS) == added(folded, totals, later)
+    finally:
+        await again.close()
+    reopened = await opened(writer)
+    try:
+        assert await reopened.read_rows(scope, ROWS) == added(folded, totals, later)
+    finally:
+        await reopened.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fold_sent_again_changes_nothing(user_name):
+    """After a timeout a fold is tried again, with this process's cache of totals or without it."""
+    scope, writer = f"{user_name}/b", f"w-{uuid.uuid4().hex}"
+    store = await opened(writer)
+    store._folder.stop()
+    try:
+        totals = await hits(store, scope, 10)
+        layer = store._unfolded[-1]
+        for _ in range(2):
+            await store._counters.fold(layer)
+            store._counters._totals.forget_where(lambda _: True)
+        store._unfolded = [Unfolded(layer.upto)]
+        assert await store.read_rows(scope, ROWS) == added(totals)
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_writers_add_up_and_each_reads_its_own_unfolded_hits(user_name):
+    scope = f"{user_name}/b"
+    first, second = await opened(f"w-{uuid.uuid4().hex}"), await opened(f"w-{uuid.uuid4().hex}")
+    try:
+        for store in (first, second):
+            store._folder.stop()
+        one = await hits(first, scope, 12)
+        two = await hits(second, scope, 9)
+        await second.fold()
+        assert await first.read_rows(scope, ROWS) == added(one, two)
+        assert await second.read_rows(scope, ROWS) == added(two)
+        # A slice of columns, across writers and memory.
+        assert await first.read_rows(scope, ROWS, b"c2", b"c5") == [
+            {column: n for column, n in row.items() if b"c2" <= column < b"c5"} for row in added(one, two)
+        ]
+        await first.fold()
+        assert await second.read_rows(scope, ROWS) == added(one, two)
+    finally:
+        await first.close()
+        await second.close()
