@@ -92,6 +92,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.funnel_visitors = max(1, args.events // 10)
     args.visitor_counts = (1_000, 100_000)
     args.light_hits = 200 if args.quick else 3_000
+    args.seen_hits = 20 if args.quick else 200
     args.report_seconds = 1.0 if args.quick else 5.0
     args.load_cap = 60.0 if args.quick else 1800.0
     default_points = "1000,3000" if args.quick else "1000000,10000000"
@@ -123,6 +124,8 @@ def _phases(args: argparse.Namespace, bench: Bench) -> None:
         if _unavailable(kind, bench.report):
             continue
         bench.ingest(kind, floor)
+        if not args.quick:
+            bench.restart(kind)
         if kind == "cassandra" and not args.quick:
             bench.scale_out(floor)
     bench.funnel(args.stores[0] if args.stores[0] == "sqlite" or cassandra_ready() is None else "sqlite")

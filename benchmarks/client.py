@@ -34,6 +34,10 @@ PASSWORD = "bench-password"
 METRICS_AUTH = f"operator:{secrets.token_urlsafe(12)}"
 
 
+SEEN_WITHIN = 60.0
+"""Seconds a hit may take to show in another process's reports before the run fails."""
+
+
 def http(port: int, method: str, path: str, form: dict | None = None, auth: str | None = None) -> tuple[int, dict]:
     data = None if form is None else "&".join(f"{k}={quote(str(v), safe='')}" for k, v in form.items()).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
@@ -69,6 +73,27 @@ def recorded(port: int, user: str, bucket: str) -> int:
         elif status != 404:
             raise RuntimeError(f"reading totals of {bucket}/{name}: {status} {body}")
     return total
+
+
+def seen_elsewhere(writer: int, reader: int, user: str, bucket: str, hits: int) -> list[float]:
+    """Seconds from each hit's 200 on the process at port `writer` to its count in a report of
+    the process at port `reader`; hits one at a time, the reader asked every 5 ms."""
+    delays = []
+    report = f"/{user}/{bucket}/event/seen"
+    for n in range(hits):
+        status, body = http(writer, "POST", report, {"visitor_id": f"v{n}"})
+        answered = time.perf_counter()
+        if status != 200:
+            raise RuntimeError(f"hit {n} answered {status}: {body}")
+        while True:
+            status, body = http(reader, "GET", report, auth=basic(user))
+            if status == 200 and body["total"] > n:
+                break
+            if time.perf_counter() - answered > SEEN_WITHIN:
+                raise RuntimeError(f"hit {n} not seen by the other process within {SEEN_WITHIN} s: {status} {body}")
+            time.sleep(0.005)
+        delays.append(time.perf_counter() - answered)
+    return delays
 
 
 def timed_hits(port: int, prefix: str, hits: int, visitor: Callable[[int], str]) -> list[float]:

@@ -11,10 +11,21 @@ import secrets
 import shutil
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
-from benchmarks.client import basic, commits, create_user, funnel_path, http, recorded, timed_hits
+from benchmarks.client import (
+    SEEN_WITHIN,
+    basic,
+    commits,
+    create_user,
+    funnel_path,
+    http,
+    recorded,
+    seen_elsewhere,
+    timed_hits,
+)
 from benchmarks.report import TARGETS, Report
 from benchmarks.servers import start_floor, start_hiitrack, start_nginx
 from benchmarks.workload import BATCH_EVENTS, PLANS
@@ -132,6 +143,50 @@ class Bench:
             cuts[98] * 1000 <= TARGETS["light_p99_ms"],
         )
 
+    def restart(self, kind: str) -> None:
+        """SIGKILL the server halfway through an event load and start it again: every hit answered
+        200 must be counted, none twice, and the restart (Cassandra folds the killed process's
+        journal before it listens) is timed against the first, clean start."""
+        store = self.store_uri(kind, f"restart-{kind}")
+        # The same writer name, so that the restarted process folds the killed one's journal.
+        options = ["--cassandra-writer", "bench-restart"]
+        started = time.monotonic()
+        server = start_hiitrack(self.work, store, f"restart-{kind}", options)
+        clean = time.monotonic() - started
+        user, bucket = "bench", "restart"
+        try:
+            create_user(server.port, user)
+            killer = threading.Timer(self.args.duration / 2, server.process.kill)
+            killer.start()
+            load = run_wrk(
+                self.work,
+                server.port,
+                mode="event",
+                prefix=f"/{user}/{bucket}",
+                seconds=self.args.duration,
+                seed=self.next_seed(),
+                cap=5.0,
+            )
+            killer.join()
+        finally:
+            server.stop()
+        started = time.monotonic()
+        again = start_hiitrack(self.work, store, f"restart-{kind}-again", options)
+        took = time.monotonic() - started
+        try:
+            total = recorded(again.port, user, bucket)
+        finally:
+            again.stop()
+        label = f"{kind} SIGKILL halfway through {self.args.duration:.0f} s of event load, then a restart"
+        if not load.ok <= total <= load.sent:
+            self.report.failures.append(f"{label}: {total} counted, {load.ok} answered 200 of {load.sent} sent")
+        self.report.row(
+            f"{label}: counted / answered 200 / sent; restart ÷ clean start",
+            f"{total:,} / {load.ok:,} / {load.sent:,}; {took:.1f} s ÷ {clean:.1f} s",
+            "answered ≤ counted ≤ sent",
+            load.ok <= total <= load.sent,
+        )
+
     def scale_out(self, floor: dict[str, float]) -> None:
         """Two processes on one Cassandra keyspace behind nginx, visitor-sticky.
 
@@ -159,11 +214,23 @@ class Bench:
                 seed=self.next_seed(),
                 visitor_in_query=True,
             )
-            self.report.check("scale-out", load, 1, recorded(servers[1].port, user, bucket))
+            # Each process folds its hits into the cells about once a second: the other sees them then.
+            total = recorded(servers[1].port, user, bucket)
+            settled_by = time.monotonic() + SEEN_WITHIN
+            while total != load.ok and time.monotonic() < settled_by:
+                total = recorded(servers[1].port, user, bucket)
+            self.report.check("scale-out", load, 1, total)
             ratio = load.rate / floor["event"] if floor.get("event") else 0.0
             self.report.row(
                 "cassandra event, 2 processes behind nginx: requests/s ÷ floor",
                 f"{load.rate:,.0f} ÷ {floor['event']:,.0f} = {ratio:.2f}",
+            )
+            hits = self.args.seen_hits
+            cuts = statistics.quantiles(seen_elsewhere(servers[0].port, servers[1].port, user, "seen", hits), n=100)
+            self.report.row(
+                f"cassandra, a hit answered 200 by one process is in the other's reports after ({hits} hits):"
+                " p50 / p99",
+                f"{cuts[49] * 1000:.0f} / {cuts[98] * 1000:.0f} ms",
             )
         finally:
             proxy.stop()
