@@ -6,6 +6,7 @@ checked against.  Tests: tests/test_bench_smoke.py.
 
 import base64
 import json
+import random
 import secrets
 import time
 import urllib.error
@@ -75,12 +76,18 @@ def recorded(port: int, user: str, bucket: str) -> int:
     return total
 
 
-def seen_elsewhere(writer: int, reader: int, user: str, bucket: str, hits: int) -> list[float]:
+def seen_elsewhere(writer: int, reader: int, user: str, bucket: str, hits: int, period: float) -> list[float]:
     """Seconds from each hit's 200 on the process at port `writer` to its count in a report of
-    the process at port `reader`; hits one at a time, the reader asked every 5 ms."""
+    the process at port `reader`; hits one at a time, the reader asked every 5 ms.
+
+    Each hit waits a random part of `period` (the writer's fold period) first: sent as soon as
+    the one before is seen, just after a fold, every hit would wait a whole period.
+    """
     delays = []
     report = f"/{user}/{bucket}/event/seen"
+    pacing = random.Random(hits)
     for n in range(hits):
+        time.sleep(pacing.uniform(0, period))
         status, body = http(writer, "POST", report, {"visitor_id": f"v{n}"})
         answered = time.perf_counter()
         if status != 200:

@@ -30,6 +30,7 @@ from benchmarks.report import TARGETS, Report
 from benchmarks.servers import start_floor, start_hiitrack, start_nginx
 from benchmarks.workload import BATCH_EVENTS, PLANS
 from benchmarks.wrk import CONNECTIONS, Load, run_wrk
+from hiitrack.store.cassandra.store import FOLD_SECONDS
 
 __all__ = ["LOAD_EVENTS", "Bench"]
 
@@ -145,8 +146,9 @@ class Bench:
 
     def restart(self, kind: str) -> None:
         """SIGKILL the server halfway through an event load and start it again: every hit answered
-        200 must be counted, none twice, and the restart (Cassandra folds the killed process's
-        journal before it listens) is timed against the first, clean start."""
+        200 must be counted, and at most one more per connection (the hits in flight when it
+        died); the restart (Cassandra folds the killed process's journal before it listens) is
+        timed against the first, clean start."""
         store = self.store_uri(kind, f"restart-{kind}")
         # The same writer name, so that the restarted process folds the killed one's journal.
         options = ["--cassandra-writer", "bench-restart"]
@@ -178,13 +180,14 @@ class Bench:
         finally:
             again.stop()
         label = f"{kind} SIGKILL halfway through {self.args.duration:.0f} s of event load, then a restart"
-        if not load.ok <= total <= load.sent:
-            self.report.failures.append(f"{label}: {total} counted, {load.ok} answered 200 of {load.sent} sent")
+        exact = load.ok <= total <= load.ok + CONNECTIONS
+        if not exact:
+            self.report.failures.append(f"{label}: {total} counted, {load.ok} answered 200")
         self.report.row(
-            f"{label}: counted / answered 200 / sent; restart ÷ clean start",
-            f"{total:,} / {load.ok:,} / {load.sent:,}; {took:.1f} s ÷ {clean:.1f} s",
-            "answered ≤ counted ≤ sent",
-            load.ok <= total <= load.sent,
+            f"{label}: counted / answered 200; restart ÷ clean start",
+            f"{total:,} / {load.ok:,}; {took:.1f} s ÷ {clean:.1f} s",
+            f"answered ≤ counted ≤ answered + {CONNECTIONS}",
+            exact,
         )
 
     def scale_out(self, floor: dict[str, float]) -> None:
@@ -226,7 +229,8 @@ class Bench:
                 f"{load.rate:,.0f} ÷ {floor['event']:,.0f} = {ratio:.2f}",
             )
             hits = self.args.seen_hits
-            cuts = statistics.quantiles(seen_elsewhere(servers[0].port, servers[1].port, user, "seen", hits), n=100)
+            delays = seen_elsewhere(servers[0].port, servers[1].port, user, "seen", hits, FOLD_SECONDS)
+            cuts = statistics.quantiles(delays, n=100)
             self.report.row(
                 f"cassandra, a hit answered 200 by one process is in the other's reports after ({hits} hits):"
                 " p50 / p99",

@@ -14,7 +14,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import threads
 
-from hiitrack.store import WriteBatch
+from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore
 from hiitrack.store.cassandra.journal import Unfolded
 from tests.conftest import CASSANDRA_URI
@@ -148,3 +148,37 @@ async def test_writers_add_up_and_each_reads_its_own_unfolded_hits(user_name):
     finally:
         await first.close()
         await second.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_fold_is_kept_and_tried_again(user_name):
+    """While folds fail, commits merge into one layer (memory stays bounded); the next fold that
+    works sets every cell once."""
+    scope, writer = f"{user_name}/b", f"w-{uuid.uuid4().hex}"
+    store = await opened(writer)
+    store._folder.stop()
+    fold = store._counters.fold
+
+    async def failing(layer: Unfolded) -> int:
+        raise StoreUnavailable("cassandra: a node timed out")
+
+    try:
+        totals = [await hits(store, scope, 10)]
+        store._counters.fold = failing
+        for _ in range(3):
+            with pytest.raises(StoreUnavailable):
+                await store.fold()
+            totals.append(await hits(store, scope, 4))
+            assert len(store._unfolded) == 2
+            assert await store.read_rows(scope, ROWS) == added(*totals)
+        store._counters.fold = fold
+        await store.fold()
+        assert len(store._unfolded) == 1 and not store._unfolded[0]
+        assert await store.read_rows(scope, ROWS) == added(*totals)
+    finally:
+        await store.close()
+    again = await opened(writer)
+    try:
+        assert await again.read_rows(scope, ROWS) == added(*totals)
+    finally:
+        await again.close()

@@ -35,8 +35,8 @@ TALLIES = "tallies"
 GENERATION_CACHE = 100_000
 GENERATION_SECONDS = 10.0
 """How long a scope's counter generation is trusted before it is read again."""
-TOTALS_CACHE = 500_000
-"""Cells whose total this process remembers; a fold reads the others first."""
+TOTALS_CACHE = 100_000
+"""Cells whose total this process remembers (about 40 MB); a fold reads the others first."""
 COLUMNS_PER_READ = 256
 
 READ_ROW = "SELECT col, writer, n, through FROM tallies WHERE scope = ? AND generation = ? AND row = ? AND col >= ?"

@@ -212,13 +212,19 @@ class CassandraStore:
                     raise
 
     async def fold(self) -> None:
-        """Fold everything journaled so far into the counter cells, oldest layer first."""
+        """Fold everything journaled so far into the counter cells, oldest layer first (commits
+        journaled meanwhile wait for the next fold)."""
         await self._one_fold.run(lambda: Deferred.fromCoroutine(self._fold()))
 
     async def _fold(self) -> None:
-        if self._unfolded[-1]:
-            self._unfolded.append(Unfolded(self._unfolded[-1].upto))
-        while len(self._unfolded) > 1:
+        through = self._unfolded[-1].upto
+        while self._unfolded[0].after < through:
+            # Commits from now on go to a new layer, unless an older one is
+            # still waiting (its fold failed): then they keep merging into
+            # the last, so memory is bounded by the cells they touch, not by
+            # how long Cassandra fails.
+            if len(self._unfolded) == 1:
+                self._unfolded.append(Unfolded(self._unfolded[-1].upto))
             layer = self._unfolded[0]
             if layer:
                 started = time.monotonic()
