@@ -76,6 +76,16 @@ def recorded(port: int, user: str, bucket: str) -> int:
     return total
 
 
+def recorded_once_folded(port: int, user: str, bucket: str, expected: int) -> int:
+    """`recorded`, read again until it is `expected` or `SEEN_WITHIN` has passed: behind nginx,
+    a Cassandra process sees the other processes' hits once they fold them (every second)."""
+    total = recorded(port, user, bucket)
+    settled_by = time.monotonic() + SEEN_WITHIN
+    while total != expected and time.monotonic() < settled_by:
+        total = recorded(port, user, bucket)
+    return total
+
+
 def seen_elsewhere(writer: int, reader: int, user: str, bucket: str, hits: int, period: float) -> list[float]:
     """Seconds from each hit's 200 on the process at port `writer` to its count in a report of
     the process at port `reader`; hits one at a time, the reader asked every 5 ms.

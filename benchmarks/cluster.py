@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.client import create_user, http, recorded
+from benchmarks.client import create_user, http, recorded_once_folded
 from benchmarks.servers import Server, cpu_seconds, start_hiitrack, start_nginx
 from benchmarks.wrk import run_wrk
 
@@ -79,7 +79,7 @@ def measure(processes: int, seconds: float) -> Sizing:
             )  # fmt: skip
             wall = time.monotonic() - started
             cores = [(cpu_seconds(pid) - spent) / wall for pid, spent in zip(pids, before, strict=True)]
-            total = recorded(front.port, user, "sized")
+            total = recorded_once_folded(front.port, user, "sized", load.ok)
         finally:
             if front is not servers[0]:
                 front.stop()

@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 from benchmarks.client import (
-    SEEN_WITHIN,
     basic,
     commits,
     create_user,
     funnel_path,
     http,
     recorded,
+    recorded_once_folded,
     seen_elsewhere,
     timed_hits,
 )
@@ -217,11 +217,7 @@ class Bench:
                 seed=self.next_seed(),
                 visitor_in_query=True,
             )
-            # Each process folds its hits into the cells about once a second: the other sees them then.
-            total = recorded(servers[1].port, user, bucket)
-            settled_by = time.monotonic() + SEEN_WITHIN
-            while total != load.ok and time.monotonic() < settled_by:
-                total = recorded(servers[1].port, user, bucket)
+            total = recorded_once_folded(servers[1].port, user, bucket, load.ok)
             self.report.check("scale-out", load, 1, total)
             ratio = load.rate / floor["event"] if floor.get("event") else 0.0
             self.report.row(
