@@ -30,6 +30,14 @@ async def opened(writer: str) -> CassandraStore:
     return store
 
 
+async def folded_by_hand(user_name: str) -> tuple[str, str, CassandraStore]:
+    """A bucket scope, a new writer, and a store of it that folds only when told."""
+    scope, writer = f"{user_name}/b", f"w-{uuid.uuid4().hex}"
+    store = await opened(writer)
+    store._folder.stop()
+    return scope, writer, store
+
+
 async def killed(store: CassandraStore) -> None:
     """Stop `store` as a SIGKILL would: no fold, nothing more written."""
     await threads.deferToThread(store._cluster.shutdown)
@@ -55,9 +63,7 @@ def added(*all_totals: dict[bytes, dict[bytes, int]]) -> list[dict[bytes, int]]:
 
 @pytest_twisted.ensureDeferred
 async def test_unfolded_increments_are_read_from_memory_and_folded_by_the_next_start(user_name):
-    scope, writer = f"{user_name}/b", f"w-{uuid.uuid4().hex}"
-    first = await opened(writer)
-    first._folder.stop()
+    scope, writer, first = await folded_by_hand(user_name)
     totals = await hits(first, scope, 30)
     assert await first.read_rows(scope, ROWS) == added(totals)
     await killed(first)
@@ -82,9 +88,7 @@ async def test_unfolded_increments_are_read_from_memory_and_folded_by_the_next_s
 @pytest_twisted.ensureDeferred
 async def test_a_fold_killed_midway_is_finished_once(user_name):
     """The killed fold set the first row's cells and not the second's: the replay sets only the second."""
-    scope, writer = f"{user_name}/b", f"w-{uuid.uuid4().hex}"
-    first = await opened(writer)
-    first._folder.stop()
+    scope, writer, first = await folded_by_hand(user_name)
     folded = await hits(first, scope, 20)
     await first.fold()
     totals = await hits(first, scope, 25)
@@ -112,9 +116,7 @@ async def test_a_fold_killed_midway_is_finished_once(user_name):
 @pytest_twisted.ensureDeferred
 async def test_a_fold_sent_again_changes_nothing(user_name):
     """After a timeout a fold is tried again, with this process's cache of totals or without it."""
-    scope, writer = f"{user_name}/b", f"w-{uuid.uuid4().hex}"
-    store = await opened(writer)
-    store._folder.stop()
+    scope, writer, store = await folded_by_hand(user_name)
     try:
         totals = await hits(store, scope, 10)
         layer = store._unfolded[-1]
@@ -154,9 +156,7 @@ async def test_writers_add_up_and_each_reads_its_own_unfolded_hits(user_name):
 async def test_a_failed_fold_is_kept_and_tried_again(user_name):
     """While folds fail, commits merge into one layer (memory stays bounded); the next fold that
     works sets every cell once."""
-    scope, writer = f"{user_name}/b", f"w-{uuid.uuid4().hex}"
-    store = await opened(writer)
-    store._folder.stop()
+    scope, writer, store = await folded_by_hand(user_name)
     fold = store._counters.fold
 
     async def failing(layer: Unfolded) -> int:
