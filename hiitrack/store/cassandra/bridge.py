@@ -39,7 +39,7 @@ over ``batch_size_warn_threshold`` (5 KiB by default in Cassandra 5; the driver 
 and refuses one over ``batch_size_fail_threshold`` (50 KiB).  A batch of one partition is one
 mutation, which neither threshold checks: a partition larger than this goes alone."""
 BATCH_PARTITIONS = 10
-"""Partitions of one unlogged or counter batch: Cassandra warns past
+"""Partitions of one unlogged batch: Cassandra warns past
 ``unlogged_batch_across_partitions_warn_threshold`` (10 by default)."""
 PARTITION_BATCH_BYTES = 64 * 1024
 """Estimated bytes of one partition's writes in one batch, so that a huge commit is several
@@ -48,8 +48,6 @@ PARTITION_BYTES = 32
 ROW_BYTES = 56
 """What Cassandra counts for a partition and for a row, beyond its clustering key and values.
 Measured from its warnings (29 and 41 bytes), rounded up: a row's expiry adds to it."""
-COUNTER_BYTES = 80
-"""What Cassandra counts for a counter increment, beyond its clustering key (measured: 77)."""
 
 # Failures that mean "Cassandra cannot answer now" rather than a bug in a statement.
 UNAVAILABLE = (

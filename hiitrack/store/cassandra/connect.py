@@ -53,10 +53,10 @@ class IdempotentRetries(RetryPolicy):
 
     The driver's default sends a statement to the next node after a broken
     connection or a server error, whatever it was: when a node died under
-    load, a counter batch it had already forwarded to the other replicas was
-    applied twice.  Such a failure now reaches the write path, which answers
-    503 and reads the visitor's state again.  Timeouts and unavailable
-    replicas keep the default, which never repeats a counter write.
+    load, a counter batch (schema versions 1 to 4) it had already forwarded
+    to the other replicas was applied twice.  Such a failure of a
+    lightweight transaction now reaches its caller (503).  Timeouts and
+    unavailable replicas keep the default.
     """
 
     def on_request_error(self, query: Any, consistency: Any, error: Any, retry_num: int) -> tuple[int, Any]:
