@@ -36,7 +36,7 @@ GENERATION_CACHE = 100_000
 GENERATION_SECONDS = 10.0
 """How long a scope's counter generation is trusted before it is read again."""
 TOTALS_CACHE = 100_000
-"""Cells whose total this process remembers (about 40 MB); a fold reads the others first."""
+"""Cells whose total this process remembers; a fold reads the others first."""
 COLUMNS_PER_READ = 256
 
 READ_ROW = "SELECT col, writer, n, through FROM tallies WHERE scope = ? AND generation = ? AND row = ? AND col >= ?"
@@ -59,6 +59,8 @@ STATEMENTS = {
 
 Partition = tuple[str, uuid.UUID, bytes]
 """(stored scope, generation, row)."""
+Cell = tuple[Partition, bytes]
+"""A partition and a column."""
 
 
 class Counters:
@@ -70,7 +72,7 @@ class Counters:
         # Stored scope -> (counter generation, when it was read).
         self._generations: LRU[str, tuple[uuid.UUID, float]] = LRU(GENERATION_CACHE)
         # (partition, column) -> (this writer's total, through).
-        self._totals: LRU[tuple[Partition, bytes], tuple[int, int]] = LRU(TOTALS_CACHE)
+        self._totals: LRU[Cell, tuple[int, int]] = LRU(TOTALS_CACHE)
 
     async def _generation(self, stored_scope: str, create: bool) -> uuid.UUID | None:
         """The scope's counter generation; a new one if it has none and `create`."""
@@ -95,42 +97,46 @@ class Counters:
         scopes = sorted({stored(scope) for scope, _ in layer.rows})
         found = await gather(Deferred.fromCoroutine(self._generation(scope, create=True)) for scope in scopes)
         generations = dict(zip(scopes, found, strict=True))
-        cells = {
-            (stored(scope), generations[stored(scope)], row): columns for (scope, row), columns in layer.rows.items()
-        }
+        cells = {}
+        for (scope, row), columns in layer.rows.items():
+            stored_scope = stored(scope)
+            cells[stored_scope, generations[stored_scope], row] = columns
         await self._index.add(Entry(scope, TALLIES, generation.bytes + row) for scope, generation, row in cells)
-        await self._read_totals(cells)
         put = self._cql.statement("tallies put")
-        totals: dict[tuple[Partition, bytes], tuple[int, int]] = {}
+        totals: dict[Cell, tuple[int, int]] = {}
         writes = []
-        for partition, columns in cells.items():
-            for column, amount in columns.items():
-                n, through = self._totals.get((partition, column)) or (0, 0)
-                if through >= layer.upto:
-                    continue
-                totals[partition, column] = (n + amount, layer.upto)
-                size = ROW_BYTES + len(column) + len(self._writer) + 16
-                writes.append(Write(partition, put, (n + amount, layer.upto, *partition, column, self._writer), size))
+        for (partition, column), (n, through) in (await self._stored_totals(cells)).items():
+            if through >= layer.upto:
+                continue
+            total = n + cells[partition][column]
+            totals[partition, column] = (total, layer.upto)
+            size = ROW_BYTES + len(column) + len(self._writer) + 16
+            writes.append(Write(partition, put, (total, layer.upto, *partition, column, self._writer), size))
         await self._cql.each(packed(writes, BatchType.UNLOGGED))
-        for cell, total in totals.items():
-            self._totals.put(cell, total)
+        for cell, total_through in totals.items():
+            self._totals.put(cell, total_through)
         return len(writes)
 
-    async def _read_totals(self, cells: dict[Partition, dict[bytes, int]]) -> None:
-        """Cache this writer's stored totals of the cells the cache lacks."""
+    async def _stored_totals(self, cells: dict[Partition, dict[bytes, int]]) -> dict[Cell, tuple[int, int]]:
+        """This writer's (total, through) of each cell: from the cache, else read ((0, 0) if none)."""
+        known: dict[Cell, tuple[int, int]] = {}
         queries = []
         statement = self._cql.statement("tallies of columns")
         for partition, columns in cells.items():
-            missing = [column for column in columns if self._totals.get((partition, column)) is None]
+            missing = []
+            for column in columns:
+                cached = self._totals.get((partition, column))
+                if cached is None:
+                    missing.append(column)
+                    known[partition, column] = (0, 0)
+                else:
+                    known[partition, column] = cached
             queries += [(statement, (*partition, part)) for part in chunks(sorted(missing), COLUMNS_PER_READ)]
         for (_, (scope, generation, row, _)), found in zip(queries, await self._cql.each_rows(queries), strict=True):
             for cell in found:
                 if cell.writer == self._writer:
-                    self._totals.put(((scope, generation, row), cell.col), (cell.n, cell.through))
-        for partition, columns in cells.items():
-            for column in columns:
-                if self._totals.get((partition, column)) is None:
-                    self._totals.put((partition, column), (0, 0))
+                    known[(scope, generation, row), cell.col] = (cell.n, cell.through)
+        return known
 
     async def read_rows(
         self,
