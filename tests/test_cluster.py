@@ -239,12 +239,6 @@ class NotExact(AssertionError):
 
 
 @pytest.mark.timeout(1500)
-@pytest.mark.xfail(
-    raises=NotExact,
-    strict=False,
-    reason="issue 14's write path: a process SIGKILLed between a commit's records and its journal entry leaves"
-    " hits recorded as applied (their retries are duplicates) whose counts are lost.",
-)
 def test_a_cluster_loses_a_node_and_a_process_under_load_and_counts_every_hit_once(cluster, tmp_path):
     started = time.monotonic()
     servers = [TwistdServer(STORE, tmp_path, OPTIONS).start(timeout=120) for _ in range(2)]

@@ -9,14 +9,19 @@ tests/test_durability.py, on both stores.)
 """
 
 import uuid
+from collections.abc import Callable, Iterable
 
 import pytest
 import pytest_twisted
+from cassandra import WriteTimeout, WriteType
+from cassandra.query import BatchStatement, BatchType
 from twisted.internet import threads
+from twisted.internet.defer import Deferred
 
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore
 from hiitrack.store.cassandra.journal import Unfolded
+from hiitrack.store.kinds import VISITOR
 from tests.conftest import CASSANDRA_URI
 
 pytestmark = pytest.mark.cassandra
@@ -180,5 +185,102 @@ async def test_a_failed_fold_is_kept_and_tried_again(user_name):
     again = await opened(writer)
     try:
         assert await again.read_rows(scope, ROWS) == added(*totals)
+    finally:
+        await again.close()
+
+
+def logged_batches(
+    store: CassandraStore, outcome: Callable[[BatchStatement], tuple[bool, BaseException | None]]
+) -> list[BatchStatement]:
+    """From now on `outcome` says of each logged batch the store sends whether it reaches
+    Cassandra, and the failure it is answered with instead of its result, if any.  The logged
+    batches that reached Cassandra, each time."""
+    sent: list[BatchStatement] = []
+    outcomes = store._cql.outcomes
+
+    async def replaced(statements: Iterable[tuple[object, object]]) -> list[object]:
+        statements = list(statements)
+        given = [
+            outcome(statement)
+            if isinstance(statement, BatchStatement) and statement.batch_type == BatchType.LOGGED
+            else (True, None)
+            for statement, _ in statements
+        ]
+        sent.extend(
+            statement
+            for (statement, _), (reaches, _) in zip(statements, given, strict=True)
+            if reaches and isinstance(statement, BatchStatement)
+        )
+        real = iter(await outcomes(write for write, (reaches, _) in zip(statements, given, strict=True) if reaches))
+        results = [next(real) if reaches else None for reaches, _ in given]
+        return [result if error is None else error for (_, error), result in zip(given, results, strict=True)]
+
+    store._cql.outcomes = lambda statements: Deferred.fromCoroutine(replaced(statements))
+    return sent
+
+
+def holds(batch: BatchStatement, value: bytes) -> bool:
+    return any(value in parameter for _, _, parameters in batch._statements_and_parameters for parameter in parameters)
+
+
+def unavailable(cause: BaseException) -> StoreUnavailable:
+    error = StoreUnavailable(f"cassandra: {cause}")
+    error.__cause__ = cause
+    return error
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_timed_out_after_its_batchlog_is_counted_and_not_sent_again(user_name):
+    """Cassandra applies a logged batch once its batchlog is written: its timeout then is not a
+    failure, and sending it again would only load the cluster."""
+    scope, writer, store = await folded_by_hand(user_name)
+    try:
+        batchlog_written = unavailable(WriteTimeout("timed out", write_type=WriteType.BATCH))
+        sent = logged_batches(store, lambda batch: (True, batchlog_written))
+        increments = {(row, b"c"): 2 for row in ROWS}
+        await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, increments))
+        assert len(sent) == 1
+        assert await store.read_rows(scope, ROWS) == [{b"c": 2}] * 2
+    finally:
+        await killed(store)
+    again = await opened(writer)
+    try:
+        assert await again.read_rows(scope, ROWS) == [{b"c": 2}] * 2
+        assert await again.get(scope, VISITOR, "v") == b"state"
+    finally:
+        await again.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_commit_counts_the_units_that_landed(user_name):
+    """A commit of two units, one of which fails on every attempt: it is answered 503, and the
+    unit that landed is counted (its retried hits will be seen as applied), the other not."""
+    scope, writer, store = await folded_by_hand(user_name)
+    store._group._unit_weight = 1
+    try:
+        lost = unavailable(WriteTimeout("timed out", write_type=WriteType.BATCH_LOG))
+        logged_batches(store, lambda batch: (False, lost) if holds(batch, b"fails") else (True, None))
+        first = Deferred.fromCoroutine(
+            store.write(WriteBatch(scope, {(VISITOR, "first"): b"ok"}, {(ROWS[0], b"a"): 1}))
+        )
+        # These two wait for the first commit and go out together, as two units.
+        failing = Deferred.fromCoroutine(
+            store.write(WriteBatch(scope, {(VISITOR, "failing"): b"fails"}, {(ROWS[0], b"c"): 1}))
+        )
+        landing = Deferred.fromCoroutine(
+            store.write(WriteBatch(scope, {(VISITOR, "landing"): b"ok"}, {(ROWS[0], b"b"): 1}))
+        )
+        await first
+        for write in [failing, landing]:
+            with pytest.raises(StoreUnavailable):
+                await write
+        assert await store.read_rows(scope, ROWS) == [{b"a": 1, b"b": 1}, {}]
+    finally:
+        await killed(store)
+    again = await opened(writer)
+    try:
+        assert await again.read_rows(scope, ROWS) == [{b"a": 1, b"b": 1}, {}]
+        assert await again.get(scope, VISITOR, "landing") == b"ok"
+        assert await again.get(scope, VISITOR, "failing") is None
     finally:
         await again.close()

@@ -3,8 +3,10 @@
 While one commit is in flight, new batches wait; when it ends they all go
 out together, merged.  Under load a commit carries many requests and the
 store's per-commit cost (an fsync, a round trip) is shared; with no load a
-batch goes out at once.  Both backends use this.  Tests:
-tests/test_store_contract.py.
+batch goes out at once.  A store that can make only so much one atomic
+write (Cassandra's logged batches) has a commit cut into *units* of whole
+batches, each merged on its own.  Both backends use this.  Tests:
+tests/test_store_contract.py, tests/test_write_behind.py.
 """
 
 import time
@@ -87,15 +89,26 @@ def merge(batches: Iterable[WriteBatch]) -> MergedWrite:
 
 
 class GroupCommitter:
-    """Feeds `commit` one merged write at a time; answers each batch after it.
+    """Feeds `commit` the units of one commit at a time; answers each batch after it.
 
     `max_batches` bounds how many requests one commit carries, so that a
-    burst does not become one huge transaction.
+    burst does not become one huge transaction.  With `weigh`, consecutive
+    batches are merged into one unit while their weights stay within
+    `unit_weight` (a heavier batch is a unit alone); without it a commit is
+    one unit.
     """
 
-    def __init__(self, commit: Callable[[MergedWrite], Deferred], max_batches: int = 2000) -> None:
+    def __init__(
+        self,
+        commit: Callable[[list[MergedWrite]], Deferred],
+        max_batches: int = 2000,
+        weigh: Callable[[WriteBatch], int] | None = None,
+        unit_weight: int = 0,
+    ) -> None:
         self._commit = commit
         self._max_batches = max_batches
+        self._weigh = weigh
+        self._unit_weight = unit_weight
         self._waiting: list[tuple[WriteBatch, Deferred]] = []
         self._in_flight: Deferred | None = None
         self.commits = 0
@@ -119,12 +132,26 @@ class GroupCommitter:
         del self._waiting[: self._max_batches]
         self.commits += 1
         self.batches += len(group)
-        merged = merge(batch for batch, _ in group)
+        units = self._units([batch for batch, _ in group])
         METRICS.commit_batches.observe(len(group))
-        METRICS.commit_cells.observe(len(merged))
+        METRICS.commit_cells.observe(sum(len(unit) for unit in units))
         started = time.monotonic()
-        self._in_flight = self._commit(merged)
+        self._in_flight = self._commit(units)
         self._in_flight.addBoth(self._finished, group, started)
+
+    def _units(self, batches: list[WriteBatch]) -> list[MergedWrite]:
+        if self._weigh is None:
+            return [merge(batches)]
+        units: list[MergedWrite] = []
+        unit, weight = MergedWrite(), 0
+        for batch in batches:
+            batch_weight = self._weigh(batch)
+            if unit and weight + batch_weight > self._unit_weight:
+                units.append(unit)
+                unit, weight = MergedWrite(), 0
+            unit.add(batch)
+            weight += batch_weight
+        return [*units, unit]
 
     def _finished(self, result: object, group: list[tuple[WriteBatch, Deferred]], started: float) -> None:
         METRICS.commit_seconds.observe(time.monotonic() - started)

@@ -9,7 +9,7 @@ Many statements at once (`Cql.each`) are started and followed on the I/O
 thread, which wakes the reactor once, when the last has ended: a wake-up per
 statement cost an eighth of the reactor's time on a commit-heavy load.
 `packed` puts a commit's writes into as few batches as Cassandra takes
-without a warning.  A failure of the cluster (down, overloaded, slow)
+without a warning; `logged` makes writes one atomic batch.  A failure of the cluster (down, overloaded, slow)
 becomes `StoreUnavailable`.  Tests: tests/test_cassandra.py,
 tests/test_cassandra_outage.py.
 """
@@ -18,7 +18,7 @@ import threading
 from collections.abc import Hashable, Iterable
 from typing import Any, NamedTuple
 
-from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable
+from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable, WriteTimeout, WriteType
 from cassandra.cluster import NoHostAvailable, ResponseFuture
 from cassandra.connection import ConnectionException
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 from hiitrack.store.cassandra.connect import idempotent
 from hiitrack.store.interface import StoreUnavailable
 
-__all__ = ["Cql", "Write", "deferred_from_future", "gather", "packed", "translated"]
+__all__ = ["Cql", "Write", "batch_logged", "deferred_from_future", "gather", "logged", "packed", "translated"]
 
 MAX_IN_FLIGHT = 64
 """Statements one commit, read or drop keeps in flight at once."""
@@ -75,6 +75,14 @@ def translated(error: BaseException) -> BaseException:
         unavailable.__cause__ = error
         return unavailable
     return error
+
+
+def batch_logged(error: BaseException) -> bool:
+    """Whether `error` is a logged batch's timeout after its batchlog was written: Cassandra
+    applies such a batch whole, later if not now (its coordinator or a batchlog replica
+    replays it)."""
+    cause = error.__cause__ if isinstance(error, StoreUnavailable) else error
+    return isinstance(cause, WriteTimeout) and getattr(cause, "write_type", None) == WriteType.BATCH
 
 
 def _unavailable(failure: Failure) -> Failure:
@@ -139,6 +147,11 @@ def packed(writes: Iterable[Write], batch_type: BatchType) -> list[tuple[Any, An
     return [_statement(group, batch_type) for group in groups]
 
 
+def logged(writes: list[Write]) -> tuple[Any, Any]:
+    """`writes` as one statement that Cassandra applies whole or not at all: a logged batch (or the write itself)."""
+    return _statement(writes, BatchType.LOGGED)
+
+
 def _pieces(partition: list[Write]) -> Iterable[tuple[list[Write], int]]:
     """One partition's writes in pieces of at most `PARTITION_BATCH_BYTES` (or one write), with their sizes."""
     piece: list[Write] = []
@@ -166,9 +179,11 @@ def _statement(group: list[Write], batch_type: BatchType) -> tuple[Any, Any]:
 
 class _Phase:
     """Statements run from the driver's I/O thread, `MAX_IN_FLIGHT` at a time; the reactor is
-    woken once, when every one has ended, with their results in order or the first failure."""
+    woken once, when every one has ended, with their results in order or the first failure
+    (with `settle`, each one's result or failure)."""
 
-    def __init__(self, reactor: Any, session: Any, statements: list[tuple[Any, Any]]) -> None:
+    def __init__(self, reactor: Any, session: Any, statements: list[tuple[Any, Any]], settle: bool = False) -> None:
+        self._settle = settle
         self._reactor = reactor
         self._session = session
         self._statements = statements
@@ -228,7 +243,14 @@ class _Phase:
             self._start_next()
 
     def _finish(self) -> None:
-        if self._errors:
+        if self._settle:
+            self.done.callback(
+                [
+                    translated(self._errors[at]) if at in self._errors else future.result()
+                    for at, future in enumerate(self._futures)
+                ]
+            )
+        elif self._errors:
             self.done.errback(translated(self._errors[min(self._errors)]))
         else:
             self.done.callback([future.result() for future in self._futures])
@@ -292,6 +314,16 @@ class Cql:
         if self._session is None:
             return fail(StoreUnavailable("cassandra: the store is not open"))
         return _Phase(self._reactor, self._session, pending).start()
+
+    def outcomes(self, statements: Iterable[tuple[Any, Any]]) -> Deferred:
+        """Run every (statement, parameters) as `each` does; each one's result or failure, in order."""
+        pending = list(statements)
+        if not pending:
+            return succeed([])
+        if self._session is None:
+            error = StoreUnavailable("cassandra: the store is not open")
+            return succeed([error for _ in pending])
+        return _Phase(self._reactor, self._session, pending, settle=True).start()
 
     async def each_rows(self, queries: Iterable[tuple[Any, Any]]) -> list[list]:
         """Every row of every query, a bounded number in flight; per query, in order."""

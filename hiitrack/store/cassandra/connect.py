@@ -179,3 +179,13 @@ def cluster(settings: Settings) -> Cluster:
         # resumes soon after it is back (the default backs off to 10 minutes).
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
     )
+
+
+_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 * 1024}
+
+
+def batch_warn_bytes(session: Any) -> int | None:
+    """The node's ``batch_size_warn_threshold`` in bytes, None if it does not say (blocking)."""
+    row = session.execute("SELECT value FROM system_views.settings WHERE name = 'batch_size_warn_threshold'").one()
+    match = re.fullmatch(r"(\d+)(B|KiB|MiB)", row.value if row else "")
+    return int(match[1]) * _UNITS[match[2]] if match else None

@@ -13,15 +13,15 @@ cells may already hold it.  Tests: tests/test_write_behind.py.
 
 import pickle
 from collections.abc import Iterator, Mapping
-from typing import Any
 
-from hiitrack.store.cassandra.bridge import Cql
+from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write
 
 __all__ = ["ENTRY_CELLS", "Increments", "Journal", "STATEMENTS", "Unfolded"]
 
 Increments = Mapping[tuple[str, bytes, bytes], int]
 """Amounts by (scope, row, column)."""
 
+JOURNAL = "journal"
 PAGE = 1024
 """Entries per journal partition."""
 ENTRY_CELLS = 8192
@@ -59,9 +59,21 @@ class Unfolded:
 
 
 def _entries(increments: Increments) -> Iterator[bytes]:
+    """Pickled chunks of `increments`, each a {(scope, row): {column: amount}} (a row's key once)."""
     items = list(increments.items())
     for at in range(0, len(items), ENTRY_CELLS):
-        yield pickle.dumps(dict(items[at : at + ENTRY_CELLS]), protocol=pickle.HIGHEST_PROTOCOL)
+        rows: dict[tuple[str, bytes], dict[bytes, int]] = {}
+        for (scope, row, column), amount in items[at : at + ENTRY_CELLS]:
+            rows.setdefault((scope, row), {})[column] = amount
+        yield pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _loaded(entry: bytes) -> Increments:
+    """An entry's increments; entries journaled before rows were grouped hold them flat."""
+    loaded = pickle.loads(entry)
+    if loaded and len(next(iter(loaded))) == 3:
+        return loaded
+    return {(scope, row, column): n for (scope, row), columns in loaded.items() for column, n in columns.items()}
 
 
 class Journal:
@@ -82,7 +94,7 @@ class Journal:
             found = await self._cql.rows("journal read", (self.writer, page, folded))
             if not found:
                 break
-            entries += [(entry.seq, pickle.loads(entry.increments)) for entry in found]
+            entries += [(entry.seq, _loaded(entry.increments)) for entry in found]
             page += 1
         self.last = max([folding, *(seq for seq, _ in entries)])
         return folded, folding, entries
@@ -95,10 +107,15 @@ class Journal:
             numbered.append((self.last, entry))
         return numbered
 
-    def appends(self, entries: list[tuple[int, bytes]]) -> list[tuple[Any, tuple]]:
-        """The statements that write `entries` (any number of times)."""
+    def appends(self, entries: list[tuple[int, bytes]]) -> list[Write]:
+        """The writes of `entries` (any number of times)."""
         add = self._cql.statement("journal add")
-        return [(add, (self.writer, seq // PAGE, seq, entry)) for seq, entry in entries]
+        return [
+            Write(
+                (JOURNAL, self.writer, seq // PAGE), add, (self.writer, seq // PAGE, seq, entry), ROW_BYTES + len(entry)
+            )
+            for seq, entry in entries
+        ]
 
     async def folding(self, upto: int) -> None:
         await self._cql.execute("writer folding", (upto, self.writer))

@@ -4,10 +4,10 @@ Opening connects (connect.py), brings the keyspace to the current schema
 version (schema/), prepares every statement, and folds what the journal
 holds past this writer's last fold; the driver does the first three
 blocking, so they run in a thread, the rest through bridge.py.  Writes go
-through the shared `GroupCommitter`: a commit lists new partitions in the
-scope index (partitions.py), writes records in as few batches as Cassandra
-takes without a warning, then appends its increments to the journal
-(journal.py), and is answered.  Every `FOLD_SECONDS` the increments
+through the shared `GroupCommitter`, which cuts a commit into units of a few
+hits: a commit lists new partitions in the scope index (partitions.py),
+then writes each unit's records and its journal entry (journal.py) as one
+logged batch, which Cassandra applies whole or not at all, and is answered.  Every `FOLD_SECONDS` the increments
 journaled since the last fold go to the counter cells (counters.py) in one
 pass: a cell shared by many hits is written once.  A node that is down,
 overloaded or slow turns into `StoreUnavailable` (HTTP 503) within
@@ -18,7 +18,7 @@ tests/test_cassandra_outage.py, tests/test_write_behind.py.
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cassandra.cluster import Cluster
@@ -31,8 +31,8 @@ from twisted.logger import Logger
 
 from hiitrack.metrics import METRICS
 from hiitrack.store.cassandra import schema
-from hiitrack.store.cassandra.bridge import Cql, packed, translated
-from hiitrack.store.cassandra.connect import Settings, cluster
+from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, batch_logged, logged, packed, translated
+from hiitrack.store.cassandra.connect import Settings, batch_warn_bytes, cluster
 from hiitrack.store.cassandra.counters import STATEMENTS as COUNTER_STATEMENTS
 from hiitrack.store.cassandra.counters import TALLIES, Counters
 from hiitrack.store.cassandra.journal import STATEMENTS as JOURNAL_STATEMENTS
@@ -54,6 +54,22 @@ WRITE_ATTEMPTS = 2
 """Attempts at a commit's records or journal entry before its requests are answered 503."""
 FOLD_SECONDS = 1.0
 """How often journaled increments are folded into the counter cells."""
+UNIT_BYTES = 24 * 1024
+"""Estimated bytes of the hits one logged batch carries: fewer, larger batches cost Cassandra
+less per hit, and Cassandra logs a warning for each batch over ``batch_size_warn_threshold``
+(5 KiB by default; docs/cassandra.md says to raise it)."""
+LOGGED_BATCH_BYTES = 40 * 1024
+"""Bytes of a commit's unit past which it is not one logged batch: Cassandra refuses batches over
+``batch_size_fail_threshold`` (50 KiB by default).  Only a single request this large (an
+import's) is such a unit."""
+CELL_BYTES = 24
+"""What an increment adds to a journal entry, beyond its row and column (an overestimate)."""
+
+
+def _weight(batch: WriteBatch) -> int:
+    """A batch's bytes in a logged batch, estimated high: its records and its journal entry."""
+    records = sum(ROW_BYTES + len(key) + len(value) for (_, key), value in batch.records.items())
+    return records + sum(len(row) + len(column) + CELL_BYTES for row, column in batch.increments)
 
 
 class CassandraStore:
@@ -73,7 +89,9 @@ class CassandraStore:
         self._one_fold = DeferredLock()
         self._folder = LoopingCall(lambda: Deferred.fromCoroutine(self._tick()))
         self._folder.clock = self._reactor
-        self._group = GroupCommitter(lambda merged: Deferred.fromCoroutine(self._commit(merged)))
+        self._group = GroupCommitter(
+            lambda units: Deferred.fromCoroutine(self._commit(units)), weigh=_weight, unit_weight=UNIT_BYTES
+        )
 
     @classmethod
     def from_uri(cls, uri: str, kinds: Kinds = KINDS, reactor: Any = None, **options: Any) -> "CassandraStore":
@@ -117,6 +135,15 @@ class CassandraStore:
         try:
             session = connecting.connect()
             schema.migrate(session, self.settings.keyspace, self.settings.replication)
+            warned_over = batch_warn_bytes(session)
+            if warned_over is not None and warned_over < UNIT_BYTES:
+                _log.warn(
+                    "cassandra: batch_size_warn_threshold is {bytes} bytes; HiiTrack writes logged batches"
+                    " of up to {unit} bytes, so the nodes log a warning for many: raise it to 64KiB"
+                    " (docs/cassandra.md)",
+                    bytes=warned_over,
+                    unit=UNIT_BYTES,
+                )
             statements = {**self._records.statements(), **COUNTER_STATEMENTS, **JOURNAL_STATEMENTS, **INDEX_STATEMENTS}
             self._cql.connected(session, statements)
         except BaseException as error:
@@ -177,39 +204,70 @@ class CassandraStore:
         check_batch(self._kinds, batch)
         await self._group.write(batch)
 
-    async def _commit(self, merged: MergedWrite) -> None:
-        record_entries, records = self._records.upserts(merged)
+    async def _commit(self, units: list[MergedWrite]) -> None:
+        entries, atomic, split = [], [], []
+        for unit in units:
+            unit_entries, records = self._records.upserts(unit)
+            entries += unit_entries
+            journaled = self._journal.number(unit.increments) if unit.increments else []
+            appends = self._journal.appends(journaled)
+            if sum(write.size for write in records) + sum(write.size for write in appends) <= LOGGED_BATCH_BYTES:
+                atomic.append((unit, records + appends, journaled))
+            else:
+                split.append((unit, records, appends, journaled))
         # The index first: a partition is never written without being findable by drop.
-        await self._index.add(record_entries)
+        await self._index.add(entries)
         # Cleared parts before the records they may precede (a batch's contract).
-        await self._sent(self._records.clears(merged))
-        # Records (visitor state, insert ids) before the journal: Cassandra
-        # cannot make both one atomic write, and if the process dies between
-        # them a retried hit is then seen as applied (an undercount at
-        # worst), never counted twice.
-        await self._sent(packed(records, BatchType.UNLOGGED))
-        if not merged.increments:
-            return
-        entries = self._journal.number(merged.increments)
-        # Counted from now on, even if the append fails: the records are
-        # written, so a retry of these hits is answered as applied.
-        self._unfolded[-1].add(entries[-1][0], merged.increments)
-        await self._sent(self._journal.appends(entries))
+        await self._sent([clear for unit in units for clear in self._records.clears(unit)])
 
-    async def _sent(self, writes: list[tuple[Any, Any]]) -> None:
-        """Writes that can run twice, sent again after a failure (`WRITE_ATTEMPTS` in all).
+        # A unit's records (visitor state, history, insert ids) and its
+        # journal entry land together or not at all: a process killed
+        # mid-commit leaves no hit seen as applied but not counted.  A unit
+        # is counted once its batch is applied, or sure to be.
+        def landed(at: int) -> None:
+            if at < len(atomic) and atomic[at][2]:
+                unit, _, journaled = atomic[at]
+                self._unfolded[-1].add(journaled[-1][0], unit.increments)
+
+        whole = [logged(writes) for _, writes, _ in atomic]
+        parts = [part for _, records, _, _ in split for part in packed(records, BatchType.UNLOGGED)]
+        await self._sent(whole + parts, landed)
+        # A unit too large for one batch (an import's): its records are
+        # written, so a retry of its hits is answered as applied; it is
+        # counted from now on, even if its journal entries fail.
+        for unit, _, _, journaled in split:
+            if journaled:
+                self._unfolded[-1].add(journaled[-1][0], unit.increments)
+        await self._sent([(write.statement, write.parameters) for _, _, appends, _ in split for write in appends])
+
+    async def _sent(self, writes: list[tuple[Any, Any]], landed: Callable[[int], None] | None = None) -> None:
+        """Writes that can run twice, those that failed sent again (`WRITE_ATTEMPTS` in all);
+        `landed` is told each one's index once it is applied, or sure to be.
 
         A node killed mid-write makes some of them time out; what did land
         is kept, and sending again, now to live replicas, finishes the
-        commit where giving up would leave part of it written.
+        commit where giving up would leave part of it written.  A logged
+        batch that timed out after its batchlog was written is applied by
+        Cassandra itself: it is not sent again.
         """
+        pending = list(range(len(writes)))
         for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                await self._cql.each(writes)
+            outcomes = await self._cql.outcomes(writes[at] for at in pending)
+            failed, errors = [], []
+            for at, outcome in zip(pending, outcomes, strict=True):
+                if not isinstance(outcome, BaseException) or batch_logged(outcome):
+                    if landed is not None:
+                        landed(at)
+                else:
+                    failed.append(at)
+                    errors.append(outcome)
+            if not failed:
                 return
-            except StoreUnavailable:
-                if attempt == WRITE_ATTEMPTS:
-                    raise
+            # Every success is told before the first failure is raised.
+            final = [error for error in errors if not isinstance(error, StoreUnavailable)]
+            if final or attempt == WRITE_ATTEMPTS:
+                raise (final or errors)[0]
+            pending = failed
 
     async def fold(self) -> None:
         """Fold everything journaled so far into the counter cells, oldest layer first (commits

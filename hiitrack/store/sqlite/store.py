@@ -260,7 +260,9 @@ class SQLiteStore:
         check_batch(self._kinds, batch)
         await self._group.write(batch)
 
-    def _commit(self, merged: MergedWrite) -> Deferred:
+    def _commit(self, units: list[MergedWrite]) -> Deferred:
+        # One unit (no weigh given to the GroupCommitter): a transaction holds any amount.
+        (merged,) = units
         now = int(self._clock())
         # (statement, parameters) by statement, in the order a batch promises: removals, then records.
         changes: defaultdict[str, list[tuple]] = defaultdict(list)
