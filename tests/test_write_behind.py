@@ -229,13 +229,21 @@ def unavailable(cause: BaseException) -> StoreUnavailable:
     return error
 
 
+@pytest.mark.parametrize(
+    "timeout",
+    [
+        WriteTimeout("replicas timed out", write_type=WriteType.BATCH),
+        # Two batchlog nodes were asked, one answered: it replays the batch.
+        WriteTimeout("batchlog timed out", write_type=WriteType.BATCH_LOG, received_responses=1),
+    ],
+)
 @pytest_twisted.ensureDeferred
-async def test_a_batch_timed_out_after_its_batchlog_is_counted_and_not_sent_again(user_name):
-    """Cassandra applies a logged batch once its batchlog is written: its timeout then is not a
+async def test_a_batch_timed_out_after_its_batchlog_is_counted_and_not_sent_again(user_name, timeout):
+    """Cassandra applies a logged batch once its batchlog is stored: its timeout then is not a
     failure, and sending it again would only load the cluster."""
     scope, writer, store = await folded_by_hand(user_name)
     try:
-        batchlog_written = unavailable(WriteTimeout("timed out", write_type=WriteType.BATCH))
+        batchlog_written = unavailable(timeout)
         sent = logged_batches(store, lambda batch: (True, batchlog_written))
         increments = {(row, b"c"): 2 for row in ROWS}
         await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, increments))

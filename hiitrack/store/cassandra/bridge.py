@@ -78,11 +78,18 @@ def translated(error: BaseException) -> BaseException:
 
 
 def batch_logged(error: BaseException) -> bool:
-    """Whether `error` is a logged batch's timeout after its batchlog was written: Cassandra
-    applies such a batch whole, later if not now (its coordinator or a batchlog replica
-    replays it)."""
+    """Whether `error` is a logged batch's timeout once its batchlog is stored on a node:
+    Cassandra applies such a batch whole, later if not now (the coordinator, or the node that
+    holds the batchlog, replays it)."""
     cause = error.__cause__ if isinstance(error, StoreUnavailable) else error
-    return isinstance(cause, WriteTimeout) and getattr(cause, "write_type", None) == WriteType.BATCH
+    if not isinstance(cause, WriteTimeout):
+        return False
+    write_type = getattr(cause, "write_type", None)
+    # BATCH: the batchlog was written.  BATCH_LOG: its write timed out, but a node that
+    # acknowledged it holds it (seen as two nodes chose one that had just died).
+    return write_type == WriteType.BATCH or (
+        write_type == WriteType.BATCH_LOG and (getattr(cause, "received_responses", 0) or 0) >= 1
+    )
 
 
 def _unavailable(failure: Failure) -> Failure:
