@@ -212,24 +212,32 @@ class CassandraStore:
             journaled = self._journal.number(unit.increments) if unit.increments else []
             appends = self._journal.appends(journaled)
             if sum(write.size for write in records) + sum(write.size for write in appends) <= LOGGED_BATCH_BYTES:
-                atomic.append((unit, records + appends, journaled))
+                atomic.append((unit, records + appends, journaled, appends))
             else:
                 split.append((unit, records, appends, journaled))
         # The index first: a partition is never written without being findable by drop.
         await self._index.add(entries)
         # Cleared parts before the records they may precede (a batch's contract).
         await self._sent([clear for unit in units for clear in self._records.clears(unit)])
-
         # A unit's records (visitor state, history, insert ids) and its
         # journal entry land together or not at all: a process killed
         # mid-commit leaves no hit seen as applied but not counted.  A unit
         # is counted once its batch is applied, or sure to be.
-        def landed(at: int) -> None:
-            if at < len(atomic) and atomic[at][2]:
-                unit, _, journaled = atomic[at]
-                self._unfolded[-1].add(journaled[-1][0], unit.increments)
+        journal_writes = [write for _, _, appends, _ in split for write in appends]
 
-        whole = [logged(writes) for _, writes, _ in atomic]
+        def landed(at: int, later: bool) -> None:
+            if at < len(atomic) and atomic[at][2]:
+                unit, _, journaled, appends = atomic[at]
+                self._unfolded[-1].add(journaled[-1][0], unit.increments)
+                if later:
+                    # Cassandra replays the batch within seconds; a restart
+                    # before that must find its journal entry all the same.
+                    _log.info(
+                        "cassandra: a logged batch timed out once in a batchlog: its journal entry is written again"
+                    )
+                    journal_writes.extend(appends)
+
+        whole = [logged(writes) for _, writes, _, _ in atomic]
         parts = [part for _, records, _, _ in split for part in packed(records, BatchType.UNLOGGED)]
         await self._sent(whole + parts, landed)
         # A unit too large for one batch (an import's): its records are
@@ -238,11 +246,11 @@ class CassandraStore:
         for unit, _, _, journaled in split:
             if journaled:
                 self._unfolded[-1].add(journaled[-1][0], unit.increments)
-        await self._sent([(write.statement, write.parameters) for _, _, appends, _ in split for write in appends])
+        await self._sent([(write.statement, write.parameters) for write in journal_writes])
 
-    async def _sent(self, writes: list[tuple[Any, Any]], landed: Callable[[int], None] | None = None) -> None:
+    async def _sent(self, writes: list[tuple[Any, Any]], landed: Callable[[int, bool], None] | None = None) -> None:
         """Writes that can run twice, those that failed sent again (`WRITE_ATTEMPTS` in all);
-        `landed` is told each one's index once it is applied, or sure to be.
+        `landed` is told each one's index once it is applied, and whether Cassandra applies it later.
 
         A node killed mid-write makes some of them time out; what did land
         is kept, and sending again, now to live replicas, finishes the
@@ -257,7 +265,7 @@ class CassandraStore:
             for at, outcome in zip(pending, outcomes, strict=True):
                 if not isinstance(outcome, BaseException) or batch_logged(outcome):
                     if landed is not None:
-                        landed(at)
+                        landed(at, isinstance(outcome, BaseException))
                 else:
                     failed.append(at)
                     errors.append(outcome)
