@@ -31,7 +31,7 @@ from twisted.logger import Logger
 
 from hiitrack.metrics import METRICS
 from hiitrack.store.cassandra import schema
-from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, batch_logged, logged, packed, translated
+from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, batch_logged, logged, packed, translated
 from hiitrack.store.cassandra.connect import Settings, batch_warn_bytes, cluster
 from hiitrack.store.cassandra.counters import STATEMENTS as COUNTER_STATEMENTS
 from hiitrack.store.cassandra.counters import TALLIES, Counters
@@ -212,7 +212,7 @@ class CassandraStore:
             journaled = self._journal.number(unit.increments) if unit.increments else []
             appends = self._journal.appends(journaled)
             if sum(write.size for write in records) + sum(write.size for write in appends) <= LOGGED_BATCH_BYTES:
-                atomic.append((unit, records + appends, journaled, appends))
+                atomic.append((unit, records + appends, journaled))
             else:
                 split.append((unit, records, appends, journaled))
         # The index first: a partition is never written without being findable by drop.
@@ -223,21 +223,21 @@ class CassandraStore:
         # journal entry land together or not at all: a process killed
         # mid-commit leaves no hit seen as applied but not counted.  A unit
         # is counted once its batch is applied, or sure to be.
-        journal_writes = [write for _, _, appends, _ in split for write in appends]
+        replayed: list[Write] = []
 
         def landed(at: int, later: bool) -> None:
-            if at < len(atomic) and atomic[at][2]:
-                unit, _, journaled, appends = atomic[at]
+            if at >= len(atomic):
+                return
+            unit, writes, journaled = atomic[at]
+            if journaled:
                 self._unfolded[-1].add(journaled[-1][0], unit.increments)
-                if later:
-                    # Cassandra replays the batch within seconds; a restart
-                    # before that must find its journal entry all the same.
-                    _log.info(
-                        "cassandra: a logged batch timed out once in a batchlog: its journal entry is written again"
-                    )
-                    journal_writes.extend(appends)
+            if later:
+                # Cassandra replays the batch within seconds; a restart, or
+                # the visitor's next hit, before that must find it all the same.
+                _log.info("cassandra: a logged batch timed out once in a batchlog: its writes are sent again")
+                replayed.extend(writes)
 
-        whole = [logged(writes) for _, writes, _, _ in atomic]
+        whole = [logged(writes) for _, writes, _ in atomic]
         parts = [part for _, records, _, _ in split for part in packed(records, BatchType.UNLOGGED)]
         await self._sent(whole + parts, landed)
         # A unit too large for one batch (an import's): its records are
@@ -246,7 +246,8 @@ class CassandraStore:
         for unit, _, _, journaled in split:
             if journaled:
                 self._unfolded[-1].add(journaled[-1][0], unit.increments)
-        await self._sent([(write.statement, write.parameters) for write in journal_writes])
+        journal = [(write.statement, write.parameters) for _, _, appends, _ in split for write in appends]
+        await self._sent(journal + packed(replayed, BatchType.UNLOGGED))
 
     async def _sent(self, writes: list[tuple[Any, Any]], landed: Callable[[int, bool], None] | None = None) -> None:
         """Writes that can run twice, those that failed sent again (`WRITE_ATTEMPTS` in all);
