@@ -7,9 +7,9 @@ blocking, so they run in a thread, the rest through bridge.py.  Writes go
 through the shared `GroupCommitter`, which cuts a commit into units of a few
 hits: a commit lists new partitions in the scope index (partitions.py),
 then writes each unit's records and its journal entry (journal.py) as one
-logged batch, which Cassandra applies whole or not at all, and is answered.  Every `FOLD_SECONDS` the increments
-journaled since the last fold go to the counter cells (counters.py) in one
-pass: a cell shared by many hits is written once.  A node that is down,
+logged batch, which Cassandra applies whole or not at all, and is
+answered.  Every `FOLD_SECONDS` the increments journaled since the last
+fold go to the counter cells (counters.py) in one pass: a cell shared by many hits is written once.  A node that is down,
 overloaded or slow turns into `StoreUnavailable` (HTTP 503) within
 `REQUEST_TIMEOUT`; the driver reconnects by itself, and a fold that failed
 is tried again at the next tick.  Tests: tests/test_store_contract.py,
@@ -51,7 +51,7 @@ _log = Logger()
 OPEN_TIMEOUT = 180.0
 """A backstop for the whole open, should the driver itself hang."""
 WRITE_ATTEMPTS = 2
-"""Attempts at a commit's records or journal entry before its requests are answered 503."""
+"""Attempts at each of a commit's writes before its requests are answered 503."""
 FOLD_SECONDS = 1.0
 """How often journaled increments are folded into the counter cells."""
 UNIT_BYTES = 24 * 1024
