@@ -9,8 +9,9 @@ hits: a commit lists new partitions in the scope index (partitions.py),
 then writes each unit's records and its journal entry (journal.py) as one
 logged batch, which Cassandra applies whole or not at all, and is
 answered.  Every `FOLD_SECONDS` the increments journaled since the last
-fold go to the counter cells (counters.py) in one pass: a cell shared by many hits is written once.  A node that is down,
-overloaded or slow turns into `StoreUnavailable` (HTTP 503) within
+fold go to the counter cells (counters.py) in one pass: a cell shared by
+many hits is written once.  A node that is down, overloaded or slow turns
+into `StoreUnavailable` (HTTP 503) within
 `REQUEST_TIMEOUT`; the driver reconnects by itself, and a fold that failed
 is tried again at the next tick.  Tests: tests/test_store_contract.py,
 tests/test_cassandra.py, tests/test_migrations.py,
