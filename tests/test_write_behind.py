@@ -8,6 +8,7 @@ killed one had folded.  (A real SIGKILL of a real twistd under load is
 tests/test_durability.py, on both stores.)
 """
 
+import pickle
 import uuid
 from collections.abc import Callable, Iterable
 
@@ -293,3 +294,20 @@ async def test_a_failed_commit_counts_the_units_that_landed(user_name):
         assert await again.get(scope, VISITOR, "failing") is None
     finally:
         await again.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_entries_journaled_flat_before_rows_were_grouped_still_replay(user_name):
+    """Journals written by the first version of write-behind hold (scope, row, column) keys."""
+    scope, writer = f"{user_name}/b", f"w-{uuid.uuid4().hex}"
+    other = await opened(f"w-{uuid.uuid4().hex}")
+    try:
+        flat = {(scope, ROWS[0], b"a"): 3, (scope, ROWS[1], b"b"): 1}
+        await other._cql.execute("journal add", (writer, 0, 1, pickle.dumps(flat)))
+    finally:
+        await other.close()
+    store = await opened(writer)
+    try:
+        assert await store.read_rows(scope, ROWS) == [{b"a": 3}, {b"b": 1}]
+    finally:
+        await store.close()

@@ -16,10 +16,12 @@ from collections.abc import Iterator, Mapping
 
 from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write
 
-__all__ = ["ENTRY_CELLS", "Increments", "Journal", "STATEMENTS", "Unfolded"]
+__all__ = ["ENTRY_CELLS", "Increments", "Journal", "Rows", "STATEMENTS", "Unfolded"]
 
 Increments = Mapping[tuple[str, bytes, bytes], int]
-"""Amounts by (scope, row, column)."""
+"""Amounts by (scope, row, column), as a commit has them."""
+Rows = dict[tuple[str, bytes], dict[bytes, int]]
+"""Amounts by (scope, row), then column: a journal entry, each row's key once."""
 
 JOURNAL = "journal"
 PAGE = 1024
@@ -48,32 +50,40 @@ class Unfolded:
     def __bool__(self) -> bool:
         return self.upto > self.after
 
-    def add(self, seq: int, increments: Increments) -> None:
+    def add(self, seq: int, entry: Rows) -> None:
         rows = self.rows
-        for (scope, row, column), amount in increments.items():
-            cells = rows.get((scope, row))
+        for key, columns in entry.items():
+            cells = rows.get(key)
             if cells is None:
-                cells = rows[scope, row] = {}
-            cells[column] = cells.get(column, 0) + amount
+                rows[key] = dict(columns)
+                continue
+            for column, amount in columns.items():
+                cells[column] = cells.get(column, 0) + amount
         self.upto = max(self.upto, seq)
 
 
-def _entries(increments: Increments) -> Iterator[bytes]:
-    """Pickled chunks of `increments`, each a {(scope, row): {column: amount}} (a row's key once)."""
+def _entries(increments: Increments) -> Iterator[Rows]:
+    """`increments` in entries of at most `ENTRY_CELLS` cells."""
     items = list(increments.items())
     for at in range(0, len(items), ENTRY_CELLS):
-        rows: dict[tuple[str, bytes], dict[bytes, int]] = {}
+        rows: Rows = {}
         for (scope, row, column), amount in items[at : at + ENTRY_CELLS]:
-            rows.setdefault((scope, row), {})[column] = amount
-        yield pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+            cells = rows.get((scope, row))
+            if cells is None:
+                cells = rows[scope, row] = {}
+            cells[column] = amount
+        yield rows
 
 
-def _loaded(entry: bytes) -> Increments:
-    """An entry's increments; entries journaled before rows were grouped hold them flat."""
+def _loaded(entry: bytes) -> Rows:
+    """An entry's rows; entries journaled before rows were grouped hold (scope, row, column) keys."""
     loaded = pickle.loads(entry)
-    if loaded and len(next(iter(loaded))) == 3:
+    if not loaded or len(next(iter(loaded))) == 2:
         return loaded
-    return {(scope, row, column): n for (scope, row), columns in loaded.items() for column, n in columns.items()}
+    rows: Rows = {}
+    for (scope, row, column), amount in loaded.items():
+        rows.setdefault((scope, row), {})[column] = amount
+    return rows
 
 
 class Journal:
@@ -83,12 +93,12 @@ class Journal:
         self.last = 0
         """The last entry number given out."""
 
-    async def open(self) -> tuple[int, int, list[tuple[int, Increments]]]:
+    async def open(self) -> tuple[int, int, list[tuple[int, Rows]]]:
         """(folded, folding, the entries after `folded` in order); numbering resumes after them all."""
         row = (await self._cql.execute("writer read", (self.writer,))).one()
         folded = (row.folded or 0) if row else 0
         folding = max(folded, (row.folding or 0) if row else 0)
-        entries: list[tuple[int, Increments]] = []
+        entries: list[tuple[int, Rows]] = []
         page = (folded + 1) // PAGE
         while True:
             found = await self._cql.rows("journal read", (self.writer, page, folded))
@@ -99,7 +109,7 @@ class Journal:
         self.last = max([folding, *(seq for seq, _ in entries)])
         return folded, folding, entries
 
-    def number(self, increments: Increments) -> list[tuple[int, bytes]]:
+    def number(self, increments: Increments) -> list[tuple[int, Rows]]:
         """The entries of one commit, numbered in order."""
         numbered = []
         for entry in _entries(increments):
@@ -107,15 +117,17 @@ class Journal:
             numbered.append((self.last, entry))
         return numbered
 
-    def appends(self, entries: list[tuple[int, bytes]]) -> list[Write]:
+    def appends(self, entries: list[tuple[int, Rows]]) -> list[Write]:
         """The writes of `entries` (any number of times)."""
         add = self._cql.statement("journal add")
-        return [
-            Write(
-                (JOURNAL, self.writer, seq // PAGE), add, (self.writer, seq // PAGE, seq, entry), ROW_BYTES + len(entry)
+        writes = []
+        for seq, rows in entries:
+            entry = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+            page = seq // PAGE
+            writes.append(
+                Write((JOURNAL, self.writer, page), add, (self.writer, page, seq, entry), ROW_BYTES + len(entry))
             )
-            for seq, entry in entries
-        ]
+        return writes
 
     async def folding(self, upto: int) -> None:
         await self._cql.execute("writer folding", (upto, self.writer))

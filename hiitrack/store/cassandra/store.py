@@ -37,7 +37,7 @@ from hiitrack.store.cassandra.connect import Settings, batch_warn_bytes, cluster
 from hiitrack.store.cassandra.counters import STATEMENTS as COUNTER_STATEMENTS
 from hiitrack.store.cassandra.counters import TALLIES, Counters
 from hiitrack.store.cassandra.journal import STATEMENTS as JOURNAL_STATEMENTS
-from hiitrack.store.cassandra.journal import Journal, Unfolded
+from hiitrack.store.cassandra.journal import Journal, Rows, Unfolded
 from hiitrack.store.cassandra.partitions import STATEMENTS as INDEX_STATEMENTS
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex
 from hiitrack.store.cassandra.records import Records
@@ -125,8 +125,8 @@ class CassandraStore:
         # A fold that was under way may have set some cells already: those
         # entries are one layer, ending where that fold ended.
         interrupted, later = Unfolded(folded), Unfolded(folding)
-        for seq, increments in entries:
-            (interrupted if seq <= folding else later).add(seq, increments)
+        for seq, rows in entries:
+            (interrupted if seq <= folding else later).add(seq, rows)
         interrupted.upto = folding
         self._unfolded = [interrupted, later]
         await self.fold()
@@ -210,12 +210,12 @@ class CassandraStore:
         for unit in units:
             unit_entries, records = self._records.upserts(unit)
             entries += unit_entries
-            journaled = self._journal.number(unit.increments) if unit.increments else []
+            journaled = self._journal.number(unit.increments)
             appends = self._journal.appends(journaled)
             if sum(write.size for write in records) + sum(write.size for write in appends) <= LOGGED_BATCH_BYTES:
-                atomic.append((unit, records + appends, journaled))
+                atomic.append((records + appends, journaled))
             else:
-                split.append((unit, records, appends, journaled))
+                split.append((records, appends, journaled))
         # The index first: a partition is never written without being findable by drop.
         await self._index.add(entries)
         # Cleared parts before the records they may precede (a batch's contract).
@@ -229,26 +229,29 @@ class CassandraStore:
         def landed(at: int, later: bool) -> None:
             if at >= len(atomic):
                 return
-            unit, writes, journaled = atomic[at]
-            if journaled:
-                self._unfolded[-1].add(journaled[-1][0], unit.increments)
+            writes, journaled = atomic[at]
+            self._count(journaled)
             if later:
                 # Cassandra replays the batch within seconds; a restart, or
                 # the visitor's next hit, before that must find it all the same.
                 _log.info("cassandra: a logged batch timed out once in a batchlog: its writes are sent again")
                 replayed.extend(writes)
 
-        whole = [logged(writes) for _, writes, _ in atomic]
-        parts = [part for _, records, _, _ in split for part in packed(records, BatchType.UNLOGGED)]
+        whole = [logged(writes) for writes, _ in atomic]
+        parts = [part for records, _, _ in split for part in packed(records, BatchType.UNLOGGED)]
         await self._sent(whole + parts, landed)
         # A unit too large for one batch (an import's): its records are
         # written, so a retry of its hits is answered as applied; it is
         # counted from now on, even if its journal entries fail.
-        for unit, _, _, journaled in split:
-            if journaled:
-                self._unfolded[-1].add(journaled[-1][0], unit.increments)
-        journal = [(write.statement, write.parameters) for _, _, appends, _ in split for write in appends]
+        for _, _, journaled in split:
+            self._count(journaled)
+        journal = [(write.statement, write.parameters) for _, appends, _ in split for write in appends]
         await self._sent(journal + packed(replayed, BatchType.UNLOGGED))
+
+    def _count(self, journaled: list[tuple[int, Rows]]) -> None:
+        """Journal entries from now on in reads and in the next fold."""
+        for seq, rows in journaled:
+            self._unfolded[-1].add(seq, rows)
 
     async def _sent(self, writes: list[tuple[Any, Any]], landed: Callable[[int, bool], None] | None = None) -> None:
         """Writes that can run twice, those that failed sent again (`WRITE_ATTEMPTS` in all);
