@@ -9,8 +9,8 @@ Many statements at once (`Cql.each`) are started and followed on the I/O
 thread, which wakes the reactor once, when the last has ended: a wake-up per
 statement cost an eighth of the reactor's time on a commit-heavy load.
 `packed` puts a commit's writes into as few batches as Cassandra takes
-without a warning; `logged` makes writes one atomic batch.  A failure of the cluster (down, overloaded, slow)
-becomes `StoreUnavailable`.  Tests: tests/test_cassandra.py,
+without a warning; `logged` makes writes one atomic batch.  A failure of
+the cluster (down, overloaded, slow) becomes `StoreUnavailable`.  Tests: tests/test_cassandra.py,
 tests/test_cassandra_outage.py.
 """
 
@@ -186,11 +186,9 @@ def _statement(group: list[Write], batch_type: BatchType) -> tuple[Any, Any]:
 
 class _Phase:
     """Statements run from the driver's I/O thread, `MAX_IN_FLIGHT` at a time; the reactor is
-    woken once, when every one has ended, with their results in order or the first failure
-    (with `settle`, each one's result or failure)."""
+    woken once, when every one has ended, with each one's result or failure, in order."""
 
-    def __init__(self, reactor: Any, session: Any, statements: list[tuple[Any, Any]], settle: bool = False) -> None:
-        self._settle = settle
+    def __init__(self, reactor: Any, session: Any, statements: list[tuple[Any, Any]]) -> None:
         self._reactor = reactor
         self._session = session
         self._statements = statements
@@ -250,17 +248,20 @@ class _Phase:
             self._start_next()
 
     def _finish(self) -> None:
-        if self._settle:
-            self.done.callback(
-                [
-                    translated(self._errors[at]) if at in self._errors else future.result()
-                    for at, future in enumerate(self._futures)
-                ]
-            )
-        elif self._errors:
-            self.done.errback(translated(self._errors[min(self._errors)]))
-        else:
-            self.done.callback([future.result() for future in self._futures])
+        self.done.callback(
+            [
+                translated(self._errors[at]) if at in self._errors else future.result()
+                for at, future in enumerate(self._futures)
+            ]
+        )
+
+
+def _all_succeeded(outcomes: list) -> list:
+    """The results, or the first failure raised."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes
 
 
 class Cql:
@@ -314,13 +315,9 @@ class Cql:
                 return rows
 
     def each(self, statements: Iterable[tuple[Any, Any]]) -> Deferred:
-        """Run every (statement, parameters), a bounded number in flight; their results in order."""
-        pending = list(statements)
-        if not pending:
-            return succeed([])
-        if self._session is None:
-            return fail(StoreUnavailable("cassandra: the store is not open"))
-        return _Phase(self._reactor, self._session, pending).start()
+        """Run every (statement, parameters), a bounded number in flight; their results in order,
+        or the first failure once all have ended."""
+        return self.outcomes(statements).addCallback(_all_succeeded)
 
     def outcomes(self, statements: Iterable[tuple[Any, Any]]) -> Deferred:
         """Run every (statement, parameters) as `each` does; each one's result or failure, in order."""
@@ -330,7 +327,7 @@ class Cql:
         if self._session is None:
             error = StoreUnavailable("cassandra: the store is not open")
             return succeed([error for _ in pending])
-        return _Phase(self._reactor, self._session, pending, settle=True).start()
+        return _Phase(self._reactor, self._session, pending).start()
 
     async def each_rows(self, queries: Iterable[tuple[Any, Any]]) -> list[list]:
         """Every row of every query, a bounded number in flight; per query, in order."""
