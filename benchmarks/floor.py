@@ -1,9 +1,9 @@
 """The floor: a bare twisted.web server that parses tracking requests and stores nothing.
 
 It parses what HiiTrack parses (parameters, visitor, event name, batch
-message) with HiiTrack's own functions and logs an access line per request
-as HiiTrack does, so that its requests/s is what Twisted and Python cost
-before HiiTrack does anything.  Run by the benchmark as
+message) with HiiTrack's own functions and writes no access log (issue 14
+defines the floor so), so that its requests/s is what Twisted and Python
+cost before HiiTrack does anything.  Run by the benchmark as
 ``python -m benchmarks.floor PORT LOGFILE``.  Tests: tests/test_bench_smoke.py.
 """
 
@@ -17,10 +17,9 @@ from twisted.web.server import Request, Site
 from hiitrack.errors import ApiError
 from hiitrack.web.batch import parse_message
 from hiitrack.web.params import Params, check_event_name, decode_segment
-from hiitrack.web.site import access_log_line
 from hiitrack.web.visitor import visitor_of
 
-__all__ = ["Floor", "serve_floor"]
+__all__ = ["Floor", "QuietSite", "serve_floor"]
 
 
 class Floor(Resource):
@@ -49,10 +48,17 @@ class Floor(Resource):
             return b'{"error":"bad request"}'
 
 
+class QuietSite(Site):
+    """A Site without its access log: Twisted's has no switch for it."""
+
+    def log(self, request: object) -> None:
+        pass
+
+
 def serve_floor(port: int, log: str) -> None:
-    """Listen on 127.0.0.1:port until stopped, logging to the file `log`."""
+    """Listen on 127.0.0.1:port until stopped, logging errors (never requests) to the file `log`."""
     globalLogBeginner.beginLoggingTo([textFileLogObserver(open(log, "a"))], redirectStandardIO=False)
-    site = Site(Floor(), logFormatter=access_log_line)
+    site = QuietSite(Floor())
     site.displayTracebacks = False
     # listenTCP raises at once if the port is taken, so the process ends and the bench sees it.
     # (Twisted's annotations do not count a Site as the ServerFactory that it is.)

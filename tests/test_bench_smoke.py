@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.client import http
 from benchmarks.report import Report
+from benchmarks.servers import start_floor
 from benchmarks.wrk import Load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +54,19 @@ def test_the_check_fails_on_a_lost_event_an_error_or_an_unanswered_request() -> 
         "error: 1 answers were not 200",
         "unanswered: 1 requests unanswered when wrk stopped",
     ]
+
+
+def test_the_floor_answers_tracking_requests_without_an_access_log(tmp_path: Path) -> None:
+    """Issue 14 defines the floor without an access log: a line per request would slow it, flattering every ratio."""
+    floor = start_floor(tmp_path)
+    try:
+        assert http(floor.port, "POST", "/u/b/event/signup", {"visitor_id": "v1"}) == (200, {})
+        assert http(floor.port, "POST", "/u/b/event/bad%00name", {"visitor_id": "v1"})[0] == 400
+    finally:
+        floor.stop()
+    log = (tmp_path / "floor.log").read_text()
+    assert "Site starting" in log  # the log is written: it just holds no request
+    assert "POST" not in log, log
 
 
 @pytest.mark.timeout(300)
