@@ -73,19 +73,19 @@ class Metrics:
         )
         self.fold_seconds = Histogram(
             "hiitrack_store_fold_seconds",
-            "Duration of one fold of journaled increments into the counter cells (Cassandra store).",
+            "Duration of one fold of journaled increments into the counter cells.",
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
         self.fold_cells = Histogram(
             "hiitrack_store_fold_cells",
-            "Counter cells one fold set (Cassandra store).",
+            "Counter cells one fold set.",
             buckets=CELL_BUCKETS,
             registry=None,
         )
         self.fold_failures = Counter(
             "hiitrack_store_fold_failures",
-            "Folds that failed and are tried again at the next tick (Cassandra store).",
+            "Folds that failed and are tried again at the next tick.",
             registry=None,
         )
 

@@ -21,8 +21,8 @@ from twisted.internet.defer import Deferred
 
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore
-from hiitrack.store.cassandra.journal import Unfolded
 from hiitrack.store.kinds import VISITOR
+from hiitrack.store.unfolded import Unfolded
 from tests.conftest import CASSANDRA_URI
 
 pytestmark = pytest.mark.cassandra

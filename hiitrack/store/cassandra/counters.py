@@ -26,8 +26,8 @@ from twisted.internet.defer import Deferred
 
 from hiitrack.caching import LRU
 from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, chunks, gather, packed
-from hiitrack.store.cassandra.journal import Unfolded
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
+from hiitrack.store.unfolded import Unfolded
 
 __all__ = ["STATEMENTS", "TALLIES", "Counters"]
 
@@ -163,7 +163,7 @@ class Counters:
                 if cell.writer == self._writer:
                     mine[cell.col] = cell.through
             for layer in unfolded:
-                for column, amount in layer.rows.get((scope, row), {}).items():
+                for column, amount in layer.cells(scope, row).items():
                     if start <= column and (end is None or column < end) and mine.get(column, 0) < layer.upto:
                         sums[column] = sums.get(column, 0) + amount
             # A cell at 0 (an erased visitor's increments taken back) reads as absent.

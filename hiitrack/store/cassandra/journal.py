@@ -12,16 +12,12 @@ cells may already hold it.  Tests: tests/test_write_behind.py.
 """
 
 import pickle
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write
+from hiitrack.store.unfolded import Increments, Rows, by_row
 
-__all__ = ["ENTRY_CELLS", "Increments", "Journal", "Rows", "STATEMENTS", "Unfolded"]
-
-Increments = Mapping[tuple[str, bytes, bytes], int]
-"""Amounts by (scope, row, column), as a commit has them."""
-Rows = dict[tuple[str, bytes], dict[bytes, int]]
-"""Amounts by (scope, row), then column: a journal entry, each row's key once."""
+__all__ = ["ENTRY_CELLS", "Journal", "STATEMENTS"]
 
 JOURNAL = "journal"
 PAGE = 1024
@@ -39,40 +35,11 @@ STATEMENTS = {
 }
 
 
-class Unfolded:
-    """The increments of journal entries ``after < seq <= upto``, summed by row for reads and folds."""
-
-    def __init__(self, after: int) -> None:
-        self.after = after
-        self.upto = after
-        self.rows: dict[tuple[str, bytes], dict[bytes, int]] = {}
-
-    def __bool__(self) -> bool:
-        return self.upto > self.after
-
-    def add(self, seq: int, entry: Rows) -> None:
-        rows = self.rows
-        for key, columns in entry.items():
-            cells = rows.get(key)
-            if cells is None:
-                rows[key] = dict(columns)
-                continue
-            for column, amount in columns.items():
-                cells[column] = cells.get(column, 0) + amount
-        self.upto = max(self.upto, seq)
-
-
 def _entries(increments: Increments) -> Iterator[Rows]:
     """`increments` in entries of at most `ENTRY_CELLS` cells."""
     items = list(increments.items())
     for at in range(0, len(items), ENTRY_CELLS):
-        rows: Rows = {}
-        for (scope, row, column), amount in items[at : at + ENTRY_CELLS]:
-            cells = rows.get((scope, row))
-            if cells is None:
-                cells = rows[scope, row] = {}
-            cells[column] = amount
-        yield rows
+        yield by_row(items[at : at + ENTRY_CELLS])
 
 
 def _loaded(entry: bytes) -> Rows:
@@ -80,10 +47,7 @@ def _loaded(entry: bytes) -> Rows:
     loaded = pickle.loads(entry)
     if not loaded or len(next(iter(loaded))) == 2:
         return loaded
-    rows: Rows = {}
-    for (scope, row, column), amount in loaded.items():
-        rows.setdefault((scope, row), {})[column] = amount
-    return rows
+    return by_row(loaded.items())
 
 
 class Journal:

@@ -37,13 +37,14 @@ from hiitrack.store.cassandra.connect import Settings, batch_warn_bytes, cluster
 from hiitrack.store.cassandra.counters import STATEMENTS as COUNTER_STATEMENTS
 from hiitrack.store.cassandra.counters import TALLIES, Counters
 from hiitrack.store.cassandra.journal import STATEMENTS as JOURNAL_STATEMENTS
-from hiitrack.store.cassandra.journal import Journal, Rows, Unfolded
+from hiitrack.store.cassandra.journal import Journal
 from hiitrack.store.cassandra.partitions import STATEMENTS as INDEX_STATEMENTS
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex
 from hiitrack.store.cassandra.records import Records
 from hiitrack.store.grouping import GroupCommitter, MergedWrite
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
+from hiitrack.store.unfolded import Rows, Unfolded
 
 __all__ = ["CassandraStore"]
 

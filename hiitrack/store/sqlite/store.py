@@ -6,26 +6,52 @@ group commits go out one after another), and one reader thread whose
 connection reads the last committed state through WAL while a write is in
 progress.  Records of kinds with an expiry carry their time of expiry: reads
 skip them once it has passed, and commits delete them in bounded rounds.
-Tests: tests/test_store_contract.py, tests/test_migrations.py.
+
+Counters are written behind a journal.  A commit writes its records and its
+increments as one journal row, in one transaction (durable before it is
+answered); about once a second a fold adds the journaled sums to the counter
+cells and deletes the rows, again in one transaction, so a cell shared by
+many hits (a bucket's totals, its hourly series) is written once a second
+instead of once a commit, and a fold is never half done.  Until its fold, a
+commit's increments are also held in memory (hiitrack.store.unfolded) and
+added to every read: a read takes `journal_folded` in the same snapshot as
+the cells, so it adds exactly the entries those cells lack.  A process that
+opens the file folds what the journal holds first: a process killed before
+its fold loses nothing.
+
+One process per file journals: the one holding the file's journal lock
+(``PATH.journal-lock``, released by the kernel when the process ends).
+Another process on the same file (an import beside the server, a second
+``twistd``) adds its increments to the cells at each commit, as before, and
+reads the journaling process's hits once they are folded.
+Tests: tests/test_store_contract.py, tests/test_migrations.py,
+tests/test_write_behind.py, tests/test_durability.py.
 """
 
+import fcntl
+import pickle
 import sqlite3
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from functools import partial
+from typing import IO, Any, TypeVar
 
 import ujson
 from twisted.internet import reactor as default_reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from hiitrack.metrics import METRICS
 from hiitrack.store.grouping import GroupCommitter, MergedWrite
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
 from hiitrack.store.sqlite.schema import migrate
+from hiitrack.store.unfolded import Rows, Unfolded, by_row
 
 __all__ = ["SQLiteStore"]
 
@@ -33,6 +59,12 @@ PURGE_SECONDS = 60.0
 """How often a commit also deletes expired records."""
 PURGE_ROWS = 1000
 """At most this many expired records per commit, so a purge never stalls writes."""
+FOLD_SECONDS = 1.0
+"""How often journaled increments are folded into the counter cells."""
+JOURNAL_LOCK = ".journal-lock"
+"""Appended to the file's path: the lock the journaling process holds."""
+
+_log = Logger()
 
 LIVE = "(expires IS NULL OR expires > :now)"
 # All the increments of a commit in one statement: ?2 is a JSON list of
@@ -88,6 +120,11 @@ PURGE_RECORDS = (
 # A cell at 0 (an erased visitor's increments taken back) reads as absent.
 READ_ROW = "SELECT col, n FROM counters WHERE scope = ? AND row = ? AND n != 0 AND col >= ?"
 DROP_COUNTERS = "DELETE FROM counters WHERE scope = ?"
+APPEND_JOURNAL = "INSERT INTO journal (seq, entry) VALUES (?, ?)"
+READ_JOURNAL = "SELECT seq, entry FROM journal ORDER BY seq"
+TRIM_JOURNAL = "DELETE FROM journal WHERE seq <= ?"
+FOLDED_UPTO = "SELECT upto FROM journal_folded"
+SET_FOLDED = "UPDATE journal_folded SET upto = ?"
 COUNT_COUNTERS = "SELECT count(*) FROM counters WHERE scope = :scope"
 
 T = TypeVar("T")
@@ -104,20 +141,46 @@ def _stored_kind(kind: Kind) -> str:
     return kind.name if kind.part is None else f"{kind.name} {kind.part}"
 
 
-def _packed(merged: MergedWrite) -> dict[str, tuple[list[tuple[int, ...]], list[bytes]]]:
-    """Per scope, the increments as ADD_COUNTERS takes them (offsets count from 1)."""
+def _packed(rows: Rows) -> dict[str, tuple[list[tuple[int, ...]], list[bytes]]]:
+    """Per scope, the increments as ADD_COUNTERS takes them (offsets count from 1, each row's key once)."""
     packed: dict[str, tuple[list[tuple[int, ...]], list[bytes]]] = {}
     offsets: dict[str, int] = {}
-    for (scope, row, column), amount in merged.increments.items():
+    for (scope, row), columns in rows.items():
         if scope not in packed:
             packed[scope] = ([], [])
             offsets[scope] = 1
         index, keys = packed[scope]
-        offset = offsets[scope]
-        index.append((offset, len(row), offset + len(row), len(column), amount))
-        keys += (row, column)
-        offsets[scope] = offset + len(row) + len(column)
+        row_at = offsets[scope]
+        offset = row_at + len(row)
+        keys.append(row)
+        for column, amount in columns.items():
+            index.append((row_at, len(row), offset, len(column), amount))
+            keys.append(column)
+            offset += len(column)
+        offsets[scope] = offset
     return packed
+
+
+def _add_counters(connection: sqlite3.Connection, rows: Rows) -> None:
+    for scope, (index, keys) in _packed(rows).items():
+        connection.execute(ADD_COUNTERS, (scope, ujson.dumps(index), b"".join(keys)))
+
+
+def _fold_into_cells(connection: sqlite3.Connection, layer: Unfolded) -> None:
+    """Add a layer's increments to the cells and drop its journal entries (inside a transaction)."""
+    _add_counters(connection, layer.rows)
+    connection.execute(TRIM_JOURNAL, (layer.upto,))
+    connection.execute(SET_FOLDED, (layer.upto,))
+
+
+def _replay(connection: sqlite3.Connection) -> int:
+    """Fold every entry the journal holds (inside a transaction); the last entry number."""
+    (folded,) = connection.execute(FOLDED_UPTO).fetchone()
+    layer = Unfolded(folded)
+    for seq, entry in connection.execute(READ_JOURNAL).fetchall():
+        layer.add(seq, pickle.loads(entry))
+    _fold_into_cells(connection, layer)
+    return layer.upto
 
 
 class SQLiteStore:
@@ -139,6 +202,16 @@ class SQLiteStore:
         self._writer = ThreadPool(1, 1, "hiitrack-sqlite-writer")
         self._reader = ThreadPool(1, 1, "hiitrack-sqlite-reader")
         self._group = GroupCommitter(self._commit)
+        # Whether this process journals (it holds the lock), and the lock's file.
+        self._journal_lock: IO[str] | None = None
+        self._journaled = 0
+        """The last journal entry number given out."""
+        # Journaled increments not in the cells yet, oldest first: the last
+        # layer takes new commits, a fold seals it and folds the others.
+        self._unfolded = [Unfolded(0)]
+        self._one_fold = DeferredLock()
+        self._folder = LoopingCall(lambda: Deferred.fromCoroutine(self._tick()))
+        self._folder.clock = self._reactor
 
     def __repr__(self) -> str:
         return f"sqlite:{self.path}"
@@ -182,13 +255,35 @@ class SQLiteStore:
         self._writer.start()
         self._reader.start()
         await self._run(self._writer, migrate)
+        if self._lock_journal():
+            self._journaled = await self._transaction(_replay)
+            self._unfolded = [Unfolded(self._journaled)]
+            self._folder.start(FOLD_SECONDS, now=False)
+
+    def _lock_journal(self) -> bool:
+        """Take the file's journal lock if no other process holds it; whether this process journals."""
+        handle = open(self.path + JOURNAL_LOCK, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._journal_lock = handle
+        return True
 
     async def close(self) -> None:
         try:
+            if self._folder.running:
+                self._folder.stop()
             await self._group.drain()
+            # What a failed fold leaves stays in the journal for the next start.
+            await self.fold()
         finally:
             self._writer.stop()
             self._reader.stop()
+            if self._journal_lock is not None:
+                self._journal_lock.close()
+                self._journal_lock = None
 
     async def get(self, scope: str, kind: Kind, key: str) -> bytes | None:
         where = {"scope": scope, "kind": _stored_kind(self._kinds.check(kind)), "key": key, "now": self._clock()}
@@ -272,34 +367,104 @@ class SQLiteStore:
             changes[_sql(kind)["clear"]].append((scope, _stored_kind(kind)))
         for (scope, kind, key), value in merged.records.items():
             changes[_sql(kind)["upsert"]].append((scope, _stored_kind(kind), key, value, self._expires(kind, now)))
+        rows = by_row(merged.increments.items())
+        journaled = self._journal_lock is not None and bool(rows)
+        if journaled:
+            self._journaled += 1
+            seq = self._journaled
+            changes[APPEND_JOURNAL].append((seq, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)))
 
         def commit(connection: sqlite3.Connection) -> None:
             for statement, parameters in changes.items():
                 connection.executemany(statement, parameters)
-            for scope, (index, keys) in _packed(merged).items():
-                connection.execute(ADD_COUNTERS, (scope, ujson.dumps(index), b"".join(keys)))
+            if not journaled:
+                _add_counters(connection, rows)
             # Only the writer thread runs this: _next_purge needs no lock.
             if now >= self._next_purge:
                 purged = connection.execute(PURGE_RECORDS, (now, PURGE_ROWS)).rowcount
                 # A full round means more are waiting: purge again next commit.
                 self._next_purge = now if purged == PURGE_ROWS else now + self._purge_seconds
 
-        return Deferred.fromCoroutine(self._transaction(commit))
+        committed = Deferred.fromCoroutine(self._transaction(commit))
+        if journaled:
+            # Before the GroupCommitter answers the commit's requests.
+            committed.addCallback(lambda _: self._unfolded[-1].add(seq, rows))
+        return committed
 
     async def read_rows(
         self, scope: str, rows: Sequence[bytes], start: bytes = b"", end: bytes | None = None
     ) -> list[dict[bytes, int]]:
         query = (READ_ROW if end is None else READ_ROW + " AND col < ?") + " ORDER BY col"
         bounds = (start,) if end is None else (start, end)
+        journaling = self._journal_lock is not None
 
-        def read(connection: sqlite3.Connection) -> list[dict[bytes, int]]:
-            return [
-                {bytes(column): n for column, n in connection.execute(query, (scope, row, *bounds))} for row in rows
-            ]
+        def read(connection: sqlite3.Connection) -> tuple[int, list[dict[bytes, int]]]:
+            # One snapshot for how far the journal is folded and for the cells.
+            connection.execute("BEGIN")
+            try:
+                folded = connection.execute(FOLDED_UPTO).fetchone()[0] if journaling else 0
+                return folded, [
+                    {bytes(column): n for column, n in connection.execute(query, (scope, row, *bounds))} for row in rows
+                ]
+            finally:
+                connection.execute("COMMIT")
 
-        return await self._run(self._reader, read)
+        while True:
+            folded, found = await self._run(self._reader, read)
+            if not journaling:
+                return found
+            layers = self._lacking(folded)
+            if layers is not None:
+                break
+        for row, cells in zip(rows, found, strict=True):
+            for layer in layers:
+                for column, amount in layer.cells(scope, row).items():
+                    if start <= column and (end is None or column < end):
+                        cells[column] = cells.get(column, 0) + amount
+        # A cell at 0 (an erased visitor's increments taken back) reads as absent.
+        return [{column: cells[column] for column in sorted(cells) if cells[column]} for cells in found]
+
+    def _lacking(self, folded: int) -> list[Unfolded] | None:
+        """The layers a snapshot folded up to `folded` lacks; None if it is older than the last
+        fold, whose layer is gone from memory (read again)."""
+        if folded < self._unfolded[0].after:
+            return None
+        return [layer for layer in self._unfolded if layer.after >= folded and layer]
+
+    async def fold(self) -> None:
+        """Fold everything journaled so far into the counter cells (commits journaled meanwhile wait
+        for the next fold); nothing to do in a process that does not journal."""
+        if self._journal_lock is not None:
+            await self._one_fold.run(lambda: Deferred.fromCoroutine(self._fold()))
+
+    async def _fold(self) -> None:
+        through = self._unfolded[-1].upto
+        while self._unfolded[0].after < through:
+            # Commits from now on go to a new layer, unless an older one is
+            # still waiting (its fold failed): then they keep merging into the last.
+            if len(self._unfolded) == 1:
+                self._unfolded.append(Unfolded(self._unfolded[-1].upto))
+            layer = self._unfolded[0]
+            if layer:
+                started = time.monotonic()
+                await self._transaction(partial(_fold_into_cells, layer=layer))
+                METRICS.fold_cells.observe(sum(len(columns) for columns in layer.rows.values()))
+                METRICS.fold_seconds.observe(time.monotonic() - started)
+            self._unfolded.pop(0)
+
+    async def _tick(self) -> None:
+        try:
+            await self.fold()
+        except Exception:
+            # Kept, and tried again at the next tick.
+            METRICS.fold_failures.inc()
+            _log.failure("sqlite: a fold of journaled increments failed")
 
     async def drop(self, scope: str) -> None:
+        # Nothing of the scope is left to fold into the cells after it is dropped.
+        await self._group.drain()
+        await self.fold()
+
         def drop(connection: sqlite3.Connection) -> None:
             for table in TABLES.values():
                 connection.execute(table["drop"], (scope,))
@@ -308,9 +473,12 @@ class SQLiteStore:
         await self._transaction(drop)
 
     async def drop_counters(self, scope: str) -> None:
+        await self._group.drain()
+        await self.fold()
         await self._transaction(lambda connection: connection.execute(DROP_COUNTERS, (scope,)) and None)
 
     async def count(self, scope: str) -> int:
+        await self.fold()
         where = {"scope": scope, "now": self._clock()}
 
         def count(connection: sqlite3.Connection) -> int:
