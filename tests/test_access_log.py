@@ -10,9 +10,13 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 
+from hiitrack.web.site import make_site
 from tests.helpers import b64json, path
 from tests.processes import TwistdServer
 
@@ -97,3 +101,40 @@ def test_the_access_log_can_go_to_a_file_of_its_own_or_nowhere(tmp_path, destina
     assert "Site starting on" in twistd_log and "Main loop terminated" in twistd_log, twistd_log[-2000:]
     assert "/site/event/e" not in twistd_log
     assert own.exists() == (destination == "file")
+
+
+def answered(method: bytes, uri: bytes, code: int, length: int) -> SimpleNamespace:
+    """What an access line reads of an answered request."""
+    return SimpleNamespace(method=method, uri=uri, clientproto=b"HTTP/1.1", code=code, sentLength=length)
+
+
+def test_the_lines_of_one_reactor_turn_are_one_event_in_twistds_log(server):
+    """An event per request cost a formatted timestamp and a flushed write each."""
+    site = make_site(server.app)
+    clock = site.reactor = Clock()
+    site.startFactory()
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for path in ("/a", "/b", "/c"):
+            site.log(
+                SimpleNamespace(
+                    uri=path.encode() + b"?visitor_id=x",
+                    method=b"POST",
+                    clientproto=b"HTTP/1.1",
+                    code=200,
+                    sentLength=2,
+                )
+            )
+        assert [event for event in events if event.get("log_namespace") == "hiitrack.access"] == []
+        clock.advance(0)
+        site.log(answered(b"GET", b"/d", 404, 0))
+        site.stopFactory()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    logged = [formatEvent(event) for event in events if event.get("log_namespace") == "hiitrack.access"]
+    assert len(logged) == 2, logged
+    assert [line.split('"')[3] for line in logged[0].split("\n")] == [
+        f"POST {path} HTTP/1.1" for path in ("/a", "/b", "/c")
+    ]
+    assert logged[1].split('"')[3:5] == ["GET /d HTTP/1.1", " 404 - "]
