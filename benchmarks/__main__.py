@@ -17,6 +17,7 @@ from benchmarks.costs import COSTS, Costs
 from benchmarks.exact_funnel import ExactFunnel
 from benchmarks.phases import LOAD_EVENTS, Bench
 from benchmarks.report import TARGETS, Report
+from benchmarks.servers import drop_keyspaces
 from benchmarks.wrk import CONNECTIONS
 
 __all__ = ["main"]
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 _phases(args, bench)
         finally:
-            bench.drop_keyspaces()
+            drop_keyspaces(bench.keyspaces)
     command = "python -m benchmarks " + " ".join(argv)
     print()
     print(

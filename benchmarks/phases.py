@@ -10,7 +10,6 @@ import argparse
 import secrets
 import shutil
 import statistics
-import sys
 import threading
 import time
 from pathlib import Path
@@ -329,17 +328,3 @@ class Bench:
             )
         finally:
             server.stop()
-
-    def drop_keyspaces(self) -> None:
-        if not self.keyspaces:
-            return
-        try:
-            from cassandra.cluster import Cluster
-
-            cluster = Cluster(["127.0.0.1"], connect_timeout=10)
-            session = cluster.connect()
-            for keyspace in self.keyspaces:
-                session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-            cluster.shutdown()
-        except Exception as error:  # cleanup only: report and go on
-            print(f"could not drop keyspaces {self.keyspaces}: {error}", file=sys.stderr)

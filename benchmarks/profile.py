@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks.client import create_user
-from benchmarks.servers import cpu_seconds, start_hiitrack
+from benchmarks.servers import cpu_seconds, drop_keyspaces, start_hiitrack
 from benchmarks.wrk import run_wrk
 
 NODE_PID = Path.home() / ".cache/hiitrack/cassandra/cassandra.pid"
@@ -33,7 +33,8 @@ def main() -> None:
     parser.add_argument("--py-spy", dest="spy", help="write py-spy's raw samples of the server here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hiitrack-profile-"))
-    store = f"sqlite:{work}/profile.db" if args.store == "sqlite" else f"cassandra://127.0.0.1/profile_{time.time_ns()}"
+    keyspace = f"profile_{time.time_ns()}"
+    store = f"sqlite:{work}/profile.db" if args.store == "sqlite" else f"cassandra://127.0.0.1/{keyspace}"
     node = int(NODE_PID.read_text()) if args.store == "cassandra" else None
     server = start_hiitrack(work, store, "profile")
     try:
@@ -54,6 +55,8 @@ def main() -> None:
             spy.wait()
     finally:
         server.stop()
+        if args.store == "cassandra":
+            drop_keyspaces([keyspace])
     line = f"{args.store} {args.mode}: {load.rate:,.0f} requests/s ({load.ok:,} answered 200, {load.bad} others)"
     line += f"; server {1000 * server_cpu / max(1, load.ok):.2f} ms CPU per request"
     if node:

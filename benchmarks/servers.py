@@ -18,7 +18,7 @@ from benchmarks.client import METRICS_AUTH
 from benchmarks.templates import render
 from hiitrack.tap import METRICS_AUTH_VARIABLE
 
-__all__ = ["Server", "cpu_seconds", "free_port", "start_floor", "start_hiitrack", "start_nginx"]
+__all__ = ["Server", "cpu_seconds", "drop_keyspaces", "free_port", "start_floor", "start_hiitrack", "start_nginx"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,3 +117,19 @@ def start_nginx(nginx: str, work: Path, upstreams: list[Server]) -> Server:
     conf = work / "nginx.conf"
     conf.write_text(render("nginx.conf.tmpl", work=work, port=port, a=first.port, b=second.port))
     return Server([nginx, "-p", str(work), "-c", str(conf)], port, work / "nginx.log", work)
+
+
+def drop_keyspaces(keyspaces: list[str]) -> None:
+    """Drop a run's keyspaces from the node of scripts/cassandra: every live one costs the node heap."""
+    if not keyspaces:
+        return
+    try:
+        from cassandra.cluster import Cluster
+
+        cluster = Cluster(["127.0.0.1"], connect_timeout=10)
+        session = cluster.connect()
+        for keyspace in keyspaces:
+            session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+        cluster.shutdown()
+    except Exception as error:  # cleanup only: report and go on
+        print(f"could not drop keyspaces {keyspaces}: {error}", file=sys.stderr)
