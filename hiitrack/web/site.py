@@ -18,17 +18,18 @@ The access log leaves personal data out: it names the method, the path
 without its query string (visitor ids, messages, passwords from careless
 clients) and the status, never the client's address, referrer or user
 agent.  It goes to twistd's log (the default), to a file of its own, or
-nowhere (behind nginx, whose log has the same lines).  In twistd's log, the
-lines of the requests answered in one turn of the reactor (the hits of one
-group commit) are one log event, each line after the first on a line of its
-own indented by a tab: an event per request cost a formatted timestamp and
-a flushed write each, about a tenth of the reactor thread under load.  The
-file is written with a buffer, flushed every second.
+nowhere (behind nginx, whose log has the same lines).  Either way the lines
+are written once a second and at stop: in twistd's log, a second's lines are
+one log event, each line after the first on a line of its own indented by a
+tab (an event per request cost a formatted timestamp and a flushed write
+each, about a tenth of the reactor thread under load); the file is written
+with a buffer, flushed every second.
 Tests: tests/test_http_limits.py, tests/test_http_deadlines.py,
 tests/test_access_log.py.
 """
 
 import io
+from collections.abc import Callable
 from functools import partial
 from typing import TextIO
 
@@ -196,8 +197,8 @@ class ApiSite(Site):
         self._logging = access_log != ACCESS_LOG_OFF
         self._to_twistd = access_log == ACCESS_LOG_TWISTD
         self._flushing: LoopingCall | None = None
-        # twistd-log lines of this turn of the reactor, not logged yet.
-        self._turn_lines: list[str] = []
+        # twistd-log lines not logged yet.
+        self._lines: list[str] = []
 
     def log(self, request: http.Request) -> None:
         if not self._logging:
@@ -205,26 +206,32 @@ class ApiSite(Site):
         if not self._to_twistd:
             super().log(request)
             return
-        if not self._turn_lines:
-            self.reactor.callLater(0, self._log_turn)
         # As HTTPFactory.log formats it, with the date the factory updates each second.
-        self._turn_lines.append(self._logFormatter(self._logDateTime, request))
+        self._lines.append(self._logFormatter(self._logDateTime, request))
 
-    def _log_turn(self) -> None:
-        lines, self._turn_lines = self._turn_lines, []
+    def _log_lines(self) -> None:
+        lines, self._lines = self._lines, []
         if lines:
             _access_log.info("{lines}", lines="\n".join(lines))
+
+    def _flush_every_second(self, flush: Callable[[], object]) -> None:
+        self._flushing = LoopingCall(flush)
+        self._flushing.clock = self.reactor
+        self._flushing.start(ACCESS_LOG_FLUSH_SECONDS, now=False)
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        if self._logging and self._to_twistd:
+            self._flush_every_second(self._log_lines)
 
     def _openLogFile(self, path: str | bytes) -> TextIO:
         # Block-buffered: Twisted's default writes (a system call) for every line.
         opened = open(path, "a", buffering=ACCESS_LOG_BUFFER, newline="\n")
-        self._flushing = LoopingCall(opened.flush)
-        self._flushing.clock = self.reactor
-        self._flushing.start(ACCESS_LOG_FLUSH_SECONDS, now=False)
+        self._flush_every_second(opened.flush)
         return opened
 
     def stopFactory(self) -> None:
-        self._log_turn()
+        self._log_lines()
         if self._flushing is not None and self._flushing.running:
             self._flushing.stop()
         # Closing the file writes what its buffer holds.
