@@ -10,7 +10,7 @@ tests/test_metrics.py.
 """
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -29,6 +29,7 @@ class Metrics:
     """The collectors; not registered anywhere until a registry takes them."""
 
     def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "hiitrack_http_requests",
             "HTTP requests answered, by route template, method and status.",
@@ -91,9 +92,19 @@ class Metrics:
 
     def observe(self, route: str, method: bytes, status: int, seconds: float) -> None:
         """Count one answered request of a route template, and its latency."""
+        # The labelled children, found once: labels() takes a lock and checks
+        # its arguments each time.  Routes, method labels and statuses are few.
         label = method.decode("ascii") if method in METHODS else "other"
-        self.requests.labels(route, label, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, label, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(route, label, str(status)),
+                self.latency.labels(route),
+            )
+        requests, latency = children
+        requests.inc()
+        latency.observe(seconds)
 
     def collectors(self) -> list[Counter | Histogram]:
         return [
