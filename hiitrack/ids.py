@@ -34,11 +34,15 @@ def _digest(data: str) -> bytes:
     return hashlib.md5(data.encode("utf-8"), usedforsecurity=False).digest()
 
 
+@functools.lru_cache(maxsize=4096)
 def event_id(name: str) -> bytes:
+    """Cached (a name is at most 256 bytes): every hit derives the ids of the same few names again."""
     return _digest(name)
 
 
+@functools.lru_cache(maxsize=4096)
 def property_id(name: str) -> bytes:
+    """Cached, as `event_id` is."""
     return _digest(name)
 
 
