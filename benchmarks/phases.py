@@ -29,7 +29,7 @@ from benchmarks.report import TARGETS, Report
 from benchmarks.servers import start_floor, start_hiitrack, start_nginx
 from benchmarks.workload import BATCH_EVENTS, PLANS
 from benchmarks.wrk import CONNECTIONS, Load, run_wrk
-from hiitrack.store.cassandra.store import FOLD_SECONDS
+from hiitrack.store.write_behind import FOLD_SECONDS
 
 __all__ = ["LOAD_EVENTS", "Bench"]
 

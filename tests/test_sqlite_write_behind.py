@@ -18,17 +18,17 @@ from twisted.python.threadpool import ThreadPool
 
 from hiitrack.store import WriteBatch
 from hiitrack.store.sqlite import SQLiteStore
-from hiitrack.store.sqlite.store import FOLD_SECONDS
+from hiitrack.store.write_behind import FOLD_SECONDS
+from tests.journaling import ROWS, added, hits
 
 SCOPE = "u/b"
-ROWS = [b"first", b"second"]
 
 
 async def opened(path: Path, folding: bool = False) -> SQLiteStore:
     store = SQLiteStore(str(path))
     await store.open()
-    if store._folder.running and not folding:
-        store._folder.stop()
+    if store._behind.loop.running and not folding:
+        store._behind.stop()
     return store
 
 
@@ -38,21 +38,6 @@ def killed(store: SQLiteStore) -> None:
     store._reader.stop()
     assert store._journal_lock is not None
     store._journal_lock.close()
-
-
-async def hits(store: SQLiteStore, count: int, totals: dict[bytes, dict[bytes, int]] | None = None) -> dict:
-    """Write `count` batches (one commit each) to both rows; `totals` with them added."""
-    totals = totals if totals is not None else {row: {} for row in ROWS}
-    for n in range(count):
-        increments = {(row, b"c%d" % (n % 7)): 1 + n % 3 for row in ROWS}
-        await store.write(WriteBatch(SCOPE, increments=increments))
-        for (row, column), amount in increments.items():
-            totals[row][column] = totals[row].get(column, 0) + amount
-    return totals
-
-
-def as_read(totals: dict[bytes, dict[bytes, int]]) -> list[dict[bytes, int]]:
-    return [dict(sorted(totals[row].items())) for row in ROWS]
 
 
 def in_file(path: Path) -> tuple[int, int, int]:
@@ -69,14 +54,14 @@ async def test_a_commit_is_one_journal_entry_read_from_memory_until_the_fold(tmp
     path = tmp_path / "s.db"
     store = await opened(path)
     try:
-        totals = await hits(store, 30)
+        totals = await hits(store, SCOPE, 30)
         assert in_file(path) == (0, 30, 0)
-        assert await store.read_rows(SCOPE, ROWS) == as_read(totals)
+        assert await store.read_rows(SCOPE, ROWS) == added(totals)
         await store.fold()
         assert in_file(path) == (14, 0, 30)
-        assert await store.read_rows(SCOPE, ROWS) == as_read(totals)
+        assert await store.read_rows(SCOPE, ROWS) == added(totals)
         assert await store.read_rows(SCOPE, ROWS, b"c2", b"c5") == [
-            {column: n for column, n in cells.items() if b"c2" <= column < b"c5"} for cells in as_read(totals)
+            {column: n for column, n in cells.items() if b"c2" <= column < b"c5"} for cells in added(totals)
         ]
     finally:
         await store.close()
@@ -86,22 +71,22 @@ async def test_a_commit_is_one_journal_entry_read_from_memory_until_the_fold(tmp
 async def test_a_killed_process_s_journal_is_folded_once_by_the_next_to_open(tmp_path):
     path = tmp_path / "s.db"
     first = await opened(path)
-    totals = await hits(first, 10)
+    totals = await hits(first, SCOPE, 10)
     await first.fold()
-    totals = await hits(first, 12, totals)
+    totals = await hits(first, SCOPE, 12, totals)
     killed(first)
     assert in_file(path) == (14, 12, 10)
 
     second = await opened(path)
     try:
         assert in_file(path) == (14, 0, 22)
-        assert await second.read_rows(SCOPE, ROWS) == as_read(totals)
-        totals = await hits(second, 3, totals)
+        assert await second.read_rows(SCOPE, ROWS) == added(totals)
+        totals = await hits(second, SCOPE, 3, totals)
     finally:
         await second.close()
     third = await opened(path)
     try:
-        assert await third.read_rows(SCOPE, ROWS) == as_read(totals)
+        assert await third.read_rows(SCOPE, ROWS) == added(totals)
     finally:
         await third.close()
 
@@ -183,7 +168,7 @@ async def test_a_dropped_scope_keeps_nothing_unfolded(tmp_path):
     path = tmp_path / "s.db"
     store = await opened(path)
     try:
-        await hits(store, 5)
+        await hits(store, SCOPE, 5)
         await store.drop(SCOPE)
         assert await store.read_rows(SCOPE, ROWS) == [{}, {}]
         await store.fold()
@@ -197,15 +182,14 @@ async def test_a_dropped_scope_keeps_nothing_unfolded(tmp_path):
 async def test_the_fold_loop_folds_once_a_tick(tmp_path):
     path = tmp_path / "s.db"
     store = SQLiteStore(str(path))
-    clock = store._folder.clock = Clock()
+    clock = store._behind.loop.clock = Clock()
     await store.open()
     try:
-        totals = await hits(store, 3)
+        totals = await hits(store, SCOPE, 3)
         clock.advance(FOLD_SECONDS)
         # The tick's fold holds the lock until it is done.
-        await store._one_fold.acquire()
-        store._one_fold.release()
+        await store._behind._one_fold.run(lambda: None)
         assert in_file(path) == (6, 0, 3)  # 3 columns of 2 rows
-        assert await store.read_rows(SCOPE, ROWS) == as_read(totals)
+        assert await store.read_rows(SCOPE, ROWS) == added(totals)
     finally:
         await store.close()

@@ -22,12 +22,11 @@ from twisted.internet.defer import Deferred
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore
 from hiitrack.store.kinds import VISITOR
-from hiitrack.store.unfolded import Unfolded
+from hiitrack.store.write_behind import Unfolded
 from tests.conftest import CASSANDRA_URI
+from tests.journaling import ROWS, added, hits
 
 pytestmark = pytest.mark.cassandra
-
-ROWS = [b"first", b"second"]
 
 
 async def opened(writer: str) -> CassandraStore:
@@ -40,31 +39,13 @@ async def folded_by_hand(user_name: str) -> tuple[str, str, CassandraStore]:
     """A bucket scope, a new writer, and a store of it that folds only when told."""
     scope, writer = f"{user_name}/b", f"w-{uuid.uuid4().hex}"
     store = await opened(writer)
-    store._folder.stop()
+    store._behind.stop()
     return scope, writer, store
 
 
 async def killed(store: CassandraStore) -> None:
     """Stop `store` as a SIGKILL would: no fold, nothing more written."""
     await threads.deferToThread(store._cluster.shutdown)
-
-
-async def hits(store: CassandraStore, scope: str, count: int) -> dict[bytes, dict[bytes, int]]:
-    """Write `count` batches of increments to both rows; the totals they make."""
-    totals: dict[bytes, dict[bytes, int]] = {row: {} for row in ROWS}
-    for n in range(count):
-        increments = {(row, b"c%d" % (n % 7)): 1 + n % 3 for row in ROWS}
-        await store.write(WriteBatch(scope, increments=increments))
-        for (row, column), amount in increments.items():
-            totals[row][column] = totals[row].get(column, 0) + amount
-    return totals
-
-
-def added(*all_totals: dict[bytes, dict[bytes, int]]) -> list[dict[bytes, int]]:
-    return [
-        {column: sum(totals[row].get(column, 0) for totals in all_totals) for column in sorted(all_totals[0][row])}
-        for row in ROWS
-    ]
 
 
 @pytest_twisted.ensureDeferred
@@ -98,7 +79,7 @@ async def test_a_fold_killed_midway_is_finished_once(user_name):
     folded = await hits(first, scope, 20)
     await first.fold()
     totals = await hits(first, scope, 25)
-    layer = first._unfolded[-1]
+    layer = first._behind.layers[-1]
     await first._journal.folding(layer.upto)
     half = Unfolded(layer.after)
     half.upto = layer.upto
@@ -125,11 +106,11 @@ async def test_a_fold_sent_again_changes_nothing(user_name):
     scope, writer, store = await folded_by_hand(user_name)
     try:
         totals = await hits(store, scope, 10)
-        layer = store._unfolded[-1]
+        layer = store._behind.layers[-1]
         for _ in range(2):
             await store._counters.fold(layer)
             store._counters._totals.forget_where(lambda _: True)
-        store._unfolded = [Unfolded(layer.upto)]
+        store._behind.layers = [Unfolded(layer.upto)]
         assert await store.read_rows(scope, ROWS) == added(totals)
     finally:
         await store.close()
@@ -141,7 +122,7 @@ async def test_writers_add_up_and_each_reads_its_own_unfolded_hits(user_name):
     first, second = await opened(f"w-{uuid.uuid4().hex}"), await opened(f"w-{uuid.uuid4().hex}")
     try:
         for store in (first, second):
-            store._folder.stop()
+            store._behind.stop()
         one = await hits(first, scope, 12)
         two = await hits(second, scope, 9)
         await second.fold()
@@ -175,11 +156,11 @@ async def test_a_failed_fold_is_kept_and_tried_again(user_name):
             with pytest.raises(StoreUnavailable):
                 await store.fold()
             totals.append(await hits(store, scope, 4))
-            assert len(store._unfolded) == 2
+            assert len(store._behind.layers) == 2
             assert await store.read_rows(scope, ROWS) == added(*totals)
         store._counters.fold = fold
         await store.fold()
-        assert len(store._unfolded) == 1 and not store._unfolded[0]
+        assert len(store._behind.layers) == 1 and not store._behind.layers[0]
         assert await store.read_rows(scope, ROWS) == added(*totals)
     finally:
         await store.close()

@@ -27,7 +27,7 @@ from twisted.internet.defer import Deferred
 from hiitrack.caching import LRU
 from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, chunks, gather, packed
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
-from hiitrack.store.unfolded import Unfolded
+from hiitrack.store.write_behind import Unfolded
 
 __all__ = ["STATEMENTS", "TALLIES", "Counters"]
 

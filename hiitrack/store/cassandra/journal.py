@@ -15,7 +15,7 @@ import pickle
 from collections.abc import Iterator
 
 from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write
-from hiitrack.store.unfolded import Increments, Rows, by_row
+from hiitrack.store.write_behind import Increments, Rows, by_row
 
 __all__ = ["ENTRY_CELLS", "Journal", "STATEMENTS"]
 

@@ -8,9 +8,9 @@ through the shared `GroupCommitter`, which cuts a commit into units of a few
 hits: a commit lists new partitions in the scope index (partitions.py),
 then writes each unit's records and its journal entry (journal.py) as one
 logged batch, which Cassandra applies whole or not at all, and is
-answered.  Every `FOLD_SECONDS` the increments journaled since the last
-fold go to the counter cells (counters.py) in one pass: a cell shared by
-many hits is written once.  A node that is down, overloaded or slow turns
+answered.  Every `FOLD_SECONDS` (hiitrack.store.write_behind) the
+increments journaled since the last fold go to the counter cells
+(counters.py) in one pass: a cell shared by many hits is written once.  A node that is down, overloaded or slow turns
 into `StoreUnavailable` (HTTP 503) within
 `REQUEST_TIMEOUT`; the driver reconnects by itself, and a fold that failed
 is tried again at the next tick.  Tests: tests/test_store_contract.py,
@@ -18,19 +18,16 @@ tests/test_cassandra.py, tests/test_migrations.py,
 tests/test_cassandra_outage.py, tests/test_write_behind.py.
 """
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from cassandra.cluster import Cluster
 from cassandra.query import BatchType
 from twisted.internet import reactor as default_reactor
-from twisted.internet.defer import Deferred, DeferredLock
-from twisted.internet.task import LoopingCall
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
-from hiitrack.metrics import METRICS
 from hiitrack.store.cassandra import schema
 from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, batch_logged, logged, packed, translated
 from hiitrack.store.cassandra.connect import Settings, batch_warn_bytes, cluster
@@ -44,7 +41,7 @@ from hiitrack.store.cassandra.records import Records
 from hiitrack.store.grouping import GroupCommitter, MergedWrite
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
-from hiitrack.store.unfolded import Rows, Unfolded
+from hiitrack.store.write_behind import Rows, Unfolded, WriteBehind
 
 __all__ = ["CassandraStore"]
 
@@ -54,8 +51,6 @@ OPEN_TIMEOUT = 180.0
 """A backstop for the whole open, should the driver itself hang."""
 WRITE_ATTEMPTS = 2
 """Attempts at each of a commit's writes before its requests are answered 503."""
-FOLD_SECONDS = 1.0
-"""How often journaled increments are folded into the counter cells."""
 UNIT_BYTES = 24 * 1024
 """Estimated bytes of the hits one logged batch carries: fewer, larger batches cost Cassandra
 less per hit, and Cassandra logs a warning for each batch over ``batch_size_warn_threshold``
@@ -85,12 +80,7 @@ class CassandraStore:
         self._records = Records(self._cql, self._index, kinds)
         self._counters = Counters(self._cql, self._index, self._reactor, settings.writer)
         self._journal = Journal(self._cql, settings.writer)
-        # Journaled increments not in the cells yet, oldest first: the last
-        # layer takes new commits, a fold seals it and folds the others.
-        self._unfolded = [Unfolded(0)]
-        self._one_fold = DeferredLock()
-        self._folder = LoopingCall(lambda: Deferred.fromCoroutine(self._tick()))
-        self._folder.clock = self._reactor
+        self._behind = WriteBehind(self._reactor, self._fold_layer, "cassandra")
         self._group = GroupCommitter(
             lambda units: Deferred.fromCoroutine(self._commit(units)), weigh=_weight, unit_weight=UNIT_BYTES
         )
@@ -118,7 +108,7 @@ class CassandraStore:
         except Exception as error:
             raise StoreUnavailable(f"cassandra: could not open {self!r}: {error!r}") from error
         await self._replay()
-        self._folder.start(FOLD_SECONDS, now=False)
+        self._behind.start()
 
     async def _replay(self) -> None:
         """Fold what this writer journaled and had not folded when it last stopped."""
@@ -129,7 +119,7 @@ class CassandraStore:
         for seq, rows in entries:
             (interrupted if seq <= folding else later).add(seq, rows)
         interrupted.upto = folding
-        self._unfolded = [interrupted, later]
+        self._behind.layers = [interrupted, later]
         await self.fold()
 
     def _connect(self) -> None:
@@ -158,8 +148,7 @@ class CassandraStore:
 
     async def close(self) -> None:
         try:
-            if self._folder.running:
-                self._folder.stop()
+            self._behind.stop()
             await self._group.drain()
             if self._cluster is not None:
                 # What is not folded now stays in the journal for the next start.
@@ -200,7 +189,7 @@ class CassandraStore:
     async def read_rows(
         self, scope: str, rows: Sequence[bytes], start: bytes = b"", end: bytes | None = None
     ) -> list[dict[bytes, int]]:
-        return await self._counters.read_rows(scope, rows, list(self._unfolded), start, end)
+        return await self._counters.read_rows(scope, rows, list(self._behind.layers), start, end)
 
     async def write(self, batch: WriteBatch) -> None:
         check_batch(self._kinds, batch)
@@ -252,7 +241,7 @@ class CassandraStore:
     def _count(self, journaled: list[tuple[int, Rows]]) -> None:
         """Journal entries from now on in reads and in the next fold."""
         for seq, rows in journaled:
-            self._unfolded[-1].add(seq, rows)
+            self._behind.add(seq, rows)
 
     async def _sent(self, writes: list[tuple[Any, Any]], landed: Callable[[int, bool], None] | None = None) -> None:
         """Writes that can run twice, those that failed sent again (`WRITE_ATTEMPTS` in all);
@@ -284,35 +273,14 @@ class CassandraStore:
             pending = failed
 
     async def fold(self) -> None:
-        """Fold everything journaled so far into the counter cells, oldest layer first (commits
-        journaled meanwhile wait for the next fold)."""
-        await self._one_fold.run(lambda: Deferred.fromCoroutine(self._fold()))
+        """Fold everything journaled so far into the counter cells."""
+        await self._behind.fold()
 
-    async def _fold(self) -> None:
-        through = self._unfolded[-1].upto
-        while self._unfolded[0].after < through:
-            # Commits from now on go to a new layer, unless an older one is
-            # still waiting (its fold failed): then they keep merging into
-            # the last, so memory is bounded by the cells they touch, not by
-            # how long Cassandra fails.
-            if len(self._unfolded) == 1:
-                self._unfolded.append(Unfolded(self._unfolded[-1].upto))
-            layer = self._unfolded[0]
-            if layer:
-                started = time.monotonic()
-                await self._journal.folding(layer.upto)
-                METRICS.fold_cells.observe(await self._counters.fold(layer))
-                await self._journal.folded(layer.after, layer.upto)
-                METRICS.fold_seconds.observe(time.monotonic() - started)
-            self._unfolded.pop(0)
-
-    async def _tick(self) -> None:
-        try:
-            await self.fold()
-        except Exception:
-            # Kept, and tried again at the next tick.
-            METRICS.fold_failures.inc()
-            _log.failure("cassandra: a fold of journaled increments failed")
+    async def _fold_layer(self, layer: Unfolded) -> int:
+        await self._journal.folding(layer.upto)
+        cells = await self._counters.fold(layer)
+        await self._journal.folded(layer.after, layer.upto)
+        return cells
 
     # Whole scopes.
 

@@ -13,7 +13,7 @@ answered); about once a second a fold adds the journaled sums to the counter
 cells and deletes the rows, again in one transaction, so a cell shared by
 many hits (a bucket's totals, its hourly series) is written once a second
 instead of once a commit, and a fold is never half done.  Until its fold, a
-commit's increments are also held in memory (hiitrack.store.unfolded) and
+commit's increments are also held in memory (hiitrack.store.write_behind) and
 added to every read: a read takes `journal_folded` in the same snapshot as
 the cells, so it adds exactly the entries those cells lack.  A process that
 opens the file folds what the journal holds first: a process killed before
@@ -40,18 +40,15 @@ from typing import IO, Any, TypeVar
 
 import ujson
 from twisted.internet import reactor as default_reactor
-from twisted.internet.defer import Deferred, DeferredLock
-from twisted.internet.task import LoopingCall
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from hiitrack.metrics import METRICS
 from hiitrack.store.grouping import GroupCommitter, MergedWrite
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
 from hiitrack.store.sqlite.schema import migrate
-from hiitrack.store.unfolded import Rows, Unfolded, by_row
+from hiitrack.store.write_behind import Rows, Unfolded, WriteBehind, by_row
 
 __all__ = ["SQLiteStore"]
 
@@ -59,12 +56,9 @@ PURGE_SECONDS = 60.0
 """How often a commit also deletes expired records."""
 PURGE_ROWS = 1000
 """At most this many expired records per commit, so a purge never stalls writes."""
-FOLD_SECONDS = 1.0
-"""How often journaled increments are folded into the counter cells."""
 JOURNAL_LOCK = ".journal-lock"
 """Appended to the file's path: the lock the journaling process holds."""
 
-_log = Logger()
 
 LIVE = "(expires IS NULL OR expires > :now)"
 # All the increments of a commit in one statement: ?2 is a JSON list of
@@ -206,12 +200,7 @@ class SQLiteStore:
         self._journal_lock: IO[str] | None = None
         self._journaled = 0
         """The last journal entry number given out."""
-        # Journaled increments not in the cells yet, oldest first: the last
-        # layer takes new commits, a fold seals it and folds the others.
-        self._unfolded = [Unfolded(0)]
-        self._one_fold = DeferredLock()
-        self._folder = LoopingCall(lambda: Deferred.fromCoroutine(self._tick()))
-        self._folder.clock = self._reactor
+        self._behind = WriteBehind(self._reactor, self._fold_layer, "sqlite")
 
     def __repr__(self) -> str:
         return f"sqlite:{self.path}"
@@ -257,8 +246,8 @@ class SQLiteStore:
         await self._run(self._writer, migrate)
         if self._lock_journal():
             self._journaled = await self._transaction(_replay)
-            self._unfolded = [Unfolded(self._journaled)]
-            self._folder.start(FOLD_SECONDS, now=False)
+            self._behind.layers = [Unfolded(self._journaled)]
+            self._behind.start()
 
     def _lock_journal(self) -> bool:
         """Take the file's journal lock if no other process holds it; whether this process journals."""
@@ -273,8 +262,7 @@ class SQLiteStore:
 
     async def close(self) -> None:
         try:
-            if self._folder.running:
-                self._folder.stop()
+            self._behind.stop()
             await self._group.drain()
             # What a failed fold leaves stays in the journal for the next start.
             await self.fold()
@@ -388,7 +376,7 @@ class SQLiteStore:
         committed = Deferred.fromCoroutine(self._transaction(commit))
         if journaled:
             # Before the GroupCommitter answers the commit's requests.
-            committed.addCallback(lambda _: self._unfolded[-1].add(seq, rows))
+            committed.addCallback(lambda _: self._behind.add(seq, rows))
         return committed
 
     async def read_rows(
@@ -427,38 +415,20 @@ class SQLiteStore:
     def _lacking(self, folded: int) -> list[Unfolded] | None:
         """The layers a snapshot folded up to `folded` lacks; None if it is older than the last
         fold, whose layer is gone from memory (read again)."""
-        if folded < self._unfolded[0].after:
+        layers = self._behind.layers
+        if folded < layers[0].after:
             return None
-        return [layer for layer in self._unfolded if layer.after >= folded and layer]
+        return [layer for layer in layers if layer.after >= folded and layer]
 
     async def fold(self) -> None:
-        """Fold everything journaled so far into the counter cells (commits journaled meanwhile wait
-        for the next fold); nothing to do in a process that does not journal."""
+        """Fold everything journaled so far into the counter cells; nothing to do in a process
+        that does not journal."""
         if self._journal_lock is not None:
-            await self._one_fold.run(lambda: Deferred.fromCoroutine(self._fold()))
+            await self._behind.fold()
 
-    async def _fold(self) -> None:
-        through = self._unfolded[-1].upto
-        while self._unfolded[0].after < through:
-            # Commits from now on go to a new layer, unless an older one is
-            # still waiting (its fold failed): then they keep merging into the last.
-            if len(self._unfolded) == 1:
-                self._unfolded.append(Unfolded(self._unfolded[-1].upto))
-            layer = self._unfolded[0]
-            if layer:
-                started = time.monotonic()
-                await self._transaction(partial(_fold_into_cells, layer=layer))
-                METRICS.fold_cells.observe(sum(len(columns) for columns in layer.rows.values()))
-                METRICS.fold_seconds.observe(time.monotonic() - started)
-            self._unfolded.pop(0)
-
-    async def _tick(self) -> None:
-        try:
-            await self.fold()
-        except Exception:
-            # Kept, and tried again at the next tick.
-            METRICS.fold_failures.inc()
-            _log.failure("sqlite: a fold of journaled increments failed")
+    async def _fold_layer(self, layer: Unfolded) -> int:
+        await self._transaction(partial(_fold_into_cells, layer=layer))
+        return sum(len(columns) for columns in layer.rows.values())
 
     async def drop(self, scope: str) -> None:
         # Nothing of the scope is left to fold into the cells after it is dropped.

@@ -1,0 +1,128 @@
+"""Counters written behind a journal: the increments not in the cells yet, and the fold that moves them.
+
+Both stores answer a commit once its increments are durable in a journal
+and add them to the cells later, in one fold a second, so that a cell
+shared by many hits is written once.  Until then the process that journaled
+them holds them here, summed by row in layers, and adds them to what it
+reads.  How a layer reaches the cells is each store's own (`fold_layer`);
+the order of layers, one fold at a time and the loop are here.
+Tests: tests/test_write_behind.py, tests/test_sqlite_write_behind.py.
+"""
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from hiitrack.metrics import METRICS
+
+__all__ = ["FOLD_SECONDS", "Increments", "Rows", "Unfolded", "WriteBehind", "by_row"]
+
+FOLD_SECONDS = 1.0
+"""How often journaled increments are folded into the counter cells."""
+
+_log = Logger()
+
+Increments = Mapping[tuple[str, bytes, bytes], int]
+"""Amounts by (scope, row, column), as a commit has them."""
+Rows = dict[tuple[str, bytes], dict[bytes, int]]
+"""Amounts by (scope, row), then column: a journal entry, each row's key once."""
+
+
+def by_row(increments: Iterable[tuple[tuple[str, bytes, bytes], int]]) -> Rows:
+    """Increments grouped by (scope, row)."""
+    rows: Rows = {}
+    for (scope, row, column), amount in increments:
+        cells = rows.get((scope, row))
+        if cells is None:
+            cells = rows[scope, row] = {}
+        cells[column] = amount
+    return rows
+
+
+class Unfolded:
+    """The increments of journal entries ``after < seq <= upto``, summed by row for reads and folds."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.upto = after
+        self.rows: Rows = {}
+
+    def __bool__(self) -> bool:
+        return self.upto > self.after
+
+    def add(self, seq: int, entry: Rows) -> None:
+        rows = self.rows
+        for key, columns in entry.items():
+            cells = rows.get(key)
+            if cells is None:
+                rows[key] = dict(columns)
+                continue
+            for column, amount in columns.items():
+                cells[column] = cells.get(column, 0) + amount
+        self.upto = max(self.upto, seq)
+
+    def cells(self, scope: str, row: bytes) -> Mapping[bytes, int]:
+        """The row's unfolded amounts by column (empty if none)."""
+        return self.rows.get((scope, row), {})
+
+
+class WriteBehind:
+    """A store's unfolded layers, oldest first, and its fold loop.
+
+    The last layer takes new commits; a fold seals it and folds the layers
+    before it, one after another, each through `fold_layer` (which returns
+    how many cells it set).  A layer whose fold failed stays, and is tried
+    again first at the next fold.
+    """
+
+    def __init__(self, reactor: Any, fold_layer: Callable[[Unfolded], Awaitable[int]], store: str) -> None:
+        self.layers = [Unfolded(0)]
+        self._fold_layer = fold_layer
+        self._store = store
+        self._one_fold = DeferredLock()
+        self.loop = LoopingCall(lambda: Deferred.fromCoroutine(self._tick()))
+        self.loop.clock = reactor
+
+    def add(self, seq: int, rows: Rows) -> None:
+        """A journal entry, durable from now on: in reads and in the next fold."""
+        self.layers[-1].add(seq, rows)
+
+    def start(self) -> None:
+        self.loop.start(FOLD_SECONDS, now=False)
+
+    def stop(self) -> None:
+        if self.loop.running:
+            self.loop.stop()
+
+    async def fold(self) -> None:
+        """Fold everything journaled so far, oldest layer first (commits journaled meanwhile
+        wait for the next fold)."""
+        await self._one_fold.run(lambda: Deferred.fromCoroutine(self._fold()))
+
+    async def _fold(self) -> None:
+        through = self.layers[-1].upto
+        while self.layers[0].after < through:
+            # Commits from now on go to a new layer, unless an older one is
+            # still waiting (its fold failed): then they keep merging into
+            # the last, so memory is bounded by the cells they touch, not by
+            # how long the store fails.
+            if len(self.layers) == 1:
+                self.layers.append(Unfolded(self.layers[-1].upto))
+            layer = self.layers[0]
+            if layer:
+                started = time.monotonic()
+                METRICS.fold_cells.observe(await self._fold_layer(layer))
+                METRICS.fold_seconds.observe(time.monotonic() - started)
+            self.layers.pop(0)
+
+    async def _tick(self) -> None:
+        try:
+            await self.fold()
+        except Exception:
+            # Kept, and tried again at the next tick.
+            METRICS.fold_failures.inc()
+            _log.failure("{store}: a fold of journaled increments failed", store=self._store)
