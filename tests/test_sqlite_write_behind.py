@@ -164,6 +164,30 @@ async def test_a_second_process_on_the_file_adds_to_the_cells_and_reads_the_firs
 
 
 @pytest_twisted.ensureDeferred
+async def test_when_the_journaling_process_dies_another_takes_its_journal_over(tmp_path):
+    path = tmp_path / "s.db"
+    first = await opened(path)
+    beside = SQLiteStore(str(path))
+    clock = beside._taking_over.clock = Clock()
+    await beside.open()
+    try:
+        totals = await hits(first, SCOPE, 6)
+        killed(first)
+        assert await beside.read_rows(SCOPE, ROWS) == [{}, {}]
+        clock.advance(FOLD_SECONDS)
+        # The takeover's replay is a transaction on the writer thread: done once the next one is.
+        await beside._transaction(lambda connection: None)
+        assert in_file(path) == (12, 0, 6)
+        assert await beside.read_rows(SCOPE, ROWS) == added(totals)
+        totals = await hits(beside, SCOPE, 2, totals)
+        assert in_file(path)[1] == 2  # journaled now
+        assert await beside.read_rows(SCOPE, ROWS) == added(totals)
+    finally:
+        await beside.close()
+    assert in_file(path)[1] == 0
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_dropped_scope_keeps_nothing_unfolded(tmp_path):
     path = tmp_path / "s.db"
     store = await opened(path)

@@ -22,8 +22,10 @@ its fold loses nothing.
 One process per file journals: the one holding the file's journal lock
 (``PATH.journal-lock``, released by the kernel when the process ends).
 Another process on the same file (an import beside the server, a second
-``twistd``) adds its increments to the cells at each commit, as before, and
-reads the journaling process's hits once they are folded.
+``twistd``) adds its increments to the cells at each commit, as before,
+reads the journaling process's hits once they are folded, and tries the
+lock every `FOLD_SECONDS`: when the journaling process stops or dies, the
+first to take the lock folds what it left and journals from then on.
 Tests: tests/test_store_contract.py, tests/test_migrations.py,
 tests/test_write_behind.py, tests/test_durability.py.
 """
@@ -41,14 +43,16 @@ from typing import IO, Any, TypeVar
 import ujson
 from twisted.internet import reactor as default_reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from hiitrack.store.grouping import GroupCommitter, MergedWrite
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
 from hiitrack.store.sqlite.schema import migrate
-from hiitrack.store.write_behind import Rows, Unfolded, WriteBehind, by_row
+from hiitrack.store.write_behind import FOLD_SECONDS, Rows, Unfolded, WriteBehind, by_row
 
 __all__ = ["SQLiteStore"]
 
@@ -58,6 +62,8 @@ PURGE_ROWS = 1000
 """At most this many expired records per commit, so a purge never stalls writes."""
 JOURNAL_LOCK = ".journal-lock"
 """Appended to the file's path: the lock the journaling process holds."""
+
+_log = Logger()
 
 
 LIVE = "(expires IS NULL OR expires > :now)"
@@ -201,6 +207,8 @@ class SQLiteStore:
         self._journaled = 0
         """The last journal entry number given out."""
         self._behind = WriteBehind(self._reactor, self._fold_layer, "sqlite")
+        self._taking_over = LoopingCall(lambda: Deferred.fromCoroutine(self._try_taking_over()))
+        self._taking_over.clock = self._reactor
 
     def __repr__(self) -> str:
         return f"sqlite:{self.path}"
@@ -244,24 +252,43 @@ class SQLiteStore:
         self._writer.start()
         self._reader.start()
         await self._run(self._writer, migrate)
-        if self._lock_journal():
-            self._journaled = await self._transaction(_replay)
-            self._behind.layers = [Unfolded(self._journaled)]
-            self._behind.start()
+        await self._take_journal()
+        if self._journal_lock is None:
+            # The process that journals may stop or die: take its journal over then.
+            self._taking_over.start(FOLD_SECONDS, now=False)
 
-    def _lock_journal(self) -> bool:
-        """Take the file's journal lock if no other process holds it; whether this process journals."""
+    async def _take_journal(self) -> None:
+        """Journal from now on if no other process does (the lock is free): first fold what
+        the journal holds, which a process that stopped or died left there."""
         handle = open(self.path + JOURNAL_LOCK, "a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            return False
+            return
+        try:
+            # Commits meanwhile add to the cells, as in a process that does not journal.
+            self._journaled = await self._transaction(_replay)
+        except BaseException:
+            handle.close()
+            raise
+        self._behind.layers = [Unfolded(self._journaled)]
         self._journal_lock = handle
-        return True
+        self._behind.start()
+        if self._taking_over.running:
+            self._taking_over.stop()
+
+    async def _try_taking_over(self) -> None:
+        try:
+            await self._take_journal()
+        except Exception:
+            # Tried again at the next tick.
+            _log.failure("sqlite: could not take over the journal")
 
     async def close(self) -> None:
         try:
+            if self._taking_over.running:
+                self._taking_over.stop()
             self._behind.stop()
             await self._group.drain()
             # What a failed fold leaves stays in the journal for the next start.
