@@ -119,7 +119,8 @@ def _unavailable(kind: str, report: Report) -> bool:
 
 
 def _phases(args: argparse.Namespace, bench: Bench) -> None:
-    """The default run: floor, ingest on each store, scale-out, the pairwise funnel and memory."""
+    """The default run: floor, ingest on each store, two processes on each store, the pairwise
+    funnel and memory."""
     floor = bench.floor()
     for kind in args.stores:
         if _unavailable(kind, bench.report):
@@ -129,6 +130,8 @@ def _phases(args: argparse.Namespace, bench: Bench) -> None:
             bench.restart(kind)
         if kind == "cassandra" and not args.quick:
             bench.scale_out(floor)
+        if kind == "sqlite" and not args.quick:
+            bench.sqlite_beside()
     bench.funnel(args.stores[0] if args.stores[0] == "sqlite" or cassandra_ready() is None else "sqlite")
 
 

@@ -223,18 +223,35 @@ class Bench:
                 "cassandra event, 2 processes behind nginx: requests/s ÷ floor",
                 f"{load.rate:,.0f} ÷ {floor['event']:,.0f} = {ratio:.2f}",
             )
-            hits = self.args.seen_hits
-            delays = seen_elsewhere(servers[0].port, servers[1].port, user, "seen", hits, FOLD_SECONDS)
-            cuts = statistics.quantiles(delays, n=100)
-            self.report.row(
-                f"cassandra, a hit answered 200 by one process is in the other's reports after ({hits} hits):"
-                " p50 / p99",
-                f"{cuts[49] * 1000:.0f} / {cuts[98] * 1000:.0f} ms",
-            )
+            self.staleness("cassandra, a hit answered 200 by one process", servers[0].port, servers[1].port, user)
         finally:
             proxy.stop()
             for server in servers:
                 server.stop()
+
+    def sqlite_beside(self) -> None:
+        """Two processes on one SQLite file: the first journals, the second reads its hits once folded."""
+        print("staleness: 2 processes on one SQLite file", flush=True)
+        store = f"sqlite:{self.work}/beside.db"
+        # The first holds the journal lock once it listens: it opens the store first.
+        servers = [start_hiitrack(self.work, store, "beside-0")]
+        try:
+            servers.append(start_hiitrack(self.work, store, "beside-1"))
+            create_user(servers[0].port, "bench")
+            self.staleness("sqlite, a hit answered 200 by the journaling process", servers[0].port, servers[1].port)
+        finally:
+            for server in servers:
+                server.stop()
+
+    def staleness(self, what: str, writer: int, reader: int, user: str = "bench") -> None:
+        """The row of how long `writer`'s hits take to reach `reader`'s reports (it folds once a second)."""
+        hits = self.args.seen_hits
+        delays = seen_elsewhere(writer, reader, user, "seen", hits, FOLD_SECONDS)
+        cuts = statistics.quantiles(delays, n=100)
+        self.report.row(
+            f"{what} is in the other's reports after ({hits} hits): p50 / p99",
+            f"{cuts[49] * 1000:.0f} / {cuts[98] * 1000:.0f} ms",
+        )
 
     def load(self, port: int, user: str, bucket: str, events: int, visitors: int) -> Load:
         """Record `events` events (rounded up to whole messages) through /batch.
