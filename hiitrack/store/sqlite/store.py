@@ -27,7 +27,7 @@ reads the journaling process's hits once they are folded, and tries the
 lock every `FOLD_SECONDS`: when the journaling process stops or dies, the
 first to take the lock folds what it left and journals from then on.
 Tests: tests/test_store_contract.py, tests/test_migrations.py,
-tests/test_write_behind.py, tests/test_durability.py.
+tests/test_sqlite_write_behind.py, tests/test_durability.py.
 """
 
 import fcntl
