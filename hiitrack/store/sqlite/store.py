@@ -411,26 +411,25 @@ class SQLiteStore:
     ) -> list[dict[bytes, int]]:
         query = (READ_ROW if end is None else READ_ROW + " AND col < ?") + " ORDER BY col"
         bounds = (start,) if end is None else (start, end)
-        journaling = self._journal_lock is not None
+
+        def stored(connection: sqlite3.Connection) -> list[dict[bytes, int]]:
+            return [{bytes(col): n for col, n in connection.execute(query, (scope, row, *bounds))} for row in rows]
+
+        if self._journal_lock is None:
+            return await self._run(self._reader, stored)
 
         def read(connection: sqlite3.Connection) -> tuple[int, list[dict[bytes, int]]]:
             # One snapshot for how far the journal is folded and for the cells.
             connection.execute("BEGIN")
             try:
-                folded = connection.execute(FOLDED_UPTO).fetchone()[0] if journaling else 0
-                return folded, [
-                    {bytes(column): n for column, n in connection.execute(query, (scope, row, *bounds))} for row in rows
-                ]
+                return connection.execute(FOLDED_UPTO).fetchone()[0], stored(connection)
             finally:
                 connection.execute("COMMIT")
 
-        while True:
+        layers = None
+        while layers is None:
             folded, found = await self._run(self._reader, read)
-            if not journaling:
-                return found
             layers = self._lacking(folded)
-            if layers is not None:
-                break
         for row, cells in zip(rows, found, strict=True):
             for layer in layers:
                 for column, amount in layer.cells(scope, row).items():
@@ -457,10 +456,14 @@ class SQLiteStore:
         await self._transaction(partial(_fold_into_cells, layer=layer))
         return sum(len(columns) for columns in layer.rows.values())
 
-    async def drop(self, scope: str) -> None:
-        # Nothing of the scope is left to fold into the cells after it is dropped.
+    async def _settled(self) -> None:
+        """Every write accepted so far committed and folded: nothing of a scope is left to fold
+        into its cells after they are dropped."""
         await self._group.drain()
         await self.fold()
+
+    async def drop(self, scope: str) -> None:
+        await self._settled()
 
         def drop(connection: sqlite3.Connection) -> None:
             for table in TABLES.values():
@@ -470,8 +473,7 @@ class SQLiteStore:
         await self._transaction(drop)
 
     async def drop_counters(self, scope: str) -> None:
-        await self._group.drain()
-        await self.fold()
+        await self._settled()
         await self._transaction(lambda connection: connection.execute(DROP_COUNTERS, (scope,)) and None)
 
     async def count(self, scope: str) -> int:
