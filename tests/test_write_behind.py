@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred
 
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore
+from hiitrack.store.cassandra.journal import ENTRY_CELLS, _entries
 from hiitrack.store.kinds import VISITOR
 from hiitrack.store.write_behind import Unfolded
 from tests.conftest import CASSANDRA_URI
@@ -292,3 +293,19 @@ async def test_entries_journaled_flat_before_rows_were_grouped_still_replay(user
         assert await store.read_rows(scope, ROWS) == [{b"a": 3}, {b"b": 1}]
     finally:
         await store.close()
+
+
+def test_a_commit_larger_than_an_entry_is_several_entries_holding_every_cell_once():
+    rows = {
+        ("u/b", b"long"): {b"c%05d" % n: n + 1 for n in range(ENTRY_CELLS + 5)},
+        ("u/b", b"short"): {b"x": 1, b"y": 2},
+    }
+    entries = list(_entries(rows))
+    assert len(entries) == 2
+    assert all(sum(len(columns) for columns in entry.values()) <= ENTRY_CELLS for entry in entries)
+    joined: dict = {}
+    for entry in entries:
+        for key, columns in entry.items():
+            assert not set(columns) & set(joined.get(key, {}))
+            joined.setdefault(key, {}).update(columns)
+    assert joined == rows

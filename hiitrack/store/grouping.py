@@ -10,7 +10,6 @@ tests/test_store_contract.py, tests/test_write_behind.py.
 """
 
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from twisted.internet.defer import Deferred, succeed
@@ -20,7 +19,10 @@ from hiitrack.metrics import METRICS
 from hiitrack.store.interface import WriteBatch
 from hiitrack.store.kinds import Kind
 
-__all__ = ["GroupCommitter", "MergedWrite", "merge"]
+__all__ = ["GroupCommitter", "MergedWrite", "Rows", "merge"]
+
+Rows = dict[tuple[str, bytes], dict[bytes, int]]
+"""Amounts by (scope, row), then column: each row's key once, as the stores write and journal them."""
 
 
 class MergedWrite:
@@ -36,10 +38,12 @@ class MergedWrite:
         self.records: dict[tuple[str, Kind, str], bytes] = {}
         self.deletions: set[tuple[str, Kind, str]] = set()
         self.cleared: set[tuple[str, Kind]] = set()
-        self.increments: defaultdict[tuple[str, bytes, bytes], int] = defaultdict(int)
+        # Increments by row, as merged: stores journal and write them so, without grouping again.
+        self.rows: Rows = {}
 
     def __len__(self) -> int:
-        return len(self.records) + len(self.deletions) + len(self.cleared) + len(self.increments)
+        cells = sum(len(columns) for columns in self.rows.values())
+        return len(self.records) + len(self.deletions) + len(self.cleared) + cells
 
     def add(self, batch: WriteBatch) -> None:
         """Merge one more batch in, after those already merged."""
@@ -54,9 +58,12 @@ class MergedWrite:
             self.deletions.discard((batch.scope, kind, key))
             self.records[batch.scope, kind, key] = value
         # Locals: this loop runs for every cell of every hit.
-        scope, increments = batch.scope, self.increments
+        scope, rows = batch.scope, self.rows
         for (row, column), amount in batch.increments.items():
-            increments[scope, row, column] += amount
+            cells = rows.get((scope, row))
+            if cells is None:
+                cells = rows[scope, row] = {}
+            cells[column] = cells.get(column, 0) + amount
 
     def batches(self) -> list[WriteBatch]:
         """The merged write again as batches, one per scope."""
@@ -74,10 +81,10 @@ class MergedWrite:
             of(scope).deletions.add((kind, key))
         for (scope, kind, key), value in self.records.items():
             of(scope).records[kind, key] = value
-        for (scope, row, column), amount in self.increments.items():
-            if scope not in increments:
-                of(scope)
-            increments[scope][row, column] = amount
+        for (scope, row), columns in self.rows.items():
+            of(scope)
+            for column, amount in columns.items():
+                increments[scope][row, column] = amount
         return list(batches.values())
 
 

@@ -10,7 +10,7 @@ Tests: tests/test_write_behind.py, tests/test_sqlite_write_behind.py.
 """
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredLock
@@ -18,29 +18,14 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from hiitrack.metrics import METRICS
+from hiitrack.store.grouping import Rows
 
-__all__ = ["FOLD_SECONDS", "Increments", "Rows", "Unfolded", "WriteBehind", "by_row"]
+__all__ = ["FOLD_SECONDS", "Unfolded", "WriteBehind"]
 
 FOLD_SECONDS = 1.0
 """How often journaled increments are folded into the counter cells."""
 
 _log = Logger()
-
-Increments = Mapping[tuple[str, bytes, bytes], int]
-"""Amounts by (scope, row, column), as a commit has them."""
-Rows = dict[tuple[str, bytes], dict[bytes, int]]
-"""Amounts by (scope, row), then column: a journal entry, each row's key once."""
-
-
-def by_row(increments: Iterable[tuple[tuple[str, bytes, bytes], int]]) -> Rows:
-    """Increments grouped by (scope, row)."""
-    rows: Rows = {}
-    for (scope, row, column), amount in increments:
-        cells = rows.get((scope, row))
-        if cells is None:
-            cells = rows[scope, row] = {}
-        cells[column] = amount
-    return rows
 
 
 class Unfolded:

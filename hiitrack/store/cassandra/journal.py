@@ -15,7 +15,7 @@ import pickle
 from collections.abc import Iterator
 
 from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write
-from hiitrack.store.write_behind import Increments, Rows, by_row
+from hiitrack.store.grouping import Rows
 
 __all__ = ["ENTRY_CELLS", "Journal", "STATEMENTS"]
 
@@ -35,11 +35,21 @@ STATEMENTS = {
 }
 
 
-def _entries(increments: Increments) -> Iterator[Rows]:
-    """`increments` in entries of at most `ENTRY_CELLS` cells."""
-    items = list(increments.items())
-    for at in range(0, len(items), ENTRY_CELLS):
-        yield by_row(items[at : at + ENTRY_CELLS])
+def _entries(rows: Rows) -> Iterator[Rows]:
+    """`rows` in entries of at most `ENTRY_CELLS` cells (a longer row split between entries)."""
+    entry: Rows = {}
+    cells = 0
+    for key, columns in rows.items():
+        items = list(columns.items())
+        for at in range(0, len(items), ENTRY_CELLS):
+            part = items[at : at + ENTRY_CELLS]
+            if cells + len(part) > ENTRY_CELLS:
+                yield entry
+                entry, cells = {}, 0
+            entry.setdefault(key, {}).update(part)
+            cells += len(part)
+    if entry:
+        yield entry
 
 
 def _loaded(entry: bytes) -> Rows:
@@ -47,7 +57,10 @@ def _loaded(entry: bytes) -> Rows:
     loaded = pickle.loads(entry)
     if not loaded or len(next(iter(loaded))) == 2:
         return loaded
-    return by_row(loaded.items())
+    rows: Rows = {}
+    for (scope, row, column), amount in loaded.items():
+        rows.setdefault((scope, row), {})[column] = amount
+    return rows
 
 
 class Journal:
@@ -73,10 +86,10 @@ class Journal:
         self.last = max([folding, *(seq for seq, _ in entries)])
         return folded, folding, entries
 
-    def number(self, increments: Increments) -> list[tuple[int, Rows]]:
+    def number(self, rows: Rows) -> list[tuple[int, Rows]]:
         """The entries of one commit, numbered in order."""
         numbered = []
-        for entry in _entries(increments):
+        for entry in _entries(rows):
             self.last += 1
             numbered.append((self.last, entry))
         return numbered

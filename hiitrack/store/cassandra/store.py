@@ -38,10 +38,10 @@ from hiitrack.store.cassandra.journal import Journal
 from hiitrack.store.cassandra.partitions import STATEMENTS as INDEX_STATEMENTS
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex
 from hiitrack.store.cassandra.records import Records
-from hiitrack.store.grouping import GroupCommitter, MergedWrite
+from hiitrack.store.grouping import GroupCommitter, MergedWrite, Rows
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
-from hiitrack.store.write_behind import Rows, Unfolded, WriteBehind
+from hiitrack.store.write_behind import Unfolded, WriteBehind
 
 __all__ = ["CassandraStore"]
 
@@ -200,7 +200,7 @@ class CassandraStore:
         for unit in units:
             unit_entries, records = self._records.upserts(unit)
             entries += unit_entries
-            journaled = self._journal.number(unit.increments)
+            journaled = self._journal.number(unit.rows)
             appends = self._journal.appends(journaled)
             if sum(write.size for write in records) + sum(write.size for write in appends) <= LOGGED_BATCH_BYTES:
                 atomic.append((records + appends, journaled))

@@ -48,11 +48,11 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from hiitrack.store.grouping import GroupCommitter, MergedWrite
+from hiitrack.store.grouping import GroupCommitter, MergedWrite, Rows
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
 from hiitrack.store.sqlite.schema import migrate
-from hiitrack.store.write_behind import FOLD_SECONDS, Rows, Unfolded, WriteBehind, by_row
+from hiitrack.store.write_behind import FOLD_SECONDS, Unfolded, WriteBehind
 
 __all__ = ["SQLiteStore"]
 
@@ -382,7 +382,7 @@ class SQLiteStore:
             changes[_sql(kind)["clear"]].append((scope, _stored_kind(kind)))
         for (scope, kind, key), value in merged.records.items():
             changes[_sql(kind)["upsert"]].append((scope, _stored_kind(kind), key, value, self._expires(kind, now)))
-        rows = by_row(merged.increments.items())
+        rows = merged.rows
         journaled = self._journal_lock is not None and bool(rows)
         if journaled:
             self._journaled += 1
