@@ -7,14 +7,18 @@ visitors unless told) and
 prints requests/s and the CPU time per answered request of the server and,
 for Cassandra, of the node of ``scripts/cassandra`` (from /proc).  With
 ``--py-spy`` it records the server's threads meanwhile (py-spy's raw
-format, for flame graphs).  Loopback only; docs/performance.md, "Issue 14:
+format, for flame graphs) and prints how busy each thread was and the
+functions that hold most of the reactor thread's samples, each counted
+once per sample it is on the stack of.  Loopback only; docs/performance.md, "Issue 14:
 the write path", says what it found.
 """
 
 import argparse
+import re
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from benchmarks.client import create_user
@@ -22,6 +26,28 @@ from benchmarks.servers import cpu_seconds, drop_keyspaces, start_hiitrack
 from benchmarks.wrk import run_wrk
 
 NODE_PID = Path.home() / ".cache/hiitrack/cassandra/cassandra.pid"
+SPY_RATE = 200
+"""py-spy's samples per second."""
+TOP_FUNCTIONS = 80
+
+
+def spy_summary(raw: Path, seconds: float) -> str:
+    """Each thread's share of `seconds` busy, then the reactor (main) thread's functions by share
+    of its busy samples, from py-spy's raw output (one stack per line, thread first, then a count)."""
+    busy: Counter[str] = Counter()
+    main: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        thread, *frames = stack.split(";")
+        busy[thread] += int(count)
+        if "MainThread" in thread:
+            # "name (path/file.py:line)" -> "name (file.py)", each function once per stack.
+            names = {re.sub(r" \((?:.*/)?([^/:]+)(?::\d+)?\)$", r" (\1)", frame) for frame in frames}
+            main.update(dict.fromkeys(names, int(count)))
+    lines = [f"{thread}: busy {n / (SPY_RATE * seconds):.0%}" for thread, n in busy.most_common()]
+    total = sum(n for thread, n in busy.items() if "MainThread" in thread) or 1
+    lines += [f"  {n / total:6.1%} {name}" for name, n in main.most_common(TOP_FUNCTIONS)]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -41,9 +67,10 @@ def main() -> None:
         create_user(server.port, "bench")
         run_wrk(work, server.port, mode=args.mode, prefix="/bench/warm", visitors=args.visitors, seconds=3, seed=1)
         spy = None
+        spy_seconds = max(1, int(args.seconds) - 2)
         if args.spy:
-            command = ["py-spy", "record", "-p", str(server.process.pid), "-d", str(max(1, int(args.seconds) - 2))]
-            command += ["--threads", "-f", "raw", "-o", args.spy, "-r", "200"]
+            command = ["py-spy", "record", "-p", str(server.process.pid), "-d", str(spy_seconds)]
+            command += ["--threads", "-f", "raw", "-o", args.spy, "-r", str(SPY_RATE)]
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         server_before, node_before = cpu_seconds(server.process.pid), cpu_seconds(node) if node else 0.0
         load = run_wrk(
@@ -62,6 +89,8 @@ def main() -> None:
     if node:
         line += f", node {1000 * node_cpu / max(1, load.ok):.2f} ms"
     print(line)
+    if args.spy:
+        print(spy_summary(Path(args.spy), spy_seconds))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.client import http
+from benchmarks.profile import spy_summary
 from benchmarks.report import Report
 from benchmarks.servers import start_floor
 from benchmarks.wrk import Load
@@ -85,3 +86,15 @@ def test_quick_costs_and_exact_funnel_runs_agree_with_clickhouse() -> None:
     assert "ClickHouse windowFunnel at 3,000 events" in done.stdout
     assert "sqlite batch ingest, 100,000 visitors, with the history ÷ without" in done.stdout
     assert "sqlite event ingest, 1,000 visitors, with the access log in a file ÷ without" in done.stdout
+
+
+def test_the_profile_summary_counts_each_function_once_per_sample(tmp_path: Path) -> None:
+    raw = tmp_path / "spy.raw"
+    raw.write_text(
+        "thread (1): MainThread;run (a/app.py:1);f (a/x.py:3);f (a/x.py:7) 30\n"
+        "thread (1): MainThread;run (a/app.py:1);g (b/y.py:2) 10\n"
+        "thread (2): writer;commit (c/store.py:9) 100\n"
+    )
+    lines = spy_summary(raw, 1.0).splitlines()
+    assert lines[:2] == ["thread (2): writer: busy 50%", "thread (1): MainThread: busy 20%"]
+    assert lines[2:] == ["  100.0% run (app.py)", "   75.0% f (x.py)", "   25.0% g (y.py)"]

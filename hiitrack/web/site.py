@@ -22,7 +22,7 @@ nowhere (behind nginx, whose log has the same lines).  Either way the lines
 are written once a second and at stop: in twistd's log, a second's lines are
 one log event, each line after the first on a line of its own indented by a
 tab (an event per request cost a formatted timestamp and a flushed write
-each, about a tenth of the reactor thread under load); the file is written
+each, on 13 % of the reactor thread's samples under load); the file is written
 with a buffer, flushed every second.
 Tests: tests/test_http_limits.py, tests/test_http_deadlines.py,
 tests/test_access_log.py.
