@@ -55,8 +55,9 @@ def call(
 T = TypeVar("T")
 
 FOLDED_WITHIN = 15.0
-"""Seconds within which a Cassandra process's hits reach the other processes' reports (it folds
-them into the counter cells about once a second)."""
+"""Seconds within which a process's hits reach the other processes' reports: the process that
+journals counters (every Cassandra process, one SQLite process per file) folds them into the
+counter cells about once a second."""
 
 
 def settled(read: Callable[[], T], expected: T, seconds: float = FOLDED_WITHIN) -> T:

@@ -55,7 +55,7 @@ def test_a_change_in_one_process_holds_in_the_other(tmp_path, store):
         status, report = _call("GET", f"{b.url}/{user}/site", auth=f"{user}:{NEW}")
         assert status == 200
         new_key = report["access_key"]
-        # A's hit is in B's report once A folded it (Cassandra writes counters behind, every second).
+        # A's hit is in B's report once A folded it (the process that journals counters folds them every second).
         total = settled(lambda: _call("GET", f"{b.url}/{user}/site/event/A", auth=f"{user}:{new_key}")[1]["total"], 2)
         assert total == 2
 
