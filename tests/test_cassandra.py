@@ -331,8 +331,9 @@ def sent_requests(store: CassandraStore, wakeups: CountingReactor) -> list[tuple
 
 @pytest_twisted.ensureDeferred
 async def test_a_commit_is_one_logged_batch_of_records_and_journal_entry(user_name):
-    """Records and the journal entry in one atomic request and one wake-up of the reactor; the
-    counter cells are written by the fold, once for all the commits since the last one."""
+    """Records, the journal entry and the index entries of new partitions in one atomic request
+    and one wake-up of the reactor; the counter cells are written by the fold, once for all the
+    commits since the last one."""
     scope = f"{user_name}/b"
     wakeups = CountingReactor()
     store = CassandraStore(Settings.from_uri(CASSANDRA_URI), wakeups)
@@ -343,28 +344,36 @@ async def test_a_commit_is_one_logged_batch_of_records_and_journal_entry(user_na
         chosen = list({VISITOR.partitioning.shard(visitor): visitor for visitor in visitors}.values())[:3]
         rows = [b"event", b"series", b"segment"]
         cells = {(row, b"c%d" % n): 1 for row in rows for n in range(5)}
-        # The first write lists the partitions in the index.
-        await store.write(WriteBatch(scope, {(VISITOR, visitor): b"old" for visitor in chosen}, cells))
         requests = sent_requests(store, wakeups)
-        before = wakeups.wakeups
-        await store.write(
-            WriteBatch(scope, {(VISITOR, visitor): b"new " + visitor.encode() for visitor in chosen}, cells)
-        )
-        assert wakeups.wakeups - before == 1
-        ((batch, _),) = requests
-        assert batch.batch_type == BatchType.LOGGED
-        statements = [query_id for _, query_id, _ in batch._statements_and_parameters]
-        assert len(statements) == 4
-        assert statements.count(store._cql.statement("journal add").query_id) == 1
-        # After a broken connection the driver may send it again: it writes the same.
-        assert batch.is_idempotent
+
+        async def one_logged_batch(version: bytes) -> list[object]:
+            """Write the visitors' states; the statements of the one request it made."""
+            requests.clear()
+            before = wakeups.wakeups
+            await store.write(WriteBatch(scope, {(VISITOR, visitor): version for visitor in chosen}, cells))
+            assert wakeups.wakeups - before == 1
+            ((batch, _),) = requests
+            assert batch.batch_type == BatchType.LOGGED
+            # After a broken connection the driver may send it again: it writes the same.
+            assert batch.is_idempotent
+            statements = [query_id for _, query_id, _ in batch._statements_and_parameters]
+            assert statements.count(store._cql.statement("journal add").query_id) == 1
+            return statements
+
+        # The first write lists the three shards' partitions in the index, in its batch.
+        first = await one_logged_batch(b"old")
+        assert len(first) == 7
+        assert first.count(store._cql.statement("index add").query_id) == 3
+        listed = {entry.part for entry in await store._index.of(scope) if entry.tbl == "visitors"}
+        assert len(listed) == 3
+        assert len(await one_logged_batch(b"new")) == 4
         # Unfolded increments are read from memory, then from the cells once folded.
         assert await store.read_rows(scope, rows) == [{b"c%d" % n: 2 for n in range(5)}] * 3
         await store.fold()
         assert len(requests) > 1
         assert await store.read_rows(scope, rows) == [{b"c%d" % n: 2 for n in range(5)}] * 3
         for visitor in chosen:
-            assert await store.get(scope, VISITOR, visitor) == b"new " + visitor.encode()
+            assert await store.get(scope, VISITOR, visitor) == b"new"
     finally:
         await store.close()
 

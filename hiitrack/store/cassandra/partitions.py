@@ -2,14 +2,16 @@
 
 Cassandra cannot delete by a prefix of a partition key, so every partition
 whose key is more than the scope (counter rows, a property's values, shards
-of visitors and insert ids) is listed in ``scope_partitions`` before it is
-first written.  Each process remembers the entries it wrote, in a bounded
-cache, so an entry costs one write per partition per process.  Also how a
-scope is written in a partition key.  Tests: tests/test_cassandra.py.
+of visitors and insert ids, visitors' histories) is listed in
+``scope_partitions`` before it is first written, or in the logged batch of
+that first write, which Cassandra applies whole or not at all.  Each process
+remembers the entries it wrote, in a bounded cache, so an entry costs one
+write per partition per process.  Also how a scope is written in a
+partition key.  Tests: tests/test_cassandra.py.
 """
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from cassandra.query import BatchType
 
@@ -47,22 +49,28 @@ class PartitionIndex:
         self._cql = cql
         self._written: LRU[Entry, bool] = LRU(INDEX_CACHE)
 
-    def _writes(self, name: str, entries: Iterable[Entry]) -> list[tuple[Any, Any]]:
-        """Statement `name` for each entry, in batches."""
+    def _writes(self, name: str, entries: Iterable[Entry]) -> list[Write]:
+        """Statement `name` for each entry."""
         statement = self._cql.statement(name)
-        return packed(
-            (Write(entry.scope, statement, entry, ROW_BYTES + len(entry.tbl) + len(entry.part)) for entry in entries),
-            BatchType.UNLOGGED,
-        )
+        return [Write(entry.scope, statement, entry, ROW_BYTES + len(entry.tbl) + len(entry.part)) for entry in entries]
+
+    def unlisted(self, entries: Iterable[Entry]) -> tuple[list[Entry], list[Write]]:
+        """Those of `entries` this process has not listed yet, and the writes that list them: to
+        send before, or in the logged batch of, the partitions' first writes (then `listed`)."""
+        new = [entry for entry in set(entries) if self._written.get(entry) is None]
+        return new, self._writes("index add", new)
+
+    def listed(self, entries: Iterable[Entry]) -> None:
+        """Entries whose writes were applied: not written again by this process."""
+        for entry in entries:
+            self._written.put(entry, True)
 
     async def add(self, entries: Iterable[Entry]) -> None:
         """List partitions before they are written, unless this process already did."""
-        new = [entry for entry in set(entries) if self._written.get(entry) is None]
-        if not new:
-            return
-        await self._cql.each(self._writes("index add", new))
-        for entry in new:
-            self._written.put(entry, True)
+        new, writes = self.unlisted(entries)
+        if new:
+            await self._cql.each(packed(writes, BatchType.UNLOGGED))
+            self.listed(new)
 
     async def of(self, scope: str) -> list[Entry]:
         stored_scope = stored(scope)
@@ -70,6 +78,6 @@ class PartitionIndex:
 
     async def remove(self, entries: list[Entry]) -> None:
         """Unlist partitions of one scope that were deleted."""
-        await self._cql.each(self._writes("index remove", entries))
+        await self._cql.each(packed(self._writes("index remove", entries), BatchType.UNLOGGED))
         for entry in entries:
             self._written.pop(entry)

@@ -5,10 +5,10 @@ version (schema/), prepares every statement, and folds what the journal
 holds past this writer's last fold; the driver does the first three
 blocking, so they run in a thread, the rest through bridge.py.  Writes go
 through the shared `GroupCommitter`, which cuts a commit into units of a few
-hits: a commit lists new partitions in the scope index (partitions.py),
-then writes each unit's records and its journal entry (journal.py) as one
-logged batch, which Cassandra applies whole or not at all, and is
-answered.  Every `FOLD_SECONDS` (hiitrack.store.write_behind) the
+hits: a commit writes each unit's records, its journal entry (journal.py)
+and the scope index entries of partitions new to this process
+(partitions.py) as one logged batch, which Cassandra applies whole or not
+at all, and is answered.  Every `FOLD_SECONDS` (hiitrack.store.write_behind) the
 increments journaled since the last fold go to the counter cells
 (counters.py) in one pass: a cell shared by many hits is written once.  A node that is down, overloaded or slow turns
 into `StoreUnavailable` (HTTP 503) within
@@ -199,14 +199,19 @@ class CassandraStore:
         entries, atomic, split = [], [], []
         for unit in units:
             unit_entries, records = self._records.upserts(unit)
-            entries += unit_entries
+            new, listing = self._index.unlisted(unit_entries)
             journaled = self._journal.number(unit.rows)
             appends = self._journal.appends(journaled)
-            if sum(write.size for write in records) + sum(write.size for write in appends) <= LOGGED_BATCH_BYTES:
-                atomic.append((records + appends, journaled))
+            writes = listing + records + appends
+            if sum(write.size for write in writes) <= LOGGED_BATCH_BYTES:
+                atomic.append((writes, journaled, new))
             else:
+                entries += new
                 split.append((records, appends, journaled))
-        # The index first: a partition is never written without being findable by drop.
+        # A partition is never written without being findable by drop: a
+        # unit's new index entries are in its logged batch, a larger unit's
+        # are listed first.  (A new visitor's first hit waits for one round
+        # trip fewer.)
         await self._index.add(entries)
         # Cleared parts before the records they may precede (a batch's contract).
         await self._sent([clear for unit in units for clear in self._records.clears(unit)])
@@ -219,7 +224,8 @@ class CassandraStore:
         def landed(at: int, later: bool) -> None:
             if at >= len(atomic):
                 return
-            writes, journaled = atomic[at]
+            writes, journaled, new = atomic[at]
+            self._index.listed(new)
             self._count(journaled)
             if later:
                 # Cassandra replays the batch within seconds; a restart, or
@@ -227,7 +233,7 @@ class CassandraStore:
                 _log.info("cassandra: a logged batch timed out once in a batchlog: its writes are sent again")
                 replayed.extend(writes)
 
-        whole = [logged(writes) for writes, _ in atomic]
+        whole = [logged(writes) for writes, _, _ in atomic]
         parts = [part for records, _, _ in split for part in packed(records, BatchType.UNLOGGED)]
         await self._sent(whole + parts, landed)
         # A unit too large for one batch (an import's): its records are
