@@ -13,6 +13,8 @@ import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, fields, replace
 
+import ujson
+
 from hiitrack.counting import Increments, Visitor, count_batch, new_increments
 from hiitrack.ids import canonical_json, event_id, property_id, value_id
 from hiitrack.limits import Limits
@@ -37,8 +39,11 @@ class Hit:
     properties: tuple[tuple[str, object], ...] = ()
 
     def to_bytes(self) -> bytes:
-        # canonical_json (not ujson): a float comes back exactly, so its value id does too.
         document = {"t": self.time_ms, "e": list(self.events), "p": [list(pair) for pair in self.properties]}
+        if all(type(value) is str for _, value in self.properties):
+            # Most hits: texts and an int, which ujson writes as exactly and at a fraction of the cost.
+            return ujson.dumps(document, ensure_ascii=False, escape_forward_slashes=False).encode("utf-8")
+        # canonical_json for other values: a float comes back exactly, so its value id does too.
         return canonical_json(document).encode("utf-8")
 
     @classmethod

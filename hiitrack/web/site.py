@@ -33,7 +33,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TextIO
 
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -115,6 +115,13 @@ class ApiChannel(HTTPChannel):
     site: "ApiSite"
     # The running deadline of the request being received, if any.
     _deadline: IDelayedCall | None = None
+    _host: IAddress | None = None
+
+    def getHost(self) -> IAddress:
+        # Asked by every request (twisted.web.http.Request.__init__): one getsockname a connection.
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
 
     def lineLengthExceeded(self, line: bytes) -> None:
         _hang_up(self, LINE_TOO_LONG)
