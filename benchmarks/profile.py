@@ -78,6 +78,7 @@ def main() -> None:
         )
         server_cpu = cpu_seconds(server.process.pid) - server_before
         node_cpu = cpu_seconds(node) - node_before if node else 0.0
+        rss = server.rss_mb()
         if spy is not None:
             spy.wait()
     finally:
@@ -88,6 +89,7 @@ def main() -> None:
     line += f"; server {1000 * server_cpu / max(1, load.ok):.2f} ms CPU per request"
     if node:
         line += f", node {1000 * node_cpu / max(1, load.ok):.2f} ms"
+    line += f"; server RSS {rss:.0f} MB"
     print(line)
     if args.spy:
         print(spy_summary(Path(args.spy), spy_seconds))
