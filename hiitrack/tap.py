@@ -9,7 +9,6 @@ from a file or from the environment (readable by the same user only).
 Tests: tests/test_tap.py.
 """
 
-import gc
 import os
 import socket
 
@@ -175,20 +174,6 @@ class Options(usage.Options):
         return login, password
 
 
-COLLECTOR_THRESHOLDS = (50_000, 20, 20)
-"""Python's cyclic collector runs after this many container allocations (then every 20th, and
-every 400th collection is a full one) instead of (700, 10, 10).  A hit allocates hundreds of
-containers; with the defaults a full collection, which walks every cached visitor and name, ran
-about once a second under load and held the reactor for 15-20 ms."""
-
-
-def _tune_collector() -> None:
-    """Collect cycles less often, and never walk the objects of the started server again."""
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)
-    # Modules, classes and the open store live as long as the process.
-    gc.freeze()
-
-
 class HiiTrackService(service.MultiService):
     """Opens the store before listening and closes it after the last request."""
 
@@ -232,7 +217,6 @@ class HiiTrackService(service.MultiService):
 
     def startService(self) -> None:
         def listen(_: object) -> None:
-            _tune_collector()
             service.MultiService.startService(self)
 
         def failed(failure: Failure) -> None:
@@ -242,8 +226,7 @@ class HiiTrackService(service.MultiService):
             reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
             reactor.stop()
 
-        # Fires once the server listens (or gave up).
-        self.started = defer.ensureDeferred(self.app.start()).addCallbacks(listen, failed)
+        defer.ensureDeferred(self.app.start()).addCallbacks(listen, failed)
 
     def stopService(self) -> defer.Deferred:
         stopped = defer.maybeDeferred(service.MultiService.stopService, self)

@@ -2,19 +2,15 @@
 
 Where the server listens (a bare port: loopback only), its request deadlines,
 and where the operator's metrics secret comes from (never the command line,
-which every local user can read in /proc/PID/cmdline).  Option parsing,
-and the tuning of Python's collector once the service has started; the
-service it builds runs in the tests that start a real `twistd -n hiitrack`
-(tests/processes.py).
+which every local user can read in /proc/PID/cmdline).  Only option
+parsing: the service it builds runs in the tests that start a real
+`twistd -n hiitrack` (tests/processes.py).
 """
 
-import gc
-
 import pytest
-import pytest_twisted
 from twisted.python import usage
 
-from hiitrack.tap import COLLECTOR_THRESHOLDS, METRICS_AUTH_VARIABLE, HiiTrackService, Options
+from hiitrack.tap import METRICS_AUTH_VARIABLE, Options
 
 
 def parsed(*arguments: str) -> Options:
@@ -128,19 +124,3 @@ def test_metrics_auth_file_errors(tmp_path, monkeypatch):
     monkeypatch.setenv(METRICS_AUTH_VARIABLE, "ops:b")
     with pytest.raises(usage.UsageError, match="not both"):
         parsed("--metrics-auth-file", str(secret))
-
-
-@pytest_twisted.ensureDeferred
-async def test_a_started_service_collects_cycles_seldom_and_leaves_its_startup_objects_alone(tmp_path):
-    thresholds = gc.get_threshold()
-    service = HiiTrackService(parsed("--port", "tcp:0:interface=127.0.0.1", "--store", f"sqlite:{tmp_path}/t.db"))
-    try:
-        service.startService()
-        await service.started
-        assert service.running
-        assert gc.get_threshold() == COLLECTOR_THRESHOLDS != thresholds
-        assert gc.get_freeze_count() > 0
-    finally:
-        await service.stopService()
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
