@@ -8,12 +8,13 @@ through the shared `GroupCommitter`, which cuts a commit into units of a few
 hits: a commit writes each unit's records, its journal entry (journal.py)
 and the scope index entries of partitions new to this process
 (partitions.py) as one logged batch, which Cassandra applies whole or not
-at all, and is answered.  Every `FOLD_SECONDS` (hiitrack.store.write_behind) the
-increments journaled since the last fold go to the counter cells
-(counters.py) in one pass: a cell shared by many hits is written once.  A node that is down, overloaded or slow turns
-into `StoreUnavailable` (HTTP 503) within
-`REQUEST_TIMEOUT`; the driver reconnects by itself, and a fold that failed
-is tried again at the next tick.  Tests: tests/test_store_contract.py,
+at all, and is answered.  Every `FOLD_SECONDS`
+(hiitrack.store.write_behind) the increments journaled since the last fold
+go to the counter cells (counters.py) in one pass: a cell shared by many
+hits is written once.  A node that is down, overloaded or slow turns into
+`StoreUnavailable` (HTTP 503) within `REQUEST_TIMEOUT`; the driver
+reconnects by itself, and a fold that failed is tried again at the next
+tick.  Tests: tests/test_store_contract.py,
 tests/test_cassandra.py, tests/test_migrations.py,
 tests/test_cassandra_outage.py, tests/test_write_behind.py.
 """
