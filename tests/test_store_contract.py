@@ -85,6 +85,33 @@ async def test_records_of_every_kind(store, user_name):
     assert await store.count(scope) == len(EVERY_KIND)
 
 
+ODD_KEYS = ["", "a\x00b", "é😀\u2028", 'q"\\/\n', "x" * 300]
+"""Keys a batch must keep byte for byte: empty, a NUL inside, beyond ASCII, JSON's escapes, long."""
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_group_commit_keeps_every_key_and_value_as_written(store, user_name):
+    # Scopes of odd names too, and batches of several kinds at once (history and others).
+    scopes = [new_scope(user_name), new_scope(user_name) + "/é\x00"]
+    expected = {}
+    batches = []
+    for n, scope in enumerate(scopes):
+        records = {}
+        for m, key in enumerate(ODD_KEYS):
+            for kind in (HIT.of("v\x00é"), VISITOR, VALUE.of("p\x00é")):
+                value = bytes([n, m]) * m
+                records[kind, key] = value
+                expected[scope, kind, key] = value
+        batches.append(WriteBatch(scope, records=records))
+    await defer.gatherResults([defer.ensureDeferred(store.write(batch)) for batch in batches])
+    for (scope, kind, key), value in expected.items():
+        assert await store.get(scope, kind, key) == value, (scope, kind, key)
+    for scope in scopes:
+        assert await store.scan(scope, VISITOR) == {
+            key: value for (at, kind, key), value in expected.items() if at == scope and kind == VISITOR
+        }
+
+
 @pytest_twisted.ensureDeferred
 async def test_pages_of_a_part_come_in_key_order(store, user_name):
     scope = new_scope(user_name)

@@ -7,6 +7,14 @@ connection reads the last committed state through WAL while a write is in
 progress.  Records of kinds with an expiry carry their time of expiry: reads
 skip them once it has passed, and commits delete them in bounded rounds.
 
+A commit's records go to SQLite as one statement: an insert into a
+temporary view (`WRITE_COMMIT`) whose trigger upserts the visitor states,
+the history and the journal entry.  SQLite runs it whole with the GIL
+released, and on its own it is a transaction, durable when it returns;
+row by row, the writer thread took the GIL back after every record, each
+time waiting for the busy reactor thread to let go of it, and a commit took
+several times as long as its work in SQLite.
+
 Counters are written behind a journal.  A commit writes its records and its
 increments as one journal row, in one transaction (durable before it is
 answered); about once a second a fold adds the journaled sums to the counter
@@ -35,7 +43,6 @@ import pickle
 import sqlite3
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import IO, Any, TypeVar
@@ -84,7 +91,6 @@ def _statements(table: str) -> dict[str, str]:
     """The statements on one records table (each has the columns of ``records``)."""
     scan = f"SELECT key, value FROM {table} WHERE scope = :scope AND kind = :kind AND {LIVE}"
     return {
-        "upsert": f"INSERT OR REPLACE INTO {table} (scope, kind, key, value, expires) VALUES (?, ?, ?, ?, ?)",
         # A record that expired but is not purged yet counts as absent: replace it.
         "create": (
             f"INSERT INTO {table} (scope, kind, key, value, expires) VALUES (:scope, :kind, :key, :value, :expires)"
@@ -110,8 +116,43 @@ HITS = "hits"
 TABLES = {table: _statements(table) for table in ("records", HITS)}
 
 
+def _table(kind: Kind) -> str:
+    return HITS if kind.table == HITS else "records"
+
+
 def _sql(kind: Kind) -> dict[str, str]:
-    return TABLES[HITS if kind.table == HITS else "records"]
+    return TABLES[_table(kind)]
+
+
+def _upsert_from_json(table: str, items: str) -> str:
+    """Upsert every record that the JSON list `items` gives as nine numbers into NEW.data: offset
+    and length (counted from 1) of the scope, the kind, the key and the value, then the expiry
+    (or null).  Texts are cut from the blob too, so they keep every byte as bound."""
+
+    def cut(at: int, text: bool = True) -> str:
+        part = f"substr(NEW.data, value ->> {at}, value ->> {at + 1})"
+        return f"CAST({part} AS TEXT)" if text else part
+
+    return (
+        f"INSERT OR REPLACE INTO {table} (scope, kind, key, value, expires)"
+        f" SELECT {cut(0)}, {cut(2)}, {cut(4)}, {cut(6, text=False)}, value ->> 8 FROM json_each(NEW.{items});"
+    )
+
+
+# Made on each connection (temporary objects): inserting one row into the
+# view writes a commit's records, history and journal entry (none when seq
+# is null), in one statement.  A trigger's body names its tables unqualified.
+COMMIT_VIEW = (
+    "CREATE TEMP VIEW IF NOT EXISTS commit_writes (records, hits, data, seq, entry)"
+    " AS SELECT NULL, NULL, NULL, NULL, NULL"
+)
+COMMIT_TRIGGER = (
+    "CREATE TEMP TRIGGER IF NOT EXISTS commit_writes_apply INSTEAD OF INSERT ON commit_writes BEGIN "
+    + _upsert_from_json("records", "records")
+    + _upsert_from_json(HITS, "hits")
+    + " INSERT INTO journal (seq, entry) SELECT NEW.seq, NEW.entry WHERE NEW.seq IS NOT NULL; END"
+)
+WRITE_COMMIT = "INSERT INTO commit_writes (records, hits, data, seq, entry) VALUES (?, ?, ?, ?, ?)"
 
 
 PURGE_RECORDS = (
@@ -120,7 +161,6 @@ PURGE_RECORDS = (
 # A cell at 0 (an erased visitor's increments taken back) reads as absent.
 READ_ROW = "SELECT col, n FROM counters WHERE scope = ? AND row = ? AND n != 0 AND col >= ?"
 DROP_COUNTERS = "DELETE FROM counters WHERE scope = ?"
-APPEND_JOURNAL = "INSERT INTO journal (seq, entry) VALUES (?, ?)"
 READ_JOURNAL = "SELECT seq, entry FROM journal ORDER BY seq"
 TRIM_JOURNAL = "DELETE FROM journal WHERE seq <= ?"
 FOLDED_UPTO = "SELECT upto FROM journal_folded"
@@ -128,6 +168,37 @@ SET_FOLDED = "UPDATE journal_folded SET upto = ?"
 COUNT_COUNTERS = "SELECT count(*) FROM counters WHERE scope = :scope"
 
 T = TypeVar("T")
+
+
+def _in_transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return result
+
+
+def _packed_records(*groups: Sequence[tuple[str, str, str, bytes, int | None]]) -> tuple[str | bytes, ...]:
+    """Each group of (scope, kind, key, value, expires) as `_upsert_from_json` reads it, then the
+    blob of every part they point into."""
+    data: list[bytes] = []
+    at = 1
+    packed = []
+    for records in groups:
+        items = []
+        for scope, kind, key, value, expires in records:
+            item: list[int | None] = []
+            for part in (scope.encode(), kind.encode(), key.encode(), value):
+                item += (at, len(part))
+                data.append(part)
+                at += len(part)
+            item.append(expires)
+            items.append(item)
+        packed.append(ujson.dumps(items))
+    return (*packed, b"".join(data))
 
 
 class _Connection(threading.local):
@@ -201,7 +272,7 @@ class SQLiteStore:
         self._local = _Connection()
         self._writer = ThreadPool(1, 1, "hiitrack-sqlite-writer")
         self._reader = ThreadPool(1, 1, "hiitrack-sqlite-reader")
-        self._group = GroupCommitter(self._commit)
+        self._group = GroupCommitter(lambda units: Deferred.fromCoroutine(self._commit(units)))
         # Whether this process journals (it holds the lock), and the lock's file.
         self._journal_lock: IO[str] | None = None
         self._journaled = 0
@@ -220,6 +291,8 @@ class SQLiteStore:
             # synchronous=FULL makes a commit durable before it is answered.
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = FULL")
+            connection.execute(COMMIT_VIEW)
+            connection.execute(COMMIT_TRIGGER)
             self._local.connection = connection
         return self._local.connection
 
@@ -233,17 +306,7 @@ class SQLiteStore:
         return await deferToThreadPool(self._reactor, pool, in_thread)
 
     async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def in_transaction(connection: sqlite3.Connection) -> T:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(connection)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-            return result
-
-        return await self._run(self._writer, in_transaction)
+        return await self._run(self._writer, partial(_in_transaction, work=work))
 
     def _expires(self, kind: Kind, now: int) -> int | None:
         return None if kind.expiry is None else now + kind.expiry
@@ -370,41 +433,51 @@ class SQLiteStore:
         check_batch(self._kinds, batch)
         await self._group.write(batch)
 
-    def _commit(self, units: list[MergedWrite]) -> Deferred:
+    async def _commit(self, units: list[MergedWrite]) -> None:
         # One unit (no weigh given to the GroupCommitter): a transaction holds any amount.
         (merged,) = units
         now = int(self._clock())
-        # (statement, parameters) by statement, in the order a batch promises: removals, then records.
-        changes: defaultdict[str, list[tuple]] = defaultdict(list)
-        for scope, kind, key in merged.deletions:
-            changes[_sql(kind)["delete"]].append((scope, _stored_kind(kind), key))
-        for scope, kind in merged.cleared:
-            changes[_sql(kind)["clear"]].append((scope, _stored_kind(kind)))
+        # Removals before the records, in the order a batch promises.
+        removals: list[tuple[str, tuple[str, ...]]] = [
+            (_sql(kind)["delete"], (scope, _stored_kind(kind), key)) for scope, kind, key in merged.deletions
+        ]
+        removals += [(_sql(kind)["clear"], (scope, _stored_kind(kind))) for scope, kind in merged.cleared]
+        by_table: dict[str, list[tuple[str, str, str, bytes, int | None]]] = {"records": [], HITS: []}
         for (scope, kind, key), value in merged.records.items():
-            changes[_sql(kind)["upsert"]].append((scope, _stored_kind(kind), key, value, self._expires(kind, now)))
+            by_table[_table(kind)].append((scope, _stored_kind(kind), key, value, self._expires(kind, now)))
         rows = merged.rows
         journaled = self._journal_lock is not None and bool(rows)
+        records, hits, data = _packed_records(by_table["records"], by_table[HITS])
+        write: tuple[str | bytes | int | None, ...] = (records, hits, data, None, None)
         if journaled:
             self._journaled += 1
             seq = self._journaled
-            changes[APPEND_JOURNAL].append((seq, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)))
+            write = (records, hits, data, seq, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
 
-        def commit(connection: sqlite3.Connection) -> None:
-            for statement, parameters in changes.items():
-                connection.executemany(statement, parameters)
+        def write_all(connection: sqlite3.Connection, purge: bool) -> None:
+            for statement, parameters in removals:
+                connection.execute(statement, parameters)
+            connection.execute(WRITE_COMMIT, write)
             if not journaled:
                 _add_counters(connection, rows)
-            # Only the writer thread runs this: _next_purge needs no lock.
-            if now >= self._next_purge:
+            if purge:
                 purged = connection.execute(PURGE_RECORDS, (now, PURGE_ROWS)).rowcount
                 # A full round means more are waiting: purge again next commit.
                 self._next_purge = now if purged == PURGE_ROWS else now + self._purge_seconds
 
-        committed = Deferred.fromCoroutine(self._transaction(commit))
+        def commit(connection: sqlite3.Connection) -> None:
+            # Only the writer thread runs this: _next_purge needs no lock.
+            purge = now >= self._next_purge
+            if removals or purge or (rows and not journaled):
+                _in_transaction(connection, partial(write_all, purge=purge))
+            else:
+                # The one statement is a transaction of its own.
+                connection.execute(WRITE_COMMIT, write)
+
+        await self._run(self._writer, commit)
         if journaled:
             # Before the GroupCommitter answers the commit's requests.
-            committed.addCallback(lambda _: self._behind.add(seq, rows))
-        return committed
+            self._behind.add(seq, rows)
 
     async def read_rows(
         self, scope: str, rows: Sequence[bytes], start: bytes = b"", end: bytes | None = None
