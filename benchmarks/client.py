@@ -134,8 +134,8 @@ def timed_hits(port: int, prefix: str, hits: int, visitor: Callable[[int], str])
     return took
 
 
-def commits(port: int) -> tuple[float, float]:
-    """(commits, batches committed) so far, from the server's /metrics."""
+def commits(port: int) -> tuple[float, float, float]:
+    """(commits, batches committed, seconds the commits took) so far, from the server's /metrics."""
     auth = "Basic " + base64.b64encode(METRICS_AUTH.encode()).decode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": auth})
     with urllib.request.urlopen(request, timeout=60) as answer:
@@ -143,10 +143,14 @@ def commits(port: int) -> tuple[float, float]:
     found = {
         sample.name: sample.value
         for family in text_string_to_metric_families(text)
-        if family.name == "hiitrack_store_commit_batches"
+        if family.name in ("hiitrack_store_commit_batches", "hiitrack_store_commit_seconds")
         for sample in family.samples
     }
-    return found.get("hiitrack_store_commit_batches_count", 0.0), found.get("hiitrack_store_commit_batches_sum", 0.0)
+    return (
+        found.get("hiitrack_store_commit_batches_count", 0.0),
+        found.get("hiitrack_store_commit_batches_sum", 0.0),
+        found.get("hiitrack_store_commit_seconds_sum", 0.0),
+    )
 
 
 def funnel_path(user: str, bucket: str) -> str:

@@ -94,7 +94,7 @@ class Bench:
             for mode, per_request in (("event", 1), ("batch", BATCH_EVENTS)):
                 for visitors in self.args.visitor_counts:
                     bucket = f"{mode}{visitors}"
-                    commits_before, batches_before = commits(server.port)
+                    commits_before, batches_before, _ = commits(server.port)
                     load = run_wrk(
                         self.work,
                         server.port,
@@ -104,7 +104,7 @@ class Bench:
                         seconds=self.args.duration,
                         seed=self.next_seed(),
                     )
-                    commits_after, batches_after = commits(server.port)
+                    commits_after, batches_after, _ = commits(server.port)
                     total = recorded(server.port, user, bucket)
                     label = f"{kind} {mode} {visitors:,} visitors"
                     grouped = (batches_after - batches_before) / max(1.0, commits_after - commits_before)

@@ -1,16 +1,19 @@
 """One saturated ingest run, for looking into the write path: rate, CPU per hit, and a profile.
 
 ``python -m benchmarks.profile --store sqlite|cassandra [--mode event|batch]
-[--seconds N] [--visitors N] [--py-spy FILE]`` starts ``twistd hiitrack`` on a
-fresh store, warms it for 3 seconds, then runs wrk (16 connections, 1,000
-visitors unless told) and
-prints requests/s and the CPU time per answered request of the server and,
-for Cassandra, of the node of ``scripts/cassandra`` (from /proc).  With
-``--py-spy`` it records the server's threads meanwhile (py-spy's raw
-format, for flame graphs) and prints how busy each thread was and the
-functions that hold most of the reactor thread's samples, each counted
-once per sample it is on the stack of.  Loopback only; docs/performance.md, "Issue 14:
-the write path", says what it found.
+[--seconds N] [--visitors N] [--py-spy FILE] [--discard-commits]`` starts
+``twistd hiitrack`` on a fresh store, warms it for 3 seconds, then runs wrk
+(16 connections, 1,000 visitors unless told) and prints requests/s, the CPU
+time per answered request of the server and, for Cassandra, of the node of
+``scripts/cassandra`` (from /proc), and the group commits (requests in each,
+and how long each took until durable, from the server's /metrics).  With
+``--py-spy`` it records the server's threads meanwhile (py-spy's raw format,
+for flame graphs) and prints how busy each thread was and the functions that
+hold most of the reactor thread's samples, each counted once per sample it
+is on the stack of.  With ``--discard-commits`` the store writes nothing
+(benchmarks/discarding.py): the rate the rest of the server allows.
+Loopback only; docs/performance.md, "Issue 14: the write path", says what
+it found.
 """
 
 import argparse
@@ -21,7 +24,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.client import create_user
+from benchmarks.client import commits, create_user
 from benchmarks.servers import cpu_seconds, drop_keyspaces, start_hiitrack
 from benchmarks.wrk import run_wrk
 
@@ -57,12 +60,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--visitors", type=int, default=1000)
     parser.add_argument("--py-spy", dest="spy", help="write py-spy's raw samples of the server here")
+    parser.add_argument(
+        "--discard-commits",
+        action="store_true",
+        help="the store commits nothing and answers at once (benchmarks/discarding.py): the write path's ceiling",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hiitrack-profile-"))
     keyspace = f"profile_{time.time_ns()}"
     store = f"sqlite:{work}/profile.db" if args.store == "sqlite" else f"cassandra://127.0.0.1/{keyspace}"
     node = int(NODE_PID.read_text()) if args.store == "cassandra" else None
-    server = start_hiitrack(work, store, "profile")
+    preload = ["benchmarks.discarding"] if args.discard_commits else []
+    server = start_hiitrack(work, store, "profile", preload=preload)
     try:
         create_user(server.port, "bench")
         run_wrk(work, server.port, mode=args.mode, prefix="/bench/warm", visitors=args.visitors, seconds=3, seed=1)
@@ -73,11 +82,14 @@ def main() -> None:
             command += ["--threads", "-f", "raw", "-o", args.spy, "-r", str(SPY_RATE)]
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         server_before, node_before = cpu_seconds(server.process.pid), cpu_seconds(node) if node else 0.0
+        commits_before = commits(server.port)
         load = run_wrk(
             work, server.port, mode=args.mode, prefix="/bench/run", visitors=args.visitors, seconds=args.seconds, seed=2
         )
         server_cpu = cpu_seconds(server.process.pid) - server_before
         node_cpu = cpu_seconds(node) - node_before if node else 0.0
+        commits_after = commits(server.port)
+        made, batches, took = (after - before for after, before in zip(commits_after, commits_before, strict=True))
         rss = server.rss_mb()
         if spy is not None:
             spy.wait()
@@ -85,10 +97,13 @@ def main() -> None:
         server.stop()
         if args.store == "cassandra":
             drop_keyspaces([keyspace])
-    line = f"{args.store} {args.mode}: {load.rate:,.0f} requests/s ({load.ok:,} answered 200, {load.bad} others)"
+    discarded = " (commits discarded)" if args.discard_commits else ""
+    line = f"{args.store} {args.mode}{discarded}: {load.rate:,.0f} requests/s"
+    line += f" ({load.ok:,} answered 200, {load.bad} others)"
     line += f"; server {1000 * server_cpu / max(1, load.ok):.2f} ms CPU per request"
     if node:
         line += f", node {1000 * node_cpu / max(1, load.ok):.2f} ms"
+    line += f"; {batches / max(1, made):.1f} requests a commit, {1000 * took / max(1, made):.2f} ms each"
     line += f"; server RSS {rss:.0f} MB"
     print(line)
     if args.spy:

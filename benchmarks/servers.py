@@ -99,11 +99,15 @@ def start_floor(work: Path) -> Server:
     return Server(command, port, work / "floor.out", work)
 
 
-def start_hiitrack(work: Path, store: str, name: str, options: Sequence[str] = ()) -> Server:
-    """`twistd hiitrack` on `store` with more `options`, logging to `name`.log in `work`."""
+def start_hiitrack(
+    work: Path, store: str, name: str, options: Sequence[str] = (), preload: Sequence[str] = ()
+) -> Server:
+    """`twistd hiitrack` on `store` with more `options`, logging to `name`.log in `work`; the
+    modules of `preload` imported first."""
     port = free_port()
+    imports = "".join(f"import {module}; " for module in preload)
     command = [
-        sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+        sys.executable, "-c", f"{imports}from twisted.scripts.twistd import run; run()",
         "-n", "--pidfile=", "-l", str(work / f"{name}.log"),
         "hiitrack", "--port", f"tcp:{port}:interface=127.0.0.1", "--store", store, *options,
     ]  # fmt: skip
