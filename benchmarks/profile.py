@@ -1,8 +1,8 @@
 """One saturated ingest run, for looking into the write path: rate, CPU per hit, and a profile.
 
 ``python -m benchmarks.profile --store sqlite|cassandra [--mode event|batch]
-[--seconds N] [--visitors N] [--py-spy FILE] [--discard-commits]`` starts
-``twistd hiitrack`` on a fresh store, warms it for 3 seconds, then runs wrk
+[--seconds N] [--visitors N] [--py-spy FILE] [--discard-commits] [--floor]``
+starts ``twistd hiitrack`` on a fresh store, warms it for 3 seconds, then runs wrk
 (16 connections, 1,000 visitors unless told) and prints requests/s, the CPU
 time per answered request of the server and, for Cassandra, of the node of
 ``scripts/cassandra`` (from /proc), and the group commits (requests in each,
@@ -11,7 +11,9 @@ and how long each took until durable, from the server's /metrics).  With
 for flame graphs) and prints how busy each thread was and the functions that
 hold most of the reactor thread's samples, each counted once per sample it
 is on the stack of.  With ``--discard-commits`` the store writes nothing
-(benchmarks/discarding.py): the rate the rest of the server allows.
+(benchmarks/discarding.py): the rate the rest of the server allows.  With
+``--floor`` the same load first runs against the bare floor of
+``python -m benchmarks``, and the rate is given as a ratio to it.
 Loopback only; docs/performance.md, "Issue 14: the write path", says what
 it found.
 """
@@ -25,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.client import commits, create_user
-from benchmarks.servers import cpu_seconds, drop_keyspaces, start_hiitrack
+from benchmarks.servers import cpu_seconds, drop_keyspaces, start_floor, start_hiitrack
 from benchmarks.wrk import run_wrk
 
 NODE_PID = Path.home() / ".cache/hiitrack/cassandra/cassandra.pid"
@@ -65,11 +67,21 @@ def main() -> None:
         action="store_true",
         help="the store commits nothing and answers at once (benchmarks/discarding.py): the write path's ceiling",
     )
+    parser.add_argument("--floor", action="store_true", help="first the same load on the bare floor, for a ratio")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hiitrack-profile-"))
     keyspace = f"profile_{time.time_ns()}"
     store = f"sqlite:{work}/profile.db" if args.store == "sqlite" else f"cassandra://127.0.0.1/{keyspace}"
     node = int(NODE_PID.read_text()) if args.store == "cassandra" else None
+    floor = None
+    if args.floor:
+        bare = start_floor(work)
+        try:
+            floor = run_wrk(
+                work, bare.port, mode=args.mode, prefix="/floor/b", visitors=args.visitors, seconds=args.seconds, seed=2
+            )
+        finally:
+            bare.stop()
     preload = ["benchmarks.discarding"] if args.discard_commits else []
     server = start_hiitrack(work, store, "profile", preload=preload)
     try:
@@ -100,6 +112,8 @@ def main() -> None:
     discarded = " (commits discarded)" if args.discard_commits else ""
     line = f"{args.store} {args.mode}{discarded}: {load.rate:,.0f} requests/s"
     line += f" ({load.ok:,} answered 200, {load.bad} others)"
+    if floor is not None:
+        line += f" = {load.rate / floor.rate:.2f} × the floor's {floor.rate:,.0f}"
     line += f"; server {1000 * server_cpu / max(1, load.ok):.2f} ms CPU per request"
     if node:
         line += f", node {1000 * node_cpu / max(1, load.ok):.2f} ms"
