@@ -125,7 +125,7 @@ def _sql(kind: Kind) -> dict[str, str]:
 
 
 def _upsert_from_json(table: str, items: str) -> str:
-    """Upsert every record that the JSON list `items` gives as nine numbers into NEW.data: offset
+    """Upsert every record that the JSON list `items` gives as nine values into NEW.data: offset
     and length (counted from 1) of the scope, the kind, the key and the value, then the expiry
     (or null).  Texts are cut from the blob too, so they keep every byte as bound."""
 
@@ -181,24 +181,37 @@ def _in_transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Conn
     return result
 
 
-def _packed_records(*groups: Sequence[tuple[str, str, str, bytes, int | None]]) -> tuple[str | bytes, ...]:
-    """Each group of (scope, kind, key, value, expires) as `_upsert_from_json` reads it, then the
-    blob of every part they point into."""
-    data: list[bytes] = []
-    at = 1
-    packed = []
-    for records in groups:
-        items = []
-        for scope, kind, key, value, expires in records:
-            item: list[int | None] = []
-            for part in (scope.encode(), kind.encode(), key.encode(), value):
-                item += (at, len(part))
-                data.append(part)
-                at += len(part)
-            item.append(expires)
-            items.append(item)
-        packed.append(ujson.dumps(items))
-    return (*packed, b"".join(data))
+class _CommitRecords:
+    """A commit's records as `WRITE_COMMIT` takes them: per table a JSON list of offsets (see
+    `_upsert_from_json`) into one blob.  A text the commit repeats (its scope, a kind) is in the
+    blob once."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, list[list[int | None]]] = {"records": [], HITS: []}
+        self._data: list[bytes] = []
+        self._at = 1
+        self._texts: dict[str, tuple[int, int]] = {}
+
+    def _place(self, part: bytes) -> tuple[int, int]:
+        placed = (self._at, len(part))
+        self._data.append(part)
+        self._at += len(part)
+        return placed
+
+    def _text(self, text: str) -> tuple[int, int]:
+        placed = self._texts.get(text)
+        if placed is None:
+            placed = self._texts[text] = self._place(text.encode())
+        return placed
+
+    def add(self, table: str, scope: str, kind: str, key: str, value: bytes, expires: int | None) -> None:
+        self._items[table].append(
+            [*self._text(scope), *self._text(kind), *self._place(key.encode()), *self._place(value), expires]
+        )
+
+    def parameters(self, seq: int | None, entry: bytes | None) -> tuple[str, str, bytes, int | None, bytes | None]:
+        records, hits = (ujson.dumps(self._items[table]) for table in ("records", HITS))
+        return records, hits, b"".join(self._data), seq, entry
 
 
 class _Connection(threading.local):
@@ -442,17 +455,16 @@ class SQLiteStore:
             (_sql(kind)["delete"], (scope, _stored_kind(kind), key)) for scope, kind, key in merged.deletions
         ]
         removals += [(_sql(kind)["clear"], (scope, _stored_kind(kind))) for scope, kind in merged.cleared]
-        by_table: dict[str, list[tuple[str, str, str, bytes, int | None]]] = {"records": [], HITS: []}
+        records = _CommitRecords()
         for (scope, kind, key), value in merged.records.items():
-            by_table[_table(kind)].append((scope, _stored_kind(kind), key, value, self._expires(kind, now)))
+            records.add(_table(kind), scope, _stored_kind(kind), key, value, self._expires(kind, now))
         rows = merged.rows
         journaled = self._journal_lock is not None and bool(rows)
-        records, hits, data = _packed_records(by_table["records"], by_table[HITS])
-        write: tuple[str | bytes | int | None, ...] = (records, hits, data, None, None)
+        seq, entry = None, None
         if journaled:
             self._journaled += 1
-            seq = self._journaled
-            write = (records, hits, data, seq, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL))
+            seq, entry = self._journaled, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+        write = records.parameters(seq, entry)
 
         def write_all(connection: sqlite3.Connection, purge: bool) -> None:
             for statement, parameters in removals:
@@ -475,7 +487,7 @@ class SQLiteStore:
                 connection.execute(WRITE_COMMIT, write)
 
         await self._run(self._writer, commit)
-        if journaled:
+        if seq is not None:
             # Before the GroupCommitter answers the commit's requests.
             self._behind.add(seq, rows)
 
