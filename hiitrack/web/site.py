@@ -29,6 +29,7 @@ tests/test_access_log.py.
 """
 
 import io
+import re
 from collections.abc import Callable
 from functools import partial
 from typing import TextIO
@@ -163,8 +164,13 @@ class ApiChannel(HTTPChannel):
         self.timeoutConnection()
 
 
+_UNSAFE = re.compile(rb'[^\x21-\x7e]|["\\]')
+
+
 def _quoted(text: bytes) -> str:
     """Log-safe text: bytes other than printable ASCII, quotes and backslashes as \\xNN."""
+    if not _UNSAFE.search(text):
+        return text.decode("ascii")  # nearly every request: no byte to escape
     return "".join(chr(byte) if 0x20 < byte < 0x7F and byte not in b'"\\' else f"\\x{byte:02x}" for byte in text)
 
 
