@@ -186,6 +186,36 @@ def test_an_unknown_lightweight_transaction_outcome_is_unavailable_not_a_bug():
     assert type(translated(ErrorMessage(code=0x2200, message="invalid", info=None))) is ErrorMessage
 
 
+@pytest_twisted.ensureDeferred
+async def test_results_of_one_shape_share_one_row_class_and_lightweight_transactions_still_answer(user_name):
+    """The driver's default row factory makes a namedtuple class for every result: a sixth of its
+    I/O thread under an event load of new visitors.  The store's makes one per set of columns."""
+    driver = cluster(CassandraStore.from_uri(CASSANDRA_URI).settings)
+    session = await threads.deferToThread(driver.connect)
+    try:
+        rows = [
+            (
+                await threads.deferToThread(session.execute, "SELECT release_version, cluster_name FROM system.local")
+            ).one()
+            for _ in range(2)
+        ]
+        assert type(rows[0]) is type(rows[1])
+        assert rows[0].release_version.startswith("5.")
+        answer = await threads.deferToThread(session.execute, "SELECT count(*) FROM system.local")
+        assert answer.one().count == 1
+    finally:
+        driver.shutdown()
+    store = await opened()
+    try:
+        assert await store.create(user_name, USER, "row-shapes", b"first")
+        assert not await store.create(user_name, USER, "row-shapes", b"second")
+        assert await store.replace(user_name, USER, "row-shapes", b"first", b"third")
+        assert not await store.replace(user_name, USER, "row-shapes", b"first", b"fourth")
+        assert await store.get(user_name, USER, "row-shapes") == b"third"
+    finally:
+        await store.close()
+
+
 def test_uri_and_options():
     store = CassandraStore.from_uri("cassandra://db1,db2.example:9043/analytics", consistency="QUORUM")
     settings = store.settings

@@ -29,7 +29,17 @@ from twisted.python.failure import Failure
 from hiitrack.store.cassandra.connect import idempotent
 from hiitrack.store.interface import StoreUnavailable
 
-__all__ = ["Cql", "Write", "batch_logged", "deferred_from_future", "gather", "logged", "packed", "translated"]
+__all__ = [
+    "Cql",
+    "Write",
+    "applied",
+    "batch_logged",
+    "deferred_from_future",
+    "gather",
+    "logged",
+    "packed",
+    "translated",
+]
 
 MAX_IN_FLIGHT = 64
 """Statements one commit, read or drop keeps in flight at once."""
@@ -117,6 +127,13 @@ async def gather(deferreds: Iterable[Deferred]) -> list:
         if not succeeded:
             value.raiseException()
     return [value for _, value in results]
+
+
+def applied(result: Any) -> bool:
+    """Whether a lightweight transaction was applied: the first column of its answer,
+    ``[applied]``.  (The driver's `was_applied` refuses row factories not its own, such as
+    connect.rows_as_named_tuples.)"""
+    return bool(result.one()[0])
 
 
 def chunks(items: list, size: int) -> Iterable[list]:

@@ -25,7 +25,7 @@ from cassandra.query import BatchType
 from twisted.internet.defer import Deferred
 
 from hiitrack.caching import LRU
-from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, chunks, gather, packed
+from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, applied, chunks, gather, packed
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
 from hiitrack.store.write_behind import Unfolded
 
@@ -86,7 +86,7 @@ class Counters:
             candidate = uuid.uuid4()
             result = await self._cql.execute("generation new", (stored_scope, candidate))
             # A lightweight transaction that lost answers with the winner's row.
-            generation = candidate if result.was_applied else result.one().generation
+            generation = candidate if applied(result) else result.one().generation
         if generation is not None:
             self._generations.put(stored_scope, (generation, now))
         return generation

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write
+from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, applied
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
 from hiitrack.store.grouping import MergedWrite
 from hiitrack.store.kinds import ByPart, ByScope, Kind, Kinds, Sharded
@@ -180,12 +180,12 @@ class Records:
         if entry is not None:
             await self._index.add([entry])
         result = await self._cql.execute(f"{table.name} create", (*address, key, value, kind.expiry or 0))
-        return bool(result.was_applied)
+        return applied(result)
 
     async def replace(self, scope: str, kind: Kind, key: str, old: bytes, new: bytes) -> bool:
         table, address = self._partition(scope, kind, key)
         result = await self._cql.execute(f"{table.name} replace", (kind.expiry or 0, new, *address, key, old))
-        return bool(result.was_applied)
+        return applied(result)
 
     async def delete(self, scope: str, kind: Kind, key: str) -> None:
         table, address = self._partition(scope, kind, key)
