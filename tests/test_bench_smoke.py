@@ -11,12 +11,14 @@ run's totals must be exact.  Needs Debian's ``wrk``.  The full benchmark is
 described in docs/performance.md.
 """
 
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cassandra.cluster import Cluster
 
 from benchmarks.client import http
 from benchmarks.profile import spy_summary
@@ -98,3 +100,32 @@ def test_the_profile_summary_counts_each_function_once_per_sample(tmp_path: Path
     lines = spy_summary(raw, 1.0).splitlines()
     assert lines[:2] == ["thread (2): writer: busy 50%", "thread (1): MainThread: busy 20%"]
     assert lines[2:] == ["  100.0% run (app.py)", "   75.0% f (x.py)", "   25.0% g (y.py)"]
+
+
+@pytest.mark.cassandra
+@pytest.mark.timeout(180)
+def test_the_node_latency_probe_times_each_shape_and_leaves_no_keyspace() -> None:
+    """`python -m benchmarks.node_latency`: the node's own p50 <= p90 <= p99 for each shape a hit uses."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.node_latency", "--requests", "100"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"node of scripts/cassandra: up \d+ minutes", lines[0]), done.stdout
+    shapes = {}
+    for line in lines[1:]:
+        name, _, figures = line.partition(": p50 / p90 / p99 ")
+        shapes[name] = [float(figure) for figure in figures.split(" ms")[0].split(" / ")]
+    assert list(shapes) == ["one-row insert", "logged batch over 3 partitions", "one-row read"], done.stdout
+    for p50, p90, p99 in shapes.values():
+        assert 0 < p50 <= p90 <= p99
+    cluster = Cluster(["127.0.0.1"], protocol_version=5)
+    try:
+        keyspaces = cluster.connect().execute("SELECT keyspace_name FROM system_schema.keyspaces")
+        assert not [row.keyspace_name for row in keyspaces if row.keyspace_name.startswith("node_latency_")]
+    finally:
+        cluster.shutdown()
