@@ -1,4 +1,4 @@
-"""Run the benchmark: ``python -m benchmarks [--quick] [--stores ...] [--duration S] [--events N]``.
+"""Run the benchmark: ``python -m benchmarks [--quick] [--stores ...] [--duration S] [--events N] [--funnel-only]``.
 
 Parses the options, runs the phases in order (or, with ``--costs`` and/or
 ``--exact``, those runs instead), prints the table and exits 1 when a check
@@ -50,6 +50,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=None,
         help="events recorded before the second funnel measurement (default 1000000)",
+    )
+    parser.add_argument(
+        "--funnel-only",
+        action="store_true",
+        help="only the pairwise funnel's reads (and memory), on the first of --stores: no floor, no ingest",
     )
     parser.add_argument(
         "--costs",
@@ -121,6 +126,9 @@ def _unavailable(kind: str, report: Report) -> bool:
 def _phases(args: argparse.Namespace, bench: Bench) -> None:
     """The default run: floor, ingest on each store, two processes on each store, the pairwise
     funnel and memory."""
+    if args.funnel_only:
+        bench.funnel(args.stores[0])
+        return
     floor = bench.floor()
     for kind in args.stores:
         if _unavailable(kind, bench.report):

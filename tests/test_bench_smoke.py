@@ -45,6 +45,22 @@ def test_quick_bench_counts_every_event() -> None:
     assert "sqlite light load, one hit at a time (200 hits" in done.stdout
 
 
+@pytest.mark.timeout(180)
+def test_funnel_only_reads_the_funnel_and_nothing_else() -> None:
+    """`--funnel-only`: the pairwise funnel's load and reads (checked exact), without the floor or ingest."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--funnel-only"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "sqlite funnel at 10,000 events: p50 / p99 (1 connection)" in done.stdout
+    assert "every event answered 200 was counted" in done.stdout
+    assert "floor" not in done.stdout and "ingest" not in done.stdout, done.stdout
+
+
 def test_the_check_fails_on_a_lost_event_an_error_or_an_unanswered_request() -> None:
     report = Report()
     report.check("exact", Load(sent=3, answered=3, ok=3, all_done=True), 5, 15)
