@@ -515,13 +515,18 @@ class SQLiteStore:
         while layers is None:
             folded, found = await self._run(self._reader, read)
             layers = self._lacking(folded)
+        merged = []
         for row, cells in zip(rows, found, strict=True):
+            added = False
             for layer in layers:
                 for column, amount in layer.cells(scope, row).items():
                     if start <= column and (end is None or column < end):
                         cells[column] = cells.get(column, 0) + amount
-        # A cell at 0 (an erased visitor's increments taken back) reads as absent.
-        return [{column: cells[column] for column in sorted(cells) if cells[column]} for cells in found]
+                        added = True
+            # Read, a row's cells are in column order and none is 0; with a layer's added, put them
+            # back in order, and leave out a cell at 0 (an erased visitor's increments taken back).
+            merged.append({column: cells[column] for column in sorted(cells) if cells[column]} if added else cells)
+        return merged
 
     def _lacking(self, folded: int) -> list[Unfolded] | None:
         """The layers a snapshot folded up to `folded` lacks; None if it is older than the last
