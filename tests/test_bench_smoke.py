@@ -29,36 +29,31 @@ from benchmarks.wrk import Load
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def ran(module: str, *arguments: str, timeout: float = 150) -> str:
+    """The output of ``python -m module arguments`` from the checkout's root; it must exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done.stdout
+
+
 @pytest.mark.timeout(180)
 def test_quick_bench_counts_every_event() -> None:
     if shutil.which("wrk") is None:
         pytest.fail("the benchmark needs wrk: apt-get install -y wrk", pytrace=False)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert "every event answered 200 was counted" in done.stdout
-    assert "sqlite light load, one hit at a time (200 hits" in done.stdout
+    output = ran("benchmarks", "--quick")
+    assert "every event answered 200 was counted" in output
+    assert "sqlite light load, one hit at a time (200 hits" in output
 
 
 @pytest.mark.timeout(180)
 def test_funnel_only_reads_the_funnel_and_nothing_else() -> None:
     """`--funnel-only`: the pairwise funnel's load and reads (checked exact), without the floor or ingest."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--funnel-only"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert "sqlite funnel at 10,000 events: p50 / p99 (1 connection)" in done.stdout
-    assert "every event answered 200 was counted" in done.stdout
-    assert "floor" not in done.stdout and "ingest" not in done.stdout, done.stdout
+    output = ran("benchmarks", "--quick", "--funnel-only")
+    assert "sqlite funnel at 10,000 events: p50 / p99 (1 connection)" in output
+    assert "every event answered 200 was counted" in output
+    assert "floor" not in output and "ingest" not in output, output
 
 
 def test_the_check_fails_on_a_lost_event_an_error_or_an_unanswered_request() -> None:
@@ -93,17 +88,10 @@ def test_quick_costs_and_exact_funnel_runs_agree_with_clickhouse() -> None:
     """`--costs --exact --quick`: exact totals, and HiiTrack's exact funnel equals ClickHouse's windowFunnel."""
     if shutil.which("wrk") is None:
         pytest.fail("the benchmark needs wrk: apt-get install -y wrk", pytrace=False)
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--costs", "--exact", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert "ClickHouse windowFunnel at 3,000 events" in done.stdout
-    assert "sqlite batch ingest, 100,000 visitors, with the history ÷ without" in done.stdout
-    assert "sqlite event ingest, 1,000 visitors, with the access log in a file ÷ without" in done.stdout
+    output = ran("benchmarks", "--costs", "--exact", "--quick", timeout=280)
+    assert "ClickHouse windowFunnel at 3,000 events" in output
+    assert "sqlite batch ingest, 100,000 visitors, with the history ÷ without" in output
+    assert "sqlite event ingest, 1,000 visitors, with the access log in a file ÷ without" in output
 
 
 def test_the_profile_summary_counts_each_function_once_per_sample(tmp_path: Path) -> None:
@@ -122,21 +110,14 @@ def test_the_profile_summary_counts_each_function_once_per_sample(tmp_path: Path
 @pytest.mark.timeout(180)
 def test_the_node_latency_probe_times_each_shape_and_leaves_no_keyspace() -> None:
     """`python -m benchmarks.node_latency`: the node's own p50 <= p90 <= p99 for each shape a hit uses."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.node_latency", "--requests", "100"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
-    assert re.fullmatch(r"node of scripts/cassandra: up \d+ minutes", lines[0]), done.stdout
+    output = ran("benchmarks.node_latency", "--requests", "100")
+    lines = output.splitlines()
+    assert re.fullmatch(r"node of scripts/cassandra: up \d+ minutes", lines[0]), output
     shapes = {}
     for line in lines[1:]:
         name, _, figures = line.partition(": p50 / p90 / p99 ")
         shapes[name] = [float(figure) for figure in figures.split(" ms")[0].split(" / ")]
-    assert list(shapes) == ["one-row insert", "logged batch over 3 partitions", "one-row read"], done.stdout
+    assert list(shapes) == ["one-row insert", "logged batch over 3 partitions", "one-row read"], output
     for p50, p90, p99 in shapes.values():
         assert 0 < p50 <= p90 <= p99
     cluster = Cluster(["127.0.0.1"], protocol_version=5)
