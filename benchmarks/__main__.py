@@ -125,9 +125,10 @@ def _unavailable(kind: str, report: Report) -> bool:
 
 def _phases(args: argparse.Namespace, bench: Bench) -> None:
     """The default run: floor, ingest on each store, two processes on each store, the pairwise
-    funnel and memory."""
+    funnel and memory; with `--funnel-only`, the funnel and memory alone."""
     if args.funnel_only:
-        bench.funnel(args.stores[0])
+        if not _unavailable(args.stores[0], bench.report):
+            bench.funnel(args.stores[0])
         return
     floor = bench.floor()
     for kind in args.stores:

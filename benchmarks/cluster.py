@@ -11,7 +11,6 @@ what else the machine runs.  Tests: tests/test_cluster.py.
 """
 
 import argparse
-import os
 import secrets
 import shutil
 import tempfile
@@ -20,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.client import create_user, http, recorded_once_folded
-from benchmarks.servers import Server, cpu_seconds, start_hiitrack, start_nginx
+from benchmarks.servers import CACHE_ROOT, Server, cpu_seconds, start_hiitrack, start_nginx
 from benchmarks.wrk import run_wrk
 
 __all__ = ["Sizing", "main", "measure"]
 
-CLUSTER_HOME = Path(os.environ.get("HIITRACK_CACHE", Path.home() / ".cache" / "hiitrack")) / "cluster"
+CLUSTER_HOME = CACHE_ROOT / "cluster"
 NODES = (1, 2, 3)
 STORE = "cassandra://127.0.0.1,127.0.0.2,127.0.0.3:9142/hiitrack_sizing"
 

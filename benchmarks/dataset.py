@@ -14,13 +14,14 @@ reused.  Tests: tests/test_bench_dataset.py.
 """
 
 import json
-import os
 import random
 from pathlib import Path
 
+from benchmarks.servers import CACHE_ROOT
+
 __all__ = ["CACHE", "EVENT_NAMES", "PLANS", "STEPS", "chunk_path", "plan_of"]
 
-CACHE = Path(os.environ.get("HIITRACK_CACHE", Path.home() / ".cache" / "hiitrack")) / "bench"
+CACHE = CACHE_ROOT / "bench"
 STEPS = [f"step{number}" for number in range(1, 5)]
 OTHERS = [f"view{number:02d}" for number in range(1, 17)]
 EVENT_NAMES = STEPS + OTHERS

@@ -12,18 +12,16 @@ dropped at the end.  Loopback only.  Tests: tests/test_bench_smoke.py.
 """
 
 import argparse
-import os
 import secrets
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from cassandra.cluster import Cluster
 from cassandra.query import BatchStatement, BatchType
 
-from benchmarks.profile import NODE_PID
+from benchmarks.servers import NODE_PID, seconds_since_start
 
 __all__ = ["main"]
 
@@ -35,13 +33,9 @@ VALUE = b"v" * 200
 def node_minutes() -> float | None:
     """Minutes since the node of scripts/cassandra started, if it runs here."""
     try:
-        stat = Path(f"/proc/{int(NODE_PID.read_text().strip())}/stat").read_text()
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return seconds_since_start(int(NODE_PID.read_text().strip())) / 60
     except (OSError, ValueError):
         return None
-    # Field 22 of /proc/PID/stat: the start, in clock ticks after boot (fields after the name).
-    started = int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
-    return (uptime - started) / 60
 
 
 def timed(send: Callable[[int], object], requests: int) -> list[float]:

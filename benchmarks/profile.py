@@ -19,7 +19,6 @@ it found.
 """
 
 import argparse
-import os
 import re
 import subprocess
 import tempfile
@@ -28,11 +27,9 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.client import commits, create_user
-from benchmarks.servers import cpu_seconds, drop_keyspaces, start_floor, start_hiitrack
+from benchmarks.servers import NODE_PID, cpu_seconds, drop_keyspaces, start_floor, start_hiitrack
 from benchmarks.wrk import run_wrk
 
-NODE_PID = Path(os.environ.get("HIITRACK_CACHE", Path.home() / ".cache" / "hiitrack")) / "cassandra" / "cassandra.pid"
-"""The pid file of the node of scripts/cassandra (which honours HIITRACK_CACHE too)."""
 SPY_RATE = 200
 """py-spy's samples per second."""
 TOP_FUNCTIONS = 80

@@ -18,9 +18,24 @@ from benchmarks.client import METRICS_AUTH
 from benchmarks.templates import render
 from hiitrack.tap import METRICS_AUTH_VARIABLE
 
-__all__ = ["Server", "cpu_seconds", "drop_keyspaces", "free_port", "start_floor", "start_hiitrack", "start_nginx"]
+__all__ = [
+    "CACHE_ROOT",
+    "NODE_PID",
+    "Server",
+    "cpu_seconds",
+    "drop_keyspaces",
+    "free_port",
+    "seconds_since_start",
+    "start_floor",
+    "start_hiitrack",
+    "start_nginx",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
+CACHE_ROOT = Path(os.environ.get("HIITRACK_CACHE", Path.home() / ".cache" / "hiitrack"))
+"""The cache root of scripts/cassandra (HIITRACK_CACHE): its node and cluster, and the bench's data."""
+NODE_PID = CACHE_ROOT / "cassandra" / "cassandra.pid"
+"""The pid file of the node of scripts/cassandra."""
 
 
 def free_port() -> int:
@@ -29,10 +44,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the process's name: field 3 first."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """The CPU time (user + system, all threads) process `pid` has used so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def seconds_since_start(pid: int) -> float:
+    """How long process `pid` has run, from /proc (field 22: its start, in clock ticks after boot)."""
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - int(_stat(pid)[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, log: Path, seconds: float = 60.0) -> None:
