@@ -181,6 +181,7 @@ class HiiTrackService(service.MultiService):
         super().__init__()
         from hiitrack.app import HiiTrack
         from hiitrack.store import open_store
+        from hiitrack.web.sending import listening_reactor
         from hiitrack.web.site import make_site
 
         store = open_store(
@@ -206,7 +207,7 @@ class HiiTrackService(service.MultiService):
             body_timeout=options["body-timeout"],
             access_log=options["access-log"],
         )
-        strports.service(options["port"], site).setServiceParent(self)
+        strports.service(options["port"], site, reactor=listening_reactor(reactor)).setServiceParent(self)
 
     def privilegedStartService(self) -> None:
         """Listen only in startService, once the store is open.

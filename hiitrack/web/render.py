@@ -33,6 +33,7 @@ from hiitrack.metrics import METRICS
 from hiitrack.store import StoreUnavailable
 from hiitrack.web.cors import apply_cors
 from hiitrack.web.params import Params
+from hiitrack.web.sending import sent_at_once
 
 __all__ = ["ApiResource", "ErrorResource", "Raw", "route_of", "write_json"]
 
@@ -74,9 +75,10 @@ def write_json(
 def _finish(request: Request, body: bytes) -> None:
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
     request.setHeader(b"Content-Length", str(len(body)).encode())
-    if request.method != b"HEAD":
-        request.write(body)
-    request.finish()
+    with sent_at_once(request.channel and request.channel.transport):
+        if request.method != b"HEAD":
+            request.write(body)
+        request.finish()
 
 
 def _error_body(request: Request, error: ApiError) -> dict:
