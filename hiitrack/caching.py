@@ -46,8 +46,9 @@ class LRU(Generic[K, V]):
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
-    def pop(self, key: K) -> None:
-        self._entries.pop(key, None)
+    def pop(self, key: K) -> V | None:
+        """Forget `key`; what it held, if anything."""
+        return self._entries.pop(key, None)
 
     def forget_where(self, matches: Callable[[K], bool]) -> None:
         for key in [key for key in self._entries if matches(key)]:

@@ -45,6 +45,8 @@ from hiitrack.store.kinds import INSERT, VISITOR
 
 __all__ = ["Tracker"]
 
+PARSED_VISITORS = 4_096
+"""Visitors whose parsed state is kept besides its bytes (several KB each where the bytes take one)."""
 DELETIONS_REMEMBERED = 10_000
 """Deleted scopes remembered for hits under way; only one in flight across that many deletions could miss."""
 
@@ -74,6 +76,11 @@ class Tracker:
         # wrote them: about a KB each where the objects took several, so
         # --visitor-cache bounds memory tightly.
         self._visitors: LRU[tuple[str, str], tuple[bytes, float]] = LRU(visitor_cache_size)
+        # The parsed state of the visitors written last, with the bytes it
+        # was parsed from: a hit of such a visitor skips Visitor.from_bytes.
+        # Taken out while a hit uses it (a failed hit leaves no half-applied
+        # state), and trusted only while those bytes are the cached ones.
+        self._parsed: LRU[tuple[str, str], tuple[bytes, Visitor]] = LRU(min(PARSED_VISITORS, visitor_cache_size))
         self._order: KeyedLock[tuple[str, str]] = KeyedLock()
         self._inserts: KeyedLock[tuple[str, str]] = KeyedLock()
         self._insert_ids: LRU[tuple[str, str], bool] = LRU(visitor_cache_size)
@@ -154,6 +161,7 @@ class Tracker:
                 return True
             if not self._deleted_since(scope, ticket):
                 self._visitors.put(key, (state, self._clock()))
+                self._parsed.put(key, (state, visitor))
                 self._catalog.remember(scope, set(names) | set(values), admission)
                 if funnels:
                     self._conversions.written(funnels)
@@ -251,8 +259,11 @@ class Tracker:
 
     async def _visitor(self, key: tuple[str, str]) -> Visitor:
         cached = self._visitors.get(key)
+        parsed = self._parsed.pop(key)
         if cached is not None and self._clock() - cached[1] <= self._cache_seconds:
             raw: bytes | None = cached[0]
+            if parsed is not None and parsed[0] is raw:
+                return parsed[1]
         else:
             scope, visitor_id = key
             raw = await self._store.get(scope, VISITOR, visitor_id)
@@ -285,6 +296,7 @@ class Tracker:
     def forget(self, scope: str) -> None:
         """Drop cached state of a scope (a deleted bucket)."""
         self._visitors.forget_where(lambda key: key[0] == scope)
+        self._parsed.forget_where(lambda key: key[0] == scope)
         self._insert_ids.forget_where(lambda key: key[0] == scope)
         self._catalog.forget(scope)
         self._conversions.forget(scope)

@@ -143,6 +143,20 @@ async def test_bucket_caps_on_events_properties_and_values(capped, user_name):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_refused_hit_leaves_no_trace_in_its_visitors_state(capped, user_name):
+    # The bucket cap is checked after the hit was counted against the
+    # visitor's state (cached parsed, hiitrack.tracking): that count must go.
+    client = capped.client
+    await new_user(client, user_name)
+    await batch(client, user_name, "b", "v1", ["A", "B", "C"])
+    await track(client, user_name, "b", "v", "A")
+    _refused(await _batch(client, user_name, ["B", "D"], visitor="v"), "bucket-events", 3)
+    await track(client, user_name, "b", "v", "B")
+    report = await _report(client, user_name, "B")
+    assert (report["total"], report["unique_total"]) == (2, 2)
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_bucket_saves_at_most_its_cap_of_funnels(capped, user_name):
     client = capped.client
     await new_user(client, user_name)
