@@ -23,8 +23,8 @@ from benchmarks.client import (
     recorded,
     recorded_once_folded,
     seen_elsewhere,
-    timed_hits,
 )
+from benchmarks.light_load import light_load
 from benchmarks.report import TARGETS, Report
 from benchmarks.servers import start_floor, start_hiitrack, start_nginx
 from benchmarks.workload import BATCH_EVENTS, PLANS
@@ -36,9 +36,6 @@ __all__ = ["LOAD_EVENTS", "Bench"]
 # Loading the funnel's data is not measured: larger messages, more connections.
 LOAD_EVENTS = 10
 LOAD_CONNECTIONS = 64
-LARGE_STATE_EVENTS = 30
-"""Distinct events of the light load's large visitor: its state holds a path count per pair of
-events, over 10 KB (tests/test_cassandra.py measures it)."""
 
 
 class Bench:
@@ -123,16 +120,9 @@ class Bench:
             server.stop()
 
     def light_load(self, kind: str, port: int, user: str) -> None:
-        """A hit's latency when it is alone: one request at a time, a tenth of them from a visitor
-        of `LARGE_STATE_EVENTS` distinct events, whose state is over 10 KB."""
-        prefix = f"/{user}/light"
-        for n in range(LARGE_STATE_EVENTS):
-            status, body = http(port, "POST", f"{prefix}/event/large{n}", {"visitor_id": "large"})
-            if status != 200:
-                raise RuntimeError(f"could not record the large visitor's event {n}: {status} {body}")
+        """A hit's latency when it is alone (benchmarks/light_load.py)."""
         hits = self.args.light_hits
-        visitors = ["large" if n % 10 == 0 else f"v{n % 100}" for n in range(hits)]
-        latencies = timed_hits(port, prefix, hits, visitors.__getitem__)
+        latencies, kinds = light_load(port, f"/{user}/light", hits)
         total = recorded(port, user, "light")
         if total != hits:
             self.report.failures.append(f"{kind} light load: {total} events counted of {hits} answered 200")
@@ -144,7 +134,7 @@ class Bench:
             cuts[98] * 1000 <= TARGETS["light_p99_ms"],
         )
         # A visitor's first hit reads its state from the store, not the cache ("large" had its first before).
-        first = [latencies[visitors.index(visitor)] for visitor in set(visitors) - {"large"}]
+        first = [took for took, its in zip(latencies, kinds, strict=True) if its == "first"]
         if len(first) >= 2:
             first_cuts = statistics.quantiles(first, n=10)
             self.report.row(
