@@ -26,6 +26,8 @@ def _walk(resource: Resource, prefix: str) -> dict[str, set[str]]:
     """Every route under `resource`, its dynamic segments written as {x}."""
     routes = {prefix or "/": _methods(resource)} if _methods(resource) else {}
     named = {**getattr(resource, "children", {}), **getattr(resource, "files", {})}
+    for segment in getattr(resource, "CHILDREN", {}):  # children built when asked (hiitrack.web.tree.Bucket)
+        named[segment] = resource.getChild(segment, DummyRequest([segment]))
     for segment, child in named.items():
         routes.update(_walk(child, f"{prefix}/{segment.decode()}"))
     if type(resource).getChild is not Resource.getChild and not isinstance(resource, StaticFile):
