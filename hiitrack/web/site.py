@@ -151,26 +151,29 @@ class ApiChannel(HTTPChannel):
             self._deadline = self.callLater(max(0.0, due - time.monotonic()), partial(self._deadline_passed, refusal))
 
     def allHeadersReceived(self) -> None:
-        self._await(None, 0)
+        self._await_nothing()
         super().allHeadersReceived()
         if self.length != 0:  # a body follows: its length, or None if chunked
             self._await(BODY_TOO_SLOW, self.site.body_timeout)
 
     def allContentReceived(self) -> None:
-        self._await(None, 0)
+        self._await_nothing()
         super().allContentReceived()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._await(None, 0)
+        self._await_nothing()
         super().connectionLost(reason)
 
-    def _await(self, refusal: bytes | None, seconds: float) -> None:
-        """Start the deadline of the next part of a request (None: no part awaited)."""
-        if self._deadline is not None:
-            if self._deadline.active():
-                self._deadline.cancel()
-            self._deadline = None
-        self._awaited = None if refusal is None else (refusal, time.monotonic() + seconds)
+    def _await(self, refusal: bytes, seconds: float) -> None:
+        """Await the next part of a request: answered with `refusal` unless it is in within `seconds`."""
+        self._await_nothing()
+        self._awaited = (refusal, time.monotonic() + seconds)
+
+    def _await_nothing(self) -> None:
+        """The part awaited arrived (or the connection is gone): no deadline runs."""
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = self._awaited = None
 
     def _deadline_passed(self, refusal: bytes) -> None:
         self._deadline = self._awaited = None
