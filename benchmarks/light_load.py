@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=["sqlite", "cassandra"], default="sqlite")
     parser.add_argument("--hits", type=int, default=3000, help="timed hits (default 3000, as the full run)")
     parser.add_argument("--fold-off", action="store_true", help="no fold of the journal during the load")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hiitrack-light-"))
     keyspace = f"light_{time.time_ns()}"
     store = f"sqlite:{work}/light.db" if args.store == "sqlite" else f"cassandra://127.0.0.1/{keyspace}"
