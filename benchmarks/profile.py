@@ -10,10 +10,13 @@ and how long each took until durable, from the server's /metrics).  With
 ``--py-spy`` it records the server's threads meanwhile (py-spy's raw format,
 for flame graphs) and prints how busy each thread was and the functions that
 hold most of the reactor thread's samples, each counted once per sample it
-is on the stack of.  With ``--discard-commits`` the store writes nothing
+is on the stack of, then each sample given to the innermost HiiTrack
+function on its stack (what HiiTrack's own code, with the Twisted and
+library calls under it, costs; "-" for the event loop and Twisted alone).
+With ``--discard-commits`` the store writes nothing
 (benchmarks/discarding.py): the rate the rest of the server allows.  With
-``--floor`` the same load first runs against the bare floor of
-``python -m benchmarks``, and the rate is given as a ratio to it.
+``--floor`` the same load first runs against the bare floor of ``python -m
+benchmarks``, and the rate is given as a ratio to it.
 Loopback only; docs/performance.md, "Issue 14: the write path", says what
 it found.
 """
@@ -52,6 +55,22 @@ def spy_summary(raw: Path, seconds: float) -> str:
     total = sum(n for thread, n in busy.items() if "MainThread" in thread) or 1
     lines += [f"  {n / total:6.1%} {name}" for name, n in main.most_common(TOP_FUNCTIONS)]
     return "\n".join(lines)
+
+
+def innermost_summary(raw: Path) -> str:
+    """The reactor thread's samples given each to the innermost HiiTrack function on its stack
+    ("-": none, the event loop and Twisted alone), by share, from py-spy's raw output."""
+    owner: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        thread, *frames = stack.split(";")
+        if "MainThread" in thread:
+            ours = [frame for frame in frames if "hiitrack/" in frame]
+            # "name (path/hiitrack/module.py:line)" -> "name (hiitrack/module.py)"
+            owner[re.sub(r" \(.*?(hiitrack/[^:)]+)(?::\d+)?\)$", r" (\1)", ours[-1]) if ours else "-"] += int(count)
+    total = sum(owner.values()) or 1
+    lines = ["reactor thread, by the innermost HiiTrack function on the stack:"]
+    return "\n".join(lines + [f"  {n / total:6.1%} {name}" for name, n in owner.most_common(TOP_FUNCTIONS)])
 
 
 def main() -> None:
@@ -121,6 +140,7 @@ def main() -> None:
     print(line)
     if args.spy:
         print(spy_summary(Path(args.spy), spy_seconds))
+        print(innermost_summary(Path(args.spy)))
 
 
 if __name__ == "__main__":

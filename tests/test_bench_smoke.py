@@ -21,7 +21,7 @@ import pytest
 from cassandra.cluster import Cluster
 
 from benchmarks.client import http
-from benchmarks.profile import spy_summary
+from benchmarks.profile import innermost_summary, spy_summary
 from benchmarks.report import Report
 from benchmarks.servers import start_floor
 from benchmarks.wrk import Load
@@ -121,6 +121,22 @@ def test_the_profile_summary_counts_each_function_once_per_sample(tmp_path: Path
     lines = spy_summary(raw, 1.0).splitlines()
     assert lines[:2] == ["thread (2): writer: busy 50%", "thread (1): MainThread: busy 20%"]
     assert lines[2:] == ["  100.0% run (app.py)", "   75.0% f (x.py)", "   25.0% g (y.py)"]
+
+
+def test_the_profile_gives_each_sample_to_its_innermost_hiitrack_function(tmp_path: Path) -> None:
+    raw = tmp_path / "spy.raw"
+    raw.write_text(
+        "thread (1): MainThread;run (t/app.py:1);answer (/x/hiitrack/web/render.py:9);write (t/http.py:3) 30\n"
+        "thread (1): MainThread;run (t/app.py:1);track (/x/hiitrack/tracking.py:5);count (/x/hiitrack/counting.py:7)"
+        " 10\n"
+        "thread (1): MainThread;run (t/app.py:1);poll (t/epoll.py:2) 60\n"
+        "thread (2): writer;commit (/x/hiitrack/store/sqlite/store.py:9) 100\n"
+    )
+    assert innermost_summary(raw).splitlines()[1:] == [
+        "   60.0% -",
+        "   30.0% answer (hiitrack/web/render.py)",
+        "   10.0% count (hiitrack/counting.py)",
+    ]
 
 
 @pytest.mark.cassandra
