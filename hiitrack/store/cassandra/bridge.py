@@ -1,12 +1,15 @@
 """From the driver's futures to the reactor: statements run, awaited, paged.
 
 `execute_async` answers with a `ResponseFuture` whose callbacks fire on the
-driver's I/O thread; `deferred_from_future` hands both outcomes to the
-reactor thread.  `Cql` holds the session and the statements prepared at
-open, runs them, pages long results a round trip at a time (iterating past a
-page would fetch the next one blocking), and bounds how many are in flight.
-Many statements at once (`Cql.each`) are started and followed on the I/O
-thread, which wakes the reactor once, when the last has ended: a wake-up per
+thread that reads the connection: the reactor's own for the store's
+connections (wire.py), the driver's I/O thread for others.
+`deferred_from_future` fires its Deferred on the reactor thread with either
+outcome, at once when already there.  `Cql` holds the session and the
+statements prepared at open, runs them, pages long results a round trip at
+a time (iterating past a page would fetch the next one blocking), and bounds
+how many are in flight.  Many statements at once (`Cql.each`) are started
+and followed from their callbacks, and end with one callback on the reactor
+thread, when the last has ended: over the driver's I/O thread a wake-up per
 statement cost an eighth of the reactor's time on a commit-heavy load.
 `packed` puts a commit's writes into as few batches as Cassandra takes
 without a warning; `logged` makes writes one atomic batch.  A failure of
@@ -27,6 +30,7 @@ from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore, fa
 from twisted.python.failure import Failure
 
 from hiitrack.store.cassandra.connect import idempotent
+from hiitrack.store.cassandra.wire import on_reactor
 from hiitrack.store.interface import StoreUnavailable
 
 __all__ = [
@@ -114,8 +118,7 @@ def deferred_from_future(reactor: Any, future: ResponseFuture) -> Deferred:
     """
     done: Deferred = Deferred()
     future.add_callbacks(
-        lambda _rows: reactor.callFromThread(done.callback, future),
-        lambda error: reactor.callFromThread(done.errback, error),
+        lambda _rows: on_reactor(reactor, done.callback, future), lambda error: on_reactor(reactor, done.errback, error)
     )
     return done.addCallbacks(lambda finished: finished.result(), _unavailable)
 
@@ -202,8 +205,9 @@ def _statement(group: list[Write], batch_type: BatchType) -> tuple[Any, Any]:
 
 
 class _Phase:
-    """Statements run from the driver's I/O thread, `MAX_IN_FLIGHT` at a time; the reactor is
-    woken once, when every one has ended, with each one's result or failure, in order."""
+    """Statements run `MAX_IN_FLIGHT` at a time, each started from the callback of one that ended;
+    once every one has ended, one call on the reactor thread with each one's result or failure,
+    in order."""
 
     def __init__(self, reactor: Any, session: Any, statements: list[tuple[Any, Any]]) -> None:
         self._reactor = reactor
@@ -260,7 +264,7 @@ class _Phase:
             self._ended += 1
             last = self._ended == len(self._statements)
         if last:
-            self._reactor.callFromThread(self._finish)
+            on_reactor(self._reactor, self._finish)
         else:
             self._start_next()
 

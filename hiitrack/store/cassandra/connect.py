@@ -16,7 +16,8 @@ from functools import lru_cache
 from typing import Any
 
 from cassandra import ConsistencyLevel, ProtocolVersion
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, DefaultConnection, ExecutionProfile
+from cassandra.connection import Connection
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, RetryPolicy, TokenAwarePolicy
 from cassandra.query import named_tuple_factory
 
@@ -173,8 +174,9 @@ class Settings:
         return f"cassandra://{','.join(self.hosts)}:{self.port}/{self.keyspace}"
 
 
-def cluster(settings: Settings) -> Cluster:
-    """The driver's cluster for `settings` (not connected yet)."""
+def cluster(settings: Settings, connection_class: type[Connection] | None = None) -> Cluster:
+    """The driver's cluster for `settings` (not connected yet), its connections of `connection_class`
+    (the driver's default, on its own I/O thread, if None)."""
     profile = ExecutionProfile(
         # Explicit, so the driver does not warn about a default policy.
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
@@ -196,6 +198,7 @@ def cluster(settings: Settings) -> Cluster:
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=CONNECT_TIMEOUT,
         sockopts=SOCKET_OPTIONS,
+        connection_class=connection_class or DefaultConnection,
         control_connection_timeout=CONNECT_TIMEOUT,
         # Retry a node that went down every few seconds at most, so service
         # resumes soon after it is back (the default backs off to 10 minutes).

@@ -39,6 +39,7 @@ from hiitrack.store.cassandra.journal import Journal
 from hiitrack.store.cassandra.partitions import STATEMENTS as INDEX_STATEMENTS
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex
 from hiitrack.store.cassandra.records import Records
+from hiitrack.store.cassandra.wire import ReactorConnection
 from hiitrack.store.grouping import GroupCommitter, MergedWrite, Rows
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
@@ -124,7 +125,7 @@ class CassandraStore:
         await self.fold()
 
     def _connect(self) -> None:
-        connecting = cluster(self.settings)
+        connecting = cluster(self.settings, ReactorConnection)
         try:
             session = connecting.connect()
             schema.migrate(session, self.settings.keyspace, self.settings.replication)

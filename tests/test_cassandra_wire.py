@@ -1,0 +1,88 @@
+"""The driver's connections on the reactor thread (hiitrack/store/cassandra/wire.py): answers and
+timers run there, other threads' statements reach the node, a connection the node drops fails its
+requests and is replaced."""
+
+import threading
+
+import pytest
+import pytest_twisted
+from cassandra.connection import ConnectionShutdown
+from cassandra.query import SimpleStatement
+from twisted.internet import reactor, task, threads
+from twisted.internet.defer import Deferred
+
+from hiitrack.store import StoreUnavailable
+from hiitrack.store.cassandra import CassandraStore
+from hiitrack.store.cassandra.wire import ReactorConnection
+from hiitrack.store.kinds import USER
+from tests.conftest import CASSANDRA_URI
+
+pytestmark = pytest.mark.cassandra
+
+LOCAL = "SELECT release_version FROM system.local"
+
+
+async def opened() -> CassandraStore:
+    store = CassandraStore.from_uri(CASSANDRA_URI)
+    await store.open()
+    return store
+
+
+def connections(store: CassandraStore) -> list[ReactorConnection]:
+    session = store._cql.session
+    return [connection for pool in session.get_pools() for connection in pool.get_connections()]
+
+
+@pytest_twisted.ensureDeferred
+async def test_answers_arrive_on_the_reactor_thread_and_other_threads_statements_are_sent():
+    store = await opened()
+    try:
+        assert connections(store)
+        assert all(isinstance(connection, ReactorConnection) for connection in connections(store))
+        threads_seen: list[int] = []
+        answered: Deferred = Deferred()
+        future = store._cql.session.execute_async(LOCAL)
+        future.add_callback(lambda rows: (threads_seen.append(threading.get_ident()), answered.callback(rows)))
+        rows = await answered
+        assert rows[0].release_version.startswith("5.")
+        assert threads_seen == [threading.get_ident()]
+        # From another thread (as the driver's control connection and heartbeats do): handed over.
+        answer = await threads.deferToThread(store._cql.session.execute, LOCAL)
+        assert answer.one().release_version.startswith("5.")
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_timer_fires_on_the_reactor_and_one_cancelled_from_another_thread_does_not():
+    fired: list[tuple[str, int]] = []
+    later: Deferred = Deferred()
+    cancelled = ReactorConnection.create_timer(0.02, lambda: fired.append(("cancelled", threading.get_ident())))
+    await threads.deferToThread(cancelled.cancel)
+    ReactorConnection.create_timer(0.05, lambda: (fired.append(("kept", threading.get_ident())), later.callback(None)))
+    await later
+    assert fired == [("kept", threading.get_ident())]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_the_node_drops_fails_its_requests_and_is_replaced():
+    store = await opened()
+    try:
+        (dropped, *_) = connections(store)
+        # As if the node had gone: the socket ends under the driver.
+        dropped._transport.abortConnection()
+        with pytest.raises((StoreUnavailable, ConnectionShutdown)):
+            for _ in range(50):
+                await store._cql.execute(SimpleStatement(LOCAL))
+        assert dropped.is_defunct
+        for _ in range(200):
+            try:
+                await store.create("wire-test", USER, "replaced", b"x")
+                break
+            except StoreUnavailable:
+                # The driver reconnects on its own schedule, and says so to no one: asked again.
+                await task.deferLater(reactor, 0.05, lambda: None)
+        assert connections(store) and dropped not in connections(store)
+        assert await store.get("wire-test", USER, "replaced") == b"x"
+    finally:
+        await store.close()
