@@ -180,8 +180,8 @@ class HiiTrackService(service.MultiService):
     def __init__(self, options: Options) -> None:
         super().__init__()
         from hiitrack.app import HiiTrack
+        from hiitrack.sending import listening_reactor
         from hiitrack.store import open_store
-        from hiitrack.web.sending import listening_reactor
         from hiitrack.web.site import make_site
 
         store = open_store(

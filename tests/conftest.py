@@ -18,8 +18,8 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 
 from hiitrack.app import HiiTrack
+from hiitrack.sending import listening_reactor
 from hiitrack.store import open_store
-from hiitrack.web.sending import listening_reactor
 from hiitrack.web.site import make_site
 from tests.http import Client
 
@@ -88,7 +88,7 @@ def server(store):
     clock = Clock()
     app = HiiTrack(store, clock=clock)
     pytest_twisted.blockon(defer.ensureDeferred(app.accounts.start()))
-    # As twistd listens (hiitrack.tap): answers sent at once (hiitrack.web.sending).
+    # As twistd listens (hiitrack.tap): answers sent at once (hiitrack.sending).
     endpoint = TCP4ServerEndpoint(listening_reactor(reactor), 0, interface="127.0.0.1")
     port = pytest_twisted.blockon(endpoint.listen(make_site(app)))
     running = Server(app, clock, port)

@@ -1,6 +1,6 @@
-"""The driver's connections on the reactor thread (hiitrack/store/cassandra/wire.py): answers and
-timers run there, other threads' statements reach the node, a connection the node drops fails its
-requests and is replaced."""
+"""The driver's connections on the reactor thread (hiitrack/store/cassandra/wire.py): statements
+sent at once, answers and timers run there, other threads' statements reach the node, a connection
+the node drops fails its requests and is replaced."""
 
 import threading
 
@@ -11,6 +11,7 @@ from cassandra.query import SimpleStatement
 from twisted.internet import reactor, task, threads
 from twisted.internet.defer import Deferred
 
+from hiitrack.sending import PromptConnection
 from hiitrack.store import StoreUnavailable
 from hiitrack.store.cassandra import CassandraStore
 from hiitrack.store.cassandra.wire import ReactorConnection
@@ -34,7 +35,7 @@ def connections(store: CassandraStore) -> list[ReactorConnection]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_answers_arrive_on_the_reactor_thread_and_other_threads_statements_are_sent():
+async def test_statements_leave_at_once_answers_arrive_on_the_reactor_thread_others_are_handed_over():
     store = await opened()
     try:
         assert connections(store)
@@ -42,6 +43,10 @@ async def test_answers_arrive_on_the_reactor_thread_and_other_threads_statements
         threads_seen: list[int] = []
         answered: Deferred = Deferred()
         future = store._cql.session.execute_async(LOCAL)
+        # Sent already, not left for the reactor's next turn.
+        sent = [connection._transport for connection in connections(store)]
+        assert all(isinstance(transport, PromptConnection) for transport in sent)
+        assert not any(transport.dataBuffer or transport._tempDataBuffer for transport in sent)
         future.add_callback(lambda rows: (threads_seen.append(threading.get_ident()), answered.callback(rows)))
         rows = await answered
         assert rows[0].release_version.startswith("5.")

@@ -1,11 +1,11 @@
-"""Answers sent at once (hiitrack.web.sending): whole, in order, and closed when asked."""
+"""Answers sent at once (hiitrack.sending): whole, in order, and closed when asked."""
 
 import pytest_twisted
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol
 
-from hiitrack.web.sending import PromptConnection, listening_reactor, sent_at_once
+from hiitrack.sending import PromptConnection, listening_reactor, sent_at_once
 from tests.helpers import auth_of, new_user, path
 from tests.sockets import exchange
 

@@ -30,10 +30,10 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from hiitrack.errors import ApiError, BadRequest, NotAllowed, NotFound, Unauthorized
 from hiitrack.metrics import METRICS
+from hiitrack.sending import sent_at_once
 from hiitrack.store import StoreUnavailable
 from hiitrack.web.cors import apply_cors
 from hiitrack.web.params import Params
-from hiitrack.web.sending import sent_at_once
 
 __all__ = ["ApiResource", "ErrorResource", "Raw", "route_of", "write_json"]
 

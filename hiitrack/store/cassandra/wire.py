@@ -9,14 +9,15 @@ they were a sizeable part of a hit's time on top of the node's.
 `ReactorConnection` is a driver `Connection` whose socket the reactor reads
 and writes.  The socket is opened by the driver's own code (with its socket
 options, `TCP_NODELAY` among them) in the thread that asks for a connection,
-and the reactor adopts it.  On the reactor thread a statement is written at
-once and its answer parsed where it arrives, its callbacks run there too;
-from other threads (the driver's control connection, heartbeats and
-reconnections, the store's `prepare` at open) the work is handed to the
-reactor.  So the reactor must be running, and nothing on its thread may wait
-for the driver (blocking calls go to a thread, as the store does).  No TLS:
-HiiTrack connects to Cassandra without it.  Tests: tests/test_cassandra.py,
-tests/test_cassandra_outage.py, tests/test_cluster.py.
+and the reactor adopts it (a `hiitrack.sending.PromptConnection`).  On the
+reactor thread a statement is sent at once, in one system call, and its
+answer parsed where it arrives, its callbacks run there too; from other
+threads (the driver's control connection, heartbeats and reconnections, the
+store's `prepare` at open) the work is handed to the reactor.  So the
+reactor must be running, and nothing on its thread may wait for the driver
+(blocking calls go to a thread, as the store does).  No TLS: HiiTrack
+connects to Cassandra without it.  Tests: tests/test_cassandra_wire.py,
+tests/test_cassandra.py, tests/test_cassandra_outage.py, tests/test_cluster.py.
 """
 
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.python.threadable import isInIOThread
+
+from hiitrack.sending import adopted, sent_at_once
 
 __all__ = ["ReactorConnection", "on_reactor"]
 
@@ -113,7 +116,7 @@ class ReactorConnection(Connection):
         try:
             if not self.is_closed:
                 # The reactor takes a duplicate of the socket (and _Wire.connectionMade the transport).
-                reactor.adoptStreamConnection(sock.fileno(), sock.family, _WireFactory(self))  # type: ignore[attr-defined]
+                adopted(reactor, sock, _WireFactory(self))
         finally:
             sock.close()
 
@@ -137,7 +140,9 @@ class ReactorConnection(Connection):
     def _write(self, data: bytes) -> None:
         # None once the socket has ended: the driver fails its requests then (defunct, close).
         if self._transport is not None:
-            self._transport.write(data)
+            # Sent now, not at the end of the reactor's turn: under load that turn is many requests long.
+            with sent_at_once(self._transport):
+                self._transport.write(data)
 
     def close(self) -> None:
         with self.lock:

@@ -1,4 +1,4 @@
-"""Connections that send a finished answer at once, in one system call.
+"""Connections that send what is written at once, in one system call: answers, and Cassandra statements.
 
 A Twisted TCP connection buffers every write and asks the reactor to tell
 it when the socket can take data: an ``epoll_ctl`` to register, a turn of
@@ -13,10 +13,12 @@ socket does not take then (or anything unusual: an earlier write still
 pending, a closing connection, a paused producer) is left to Twisted's own
 buffering, in order.  `listening_reactor` gives the endpoint parser a
 reactor whose TCP ports make such connections; TLS and UNIX-socket
-endpoints keep Twisted's own.
-Tests: tests/test_sending.py.
+endpoints keep Twisted's own.  `adopted` makes one of a socket connected
+elsewhere (the Cassandra store's connections, store/cassandra/wire.py).
+Tests: tests/test_sending.py, tests/test_cassandra_wire.py.
 """
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 from twisted.internet import tcp
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorCore, ITransport
 
-__all__ = ["PromptConnection", "listening_reactor", "sent_at_once"]
+__all__ = ["PromptConnection", "adopted", "listening_reactor", "sent_at_once"]
 
 
 class PromptConnection(tcp.Server):
@@ -69,6 +71,15 @@ def sent_at_once(transport: ITransport | None) -> Iterator[None]:
         yield
     finally:
         transport.release()
+
+
+def adopted(reactor: Any, connected: socket.socket, factory: IProtocolFactory) -> PromptConnection:
+    """A `PromptConnection` of `reactor` on a duplicate of the `connected` socket, as
+    `adoptStreamConnection` makes a Twisted connection of one."""
+    made: PromptConnection = PromptConnection._fromConnectedSocket(
+        connected.fileno(), connected.family, factory, reactor
+    )
+    return made
 
 
 class PromptPort(tcp.Port):
