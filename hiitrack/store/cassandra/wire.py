@@ -131,7 +131,7 @@ class ReactorConnection(Connection):
 
     def lost(self, error: BaseException) -> None:
         self._transport = None
-        # A socket that ended without close(): the node went away.
+        # After close() nothing more (defunct skips a closed connection); otherwise the node went away.
         self.defunct(error if isinstance(error, Exception) else ConnectionShutdown(str(error)))
 
     def push(self, data: bytes) -> None:
