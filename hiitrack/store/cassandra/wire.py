@@ -77,7 +77,8 @@ class _Wire(Protocol):
         self._connection.received(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._connection.lost(reason.value or ConnectionShutdown("connection lost"))
+        error = reason.value
+        self._connection.lost(error if isinstance(error, Exception) else ConnectionShutdown("connection lost"))
 
 
 class _WireFactory(Factory):
@@ -129,10 +130,10 @@ class ReactorConnection(Connection):
         self._iobuf.write(data)
         self.process_io_buffer()
 
-    def lost(self, error: BaseException) -> None:
+    def lost(self, error: Exception) -> None:
         self._transport = None
         # After close() nothing more (defunct skips a closed connection); otherwise the node went away.
-        self.defunct(error if isinstance(error, Exception) else ConnectionShutdown(str(error)))
+        self.defunct(error)
 
     def push(self, data: bytes) -> None:
         on_reactor(reactor, self._write, data)
