@@ -76,6 +76,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="comma-separated event counts, each a multiple of the first (default 1000000,10000000)",
     )
     parser.add_argument(
+        "--node-warmup",
+        type=float,
+        default=None,
+        help="seconds of load on the Cassandra node before its runs are measured (default 600; 0 with --quick)",
+    )
+    parser.add_argument(
         "--backfill-timeout", type=float, default=None, help="seconds to wait for a backfill (default 1800)"
     )
     args = parser.parse_args(argv)
@@ -92,6 +98,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             parser.error(f"unknown store {kind!r}")
     if args.duration is None:
         args.duration = 1.0 if args.quick else 10.0
+    if args.node_warmup is None:
+        args.node_warmup = 0.0 if args.quick else 600.0
     if args.events is None:
         args.events = 10_000 if args.quick else 1_000_000
     args.funnel_events = (max(LOAD_EVENTS, args.events // 10), args.events)
@@ -134,6 +142,8 @@ def _phases(args: argparse.Namespace, bench: Bench) -> None:
     for kind in args.stores:
         if _unavailable(kind, bench.report):
             continue
+        if kind == "cassandra":
+            bench.warm_node()
         bench.ingest(kind, floor)
         if not args.quick:
             bench.restart(kind)

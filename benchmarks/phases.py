@@ -7,6 +7,7 @@ Tests: tests/test_bench_smoke.py.
 """
 
 import argparse
+import itertools
 import secrets
 import shutil
 import statistics
@@ -25,8 +26,9 @@ from benchmarks.client import (
     seen_elsewhere,
 )
 from benchmarks.light_load import light_load
+from benchmarks.node_latency import node_minutes
 from benchmarks.report import TARGETS, Report
-from benchmarks.servers import start_floor, start_hiitrack, start_nginx
+from benchmarks.servers import drop_keyspaces, start_floor, start_hiitrack, start_nginx
 from benchmarks.workload import BATCH_EVENTS, PLANS
 from benchmarks.wrk import CONNECTIONS, Load, run_wrk
 from hiitrack.store.write_behind import FOLD_SECONDS
@@ -36,6 +38,8 @@ __all__ = ["LOAD_EVENTS", "Bench"]
 # Loading the funnel's data is not measured: larger messages, more connections.
 LOAD_EVENTS = 10
 LOAD_CONNECTIONS = 64
+WARM_UP_ROUND = 30.0
+"""Seconds of each wrk run of the node's warm-up, events and batches in turn."""
 
 
 class Bench:
@@ -81,6 +85,43 @@ class Bench:
         keyspace = f"bench_{secrets.token_hex(4)}"
         self.keyspaces.append(keyspace)
         return f"cassandra://127.0.0.1/{keyspace}"
+
+    def warm_node(self) -> None:
+        """Load the Cassandra node before it is measured, `--node-warmup` seconds of event and batch
+        hits through a HiiTrack of its own.  A node minutes old still runs its JIT's first code:
+        its own logged batch is several times slower at the tail (benchmarks/node_latency.py), as a
+        production node that has run for days never is."""
+        seconds = self.args.node_warmup
+        if seconds <= 0:
+            return
+        age = node_minutes()
+        print(f"warming the cassandra node: {seconds:.0f} s of load", flush=True)
+        store = self.store_uri("cassandra", "warm-up")
+        server = start_hiitrack(self.work, store, "warm-up")
+        try:
+            create_user(server.port, "warm")
+            deadline = time.monotonic() + seconds
+            modes = itertools.cycle(("event", "batch"))
+            while (left := deadline - time.monotonic()) > 1:
+                run_wrk(
+                    self.work,
+                    server.port,
+                    mode=next(modes),
+                    prefix="/warm/up",
+                    visitors=1000,
+                    seconds=min(left, WARM_UP_ROUND),
+                    seed=0,
+                )
+        finally:
+            server.stop()
+            # Its data would otherwise be flushed and compacted during the runs measured.
+            keyspace = store.rpartition("/")[2]
+            self.keyspaces.remove(keyspace)
+            drop_keyspaces([keyspace])
+        started = "" if age is None else f", the node up {age:.0f} minutes before"
+        self.report.row(
+            "cassandra node, before its runs", f"warmed with {seconds:.0f} s of event and batch load{started}"
+        )
 
     def ingest(self, kind: str, floor: dict[str, float]) -> None:
         print(f"ingest on {kind}", flush=True)

@@ -1,7 +1,8 @@
 """One saturated ingest run, for looking into the write path: rate, CPU per hit, and a profile.
 
 ``python -m benchmarks.profile --store sqlite|cassandra [--mode event|batch]
-[--seconds N] [--visitors N] [--py-spy FILE] [--discard-commits] [--floor]``
+[--seconds N] [--visitors N] [--py-spy FILE] [--discard-commits] [--unlogged]
+[--floor]``
 starts ``twistd hiitrack`` on a fresh store, warms it for 3 seconds, then runs wrk
 (16 connections, 1,000 visitors unless told) and prints requests/s, the CPU
 time per answered request of the server and, for Cassandra, of the node of
@@ -15,8 +16,10 @@ function on its stack (what HiiTrack's own code, with the Twisted and
 library calls under it, costs; "-" for the event loop and Twisted alone).
 With ``--discard-commits`` the store writes nothing
 (benchmarks/discarding.py): the rate the rest of the server allows.  With
-``--floor`` the same load first runs against the bare floor of ``python -m
-benchmarks``, and the rate is given as a ratio to it.
+``--unlogged`` (Cassandra) each commit's unit is an unlogged batch
+(benchmarks/unlogged.py): what the batchlog costs.  With ``--floor`` the
+same load first runs against the bare floor of ``python -m benchmarks``,
+and the rate is given as a ratio to it.
 Loopback only; docs/performance.md, "Issue 14: the write path", says what
 it found.
 """
@@ -85,6 +88,11 @@ def main() -> None:
         action="store_true",
         help="the store commits nothing and answers at once (benchmarks/discarding.py): the write path's ceiling",
     )
+    parser.add_argument(
+        "--unlogged",
+        action="store_true",
+        help="Cassandra's commits as unlogged batches (benchmarks/unlogged.py): what the batchlog costs",
+    )
     parser.add_argument("--floor", action="store_true", help="first the same load on the bare floor, for a ratio")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hiitrack-profile-"))
@@ -101,6 +109,7 @@ def main() -> None:
         finally:
             bare.stop()
     preload = ["benchmarks.discarding"] if args.discard_commits else []
+    preload += ["benchmarks.unlogged"] if args.unlogged else []
     server = start_hiitrack(work, store, "profile", preload=preload)
     try:
         create_user(server.port, "bench")
@@ -127,8 +136,9 @@ def main() -> None:
         server.stop()
         if args.store == "cassandra":
             drop_keyspaces([keyspace])
-    discarded = " (commits discarded)" if args.discard_commits else ""
-    line = f"{args.store} {args.mode}{discarded}: {load.rate:,.0f} requests/s"
+    variant = " (commits discarded)" if args.discard_commits else ""
+    variant += " (unlogged batches)" if args.unlogged else ""
+    line = f"{args.store} {args.mode}{variant}: {load.rate:,.0f} requests/s"
     line += f" ({load.ok:,} answered 200, {load.bad} others)"
     if floor is not None:
         line += f" = {load.rate / floor.rate:.2f} × the floor's {floor.rate:,.0f}"

@@ -159,3 +159,35 @@ def test_the_node_latency_probe_times_each_shape_and_leaves_no_keyspace() -> Non
         assert not [row.keyspace_name for row in keyspaces if row.keyspace_name.startswith("node_latency_")]
     finally:
         cluster.shutdown()
+
+
+@pytest.mark.cassandra
+@pytest.mark.timeout(280)
+def test_a_quick_cassandra_run_warms_the_node_first_and_counts_every_event() -> None:
+    """`--node-warmup`: load through a HiiTrack of its own before the runs measured, whose
+    keyspace is gone by then; the runs after it are exact as ever."""
+    output = ran("benchmarks", "--quick", "--stores", "cassandra", "--node-warmup", "4", timeout=260)
+    warmed = output.index("cassandra node, before its runs: warmed with 4 s of event and batch load")
+    assert warmed < output.index("ingest on cassandra"), output
+    assert "every event answered 200 was counted" in output
+
+
+def test_the_unlogged_variant_sends_each_unit_as_an_unlogged_batch() -> None:
+    """benchmarks/unlogged.py, imported before the store runs, turns its logged batches unlogged,
+    with the same statements; a lone write stays a plain statement."""
+    check = """
+from cassandra.query import BatchType, SimpleStatement
+from hiitrack.store.cassandra import store
+from hiitrack.store.cassandra.bridge import Write
+
+insert = SimpleStatement("INSERT INTO t (k) VALUES (%s)", is_idempotent=True)
+writes = [Write(("t", n), insert, (n,), 10) for n in range(3)]
+assert store.logged(writes)[0].batch_type == BatchType.LOGGED
+import benchmarks.unlogged
+batch, parameters = store.logged(writes)
+assert batch.batch_type == BatchType.UNLOGGED and parameters is None
+assert len(batch._statements_and_parameters) == 3
+assert store.logged(writes[:1]) == (writes[0].statement, (0,))
+"""
+    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-4000:]
