@@ -27,6 +27,7 @@ g ``h`` or ``d`` for hourly or daily series, T the series bucket's start as an
 no row grows without bound.
 """
 
+import functools
 import struct
 from collections import Counter
 from collections.abc import Iterable
@@ -177,10 +178,15 @@ def series_rows(event: bytes, prop: bytes | None, interval: Interval, start: int
     return [kind + interval.tag + struct.pack(">I", shard) + tail for shard in interval.shards(start, finish)]
 
 
-def _series_key(kind: bytes, interval: Interval, when: int, tail: bytes) -> tuple[bytes, bytes]:
-    start = interval.start_of(when)
-    row = kind + interval.tag + struct.pack(">I", start // interval.shard_seconds) + tail
-    return row, struct.pack(">Q", start)
+@functools.lru_cache(maxsize=64)
+def _series_parts(when: int) -> tuple[tuple[bytes, bytes], ...]:
+    """For each of the hour and day series at `when`: its tag and shard (the middle of a series
+    row), and its bucket's start (a series column's prefix).  Cached: a second's hits share them."""
+    parts = []
+    for interval in (HOUR, DAY):
+        start = interval.start_of(when)
+        parts.append((interval.tag + struct.pack(">I", start // interval.shard_seconds), struct.pack(">Q", start)))
+    return tuple(parts)
 
 
 def _counters(visitor: Visitor, event: bytes) -> list[bytes]:
@@ -200,15 +206,13 @@ def count_event(visitor: Visitor, event: bytes, when: int, inc: Increments) -> N
     """Visitor does `event` at Unix time `when`: add its increments to `inc`."""
     counters = _counters(visitor, event)
     first = event not in visitor.seen
+    series = _series_parts(when)
     rows = [(event_row(event), b"")]
-    for interval in (HOUR, DAY):
-        rows.append(_series_key(EVENT_SERIES, interval, when, event))
+    rows += [(EVENT_SERIES + middle + event, stamp) for middle, stamp in series]
     for value in visitor.values:
         prop = value[:ID_SIZE]
         rows.append((segment_row(event, prop), value))
-        for interval in (HOUR, DAY):
-            row, stamp = _series_key(SEGMENT_SERIES, interval, when, event + prop)
-            rows.append((row, stamp + value))
+        rows += [(SEGMENT_SERIES + middle + event + prop, stamp + value) for middle, stamp in series]
         if first:
             inc[holders_row(prop), value + event] += 1
     # Every row gets each counter once: counted in C, as this is most of a hit's work.

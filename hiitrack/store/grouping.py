@@ -57,12 +57,15 @@ class MergedWrite:
         for (kind, key), value in batch.records.items():
             self.deletions.discard((batch.scope, kind, key))
             self.records[batch.scope, kind, key] = value
-        # Locals: this loop runs for every cell of every hit.
+        # Locals: this loop runs for every cell of every hit.  Counting
+        # gives a row's cells one after another (hiitrack.counting), so the
+        # row's dict is looked up once per run of them, not once per cell.
         scope, rows = batch.scope, self.rows
+        last_row: bytes | None = None
+        cells: dict[bytes, int] = {}
         for (row, column), amount in batch.increments.items():
-            cells = rows.get((scope, row))
-            if cells is None:
-                cells = rows[scope, row] = {}
+            if row is not last_row:
+                last_row, cells = row, rows.setdefault((scope, row), {})
             cells[column] = cells.get(column, 0) + amount
 
     def batches(self) -> list[WriteBatch]:
