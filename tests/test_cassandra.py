@@ -27,6 +27,7 @@ from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore, replication_map
 from hiitrack.store.cassandra.bridge import CAS_WRITE_UNKNOWN, translated
 from hiitrack.store.cassandra.connect import REQUEST_TIMEOUT, Settings, cluster
+from hiitrack.store.cassandra.counters import COLUMNS_PER_READ
 from hiitrack.store.kinds import BUCKET, EVENT, FUNNEL, INSERT, PROPERTY, SECRET, USER, VALUE, VISITOR
 from tests.conftest import CASSANDRA, CASSANDRA_URI
 from tests.http import path
@@ -406,6 +407,41 @@ async def test_a_commit_is_one_logged_batch_of_records_and_journal_entry(user_na
             assert await store.get(scope, VISITOR, visitor) == b"new"
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_fold_that_makes_a_scope_s_generation_reads_no_totals_and_later_ones_add_to_them(user_name):
+    """A counter generation just made holds no cells: the fold that made it writes them without
+    reading any first.  A process started later, which has no totals cached, reads them before it
+    adds to them, and every total stays exact."""
+    scope = f"{user_name}/b"
+    rows = [b"event", b"series"]
+    cells = {(row, b"c%d" % n): 1 for row in rows for n in range(300)}
+    settings = Settings.from_uri(CASSANDRA_URI, writer=f"w{uuid.uuid4().hex[:8]}")
+
+    async def totals_read_by_a_new_process() -> int:
+        """One more of each cell, folded by a store just opened: the reads of totals its fold sent."""
+        wakeups = CountingReactor()
+        store = CassandraStore(settings, wakeups)
+        await store.open()
+        try:
+            await store.write(WriteBatch(scope, increments=cells))
+            requests = sent_requests(store, wakeups)
+            await store.fold()
+            assert requests  # the fold wrote the cells
+            return sum(statement is store._cql.statement("tallies of columns") for statement, _ in requests)
+        finally:
+            await store.close()
+
+    assert await totals_read_by_a_new_process() == 0
+    # Each row's 300 columns in reads of at most COLUMNS_PER_READ (256): two a row.
+    assert COLUMNS_PER_READ < 300
+    assert await totals_read_by_a_new_process() == 2 * len(rows)
+    reader = await opened()
+    try:
+        assert await reader.read_rows(scope, rows) == [{b"c%d" % n: 2 for n in range(300)}] * 2
+    finally:
+        await reader.close()
 
 
 @pytest_twisted.ensureDeferred

@@ -74,29 +74,35 @@ class Counters:
         # (partition, column) -> (this writer's total, through).
         self._totals: LRU[Cell, tuple[int, int]] = LRU(TOTALS_CACHE)
 
-    async def _generation(self, stored_scope: str, create: bool) -> uuid.UUID | None:
-        """The scope's counter generation; a new one if it has none and `create`."""
+    async def _generation(self, stored_scope: str, create: bool) -> tuple[uuid.UUID | None, bool]:
+        """The scope's counter generation, a new one if it has none and `create`; and whether this
+        call made it (then it holds no cells yet)."""
         cached = self._generations.get(stored_scope)
         now = self._reactor.seconds()
         if cached is not None and now - cached[1] < GENERATION_SECONDS:
-            return cached[0]
+            return cached[0], False
         row = (await self._cql.execute("generation", (stored_scope,))).one()
         generation = None if row is None else row.generation
+        made = False
         if generation is None and create:
             candidate = uuid.uuid4()
             result = await self._cql.execute("generation new", (stored_scope, candidate))
             # A lightweight transaction that lost answers with the winner's row.
-            generation = candidate if applied(result) else result.one().generation
+            made = applied(result)
+            generation = candidate if made else result.one().generation
         if generation is not None:
             self._generations.put(stored_scope, (generation, now))
-        return generation
+        return generation, made
 
     async def fold(self, layer: Unfolded) -> int:
         """Set every cell `layer` touches to this writer's total with it, unless the cell holds it
         already; how many cells were set."""
         scopes = sorted({stored(scope) for scope, _ in layer.rows})
         found = await gather(Deferred.fromCoroutine(self._generation(scope, create=True)) for scope in scopes)
-        generations = dict(zip(scopes, found, strict=True))
+        generations = {scope: generation for scope, (generation, _) in zip(scopes, found, strict=True)}
+        # A generation this fold made has no cells to read totals from (a
+        # bucket's first fold: thousands of cells at once).
+        made = {generation for generation, new in found if new}
         cells = {}
         for (scope, row), columns in layer.rows.items():
             stored_scope = stored(scope)
@@ -105,7 +111,7 @@ class Counters:
         put = self._cql.statement("tallies put")
         totals: dict[Cell, tuple[int, int]] = {}
         writes = []
-        for (partition, column), (n, through) in (await self._stored_totals(cells)).items():
+        for (partition, column), (n, through) in (await self._stored_totals(cells, made)).items():
             if through >= layer.upto:
                 continue
             total = n + cells[partition][column]
@@ -117,12 +123,18 @@ class Counters:
             self._totals.put(cell, total_through)
         return len(writes)
 
-    async def _stored_totals(self, cells: dict[Partition, dict[bytes, int]]) -> dict[Cell, tuple[int, int]]:
-        """This writer's (total, through) of each cell: from the cache, else read ((0, 0) if none)."""
+    async def _stored_totals(
+        self, cells: dict[Partition, dict[bytes, int]], empty: set[uuid.UUID]
+    ) -> dict[Cell, tuple[int, int]]:
+        """This writer's (total, through) of each cell: from the cache, else read ((0, 0) if none),
+        except in the generations `empty`, which hold no cells."""
         known: dict[Cell, tuple[int, int]] = {}
         queries = []
         statement = self._cql.statement("tallies of columns")
         for partition, columns in cells.items():
+            if partition[1] in empty:
+                known.update(dict.fromkeys([(partition, column) for column in columns], (0, 0)))
+                continue
             missing = []
             for column in columns:
                 cached = self._totals.get((partition, column))
@@ -149,7 +161,7 @@ class Counters:
         """Each row's cells in ``start <= col < end``: every writer's, and this process's `unfolded` layers."""
         bounds = (start,) if end is None else (start, end)
         statement = self._cql.statement("tallies read" if end is None else "tallies read before")
-        generation = await self._generation(stored(scope), create=False)
+        generation, _ = await self._generation(stored(scope), create=False)
         if generation is None:
             slices: list[list] = [[] for _ in rows]
         else:
