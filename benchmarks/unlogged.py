@@ -8,21 +8,11 @@ part of a unit applied: the guarantee docs/cassandra.md gives ("land
 together or not at all") no longer holds.  Never for anything but measuring.
 """
 
-from typing import Any
+from functools import partial
 
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import BatchType
 
-from hiitrack.store.cassandra import bridge, store
+from hiitrack.store.cassandra import store
+from hiitrack.store.cassandra.bridge import one_statement
 
-
-def _unlogged(writes: list[bridge.Write]) -> tuple[Any, Any]:
-    """`writes` as one unlogged batch (or the write itself, as `bridge.logged` sends it)."""
-    if len(writes) == 1:
-        return bridge.logged(writes)
-    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-    for write in writes:
-        batch.add(write.statement, write.parameters)
-    return batch, None
-
-
-store.logged = _unlogged  # type: ignore[assignment]
+store.logged = partial(one_statement, batch_type=BatchType.UNLOGGED)

@@ -171,12 +171,12 @@ def packed(writes: Iterable[Write], batch_type: BatchType) -> list[tuple[Any, An
             size += piece_size
     if group:
         groups.append(group)
-    return [_statement(group, batch_type) for group in groups]
+    return [one_statement(group, batch_type) for group in groups]
 
 
 def logged(writes: list[Write]) -> tuple[Any, Any]:
     """`writes` as one statement that Cassandra applies whole or not at all: a logged batch (or the write itself)."""
-    return _statement(writes, BatchType.LOGGED)
+    return one_statement(writes, BatchType.LOGGED)
 
 
 def _pieces(partition: list[Write]) -> Iterable[tuple[list[Write], int]]:
@@ -193,7 +193,8 @@ def _pieces(partition: list[Write]) -> Iterable[tuple[list[Write], int]]:
         yield piece, size
 
 
-def _statement(group: list[Write], batch_type: BatchType) -> tuple[Any, Any]:
+def one_statement(group: list[Write], batch_type: BatchType) -> tuple[Any, Any]:
+    """`group` as one statement: a batch of `batch_type`, or the write itself when it is alone."""
     if len(group) == 1:
         return group[0].statement, group[0].parameters
     batch = BatchStatement(batch_type=batch_type)
