@@ -85,6 +85,10 @@ class Interval:
     def shards(self, start: int, finish: int) -> range:
         return range(start // self.shard_seconds, finish // self.shard_seconds + 1)
 
+    def middle(self, shard: int) -> bytes:
+        """What a series row holds between its kind and its event (and property): tag and shard."""
+        return self.tag + struct.pack(">I", shard)
+
 
 HOUR = Interval(b"h", 3600, 2**21)
 DAY = Interval(b"d", 86400, 2**25)
@@ -175,7 +179,7 @@ def holders_row(prop: bytes) -> bytes:
 def series_rows(event: bytes, prop: bytes | None, interval: Interval, start: int, finish: int) -> list[bytes]:
     """The series rows that hold the buckets from `start` to `finish`."""
     kind, tail = (EVENT_SERIES, event) if prop is None else (SEGMENT_SERIES, event + prop)
-    return [kind + interval.tag + struct.pack(">I", shard) + tail for shard in interval.shards(start, finish)]
+    return [kind + interval.middle(shard) + tail for shard in interval.shards(start, finish)]
 
 
 @functools.lru_cache(maxsize=64)
@@ -185,7 +189,7 @@ def _series_parts(when: int) -> tuple[tuple[bytes, bytes], ...]:
     parts = []
     for interval in (HOUR, DAY):
         start = interval.start_of(when)
-        parts.append((interval.tag + struct.pack(">I", start // interval.shard_seconds), struct.pack(">Q", start)))
+        parts.append((interval.middle(start // interval.shard_seconds), struct.pack(">Q", start)))
     return tuple(parts)
 
 
