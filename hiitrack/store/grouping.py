@@ -11,6 +11,7 @@ tests/test_store_contract.py, tests/test_write_behind.py.
 
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
@@ -105,7 +106,10 @@ class GroupCommitter:
     burst does not become one huge transaction.  With `weigh`, consecutive
     batches are merged into one unit while their weights stay within
     `unit_weight` (a heavier batch is a unit alone); without it a commit is
-    one unit.
+    one unit.  With `reactor`, a commit that would start at once waits for
+    the end of the reactor's turn, so that the batches of one turn go
+    together: a commit that ends before `write` returns (SQLite's, made on
+    the reactor thread) would otherwise carry one batch.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class GroupCommitter:
         max_batches: int = 2000,
         weigh: Callable[[WriteBatch], int] | None = None,
         unit_weight: int = 0,
+        reactor: Any = None,
     ) -> None:
         self._commit = commit
         self._max_batches = max_batches
@@ -121,15 +126,26 @@ class GroupCommitter:
         self._unit_weight = unit_weight
         self._waiting: list[tuple[WriteBatch, Deferred]] = []
         self._in_flight: Deferred | None = None
+        self._reactor = reactor
+        self._turn_ending = False
         self.commits = 0
         self.batches = 0
 
     def write(self, batch: WriteBatch) -> Deferred:
         done: Deferred = Deferred()
         self._waiting.append((batch, done))
-        if self._in_flight is None:
-            self._next()
+        if self._in_flight is None and not self._turn_ending:
+            if self._reactor is None:
+                self._next()
+            else:
+                self._turn_ending = True
+                self._reactor.callLater(0, self._at_turn_end)
         return done
+
+    def _at_turn_end(self) -> None:
+        self._turn_ending = False
+        if self._in_flight is None and self._waiting:
+            self._next()
 
     def drain(self) -> Deferred:
         """Fires once every batch written so far is committed."""

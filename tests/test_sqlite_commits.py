@@ -1,0 +1,76 @@
+"""The SQLite store's group commit, made on the reactor thread when it is small.
+
+The batches written in one turn of the reactor go out as one commit, and a
+commit that finds the file's write lock held by another process waits for
+it on the writer thread, the reactor free meanwhile; a commit over
+`AT_ONCE_CELLS` is made on the writer thread too.
+"""
+
+import sqlite3
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
+
+from hiitrack.store import WriteBatch
+from hiitrack.store.kinds import VISITOR
+from hiitrack.store.sqlite import SQLiteStore
+from hiitrack.store.sqlite.store import AT_ONCE_CELLS
+
+SCOPE = "u/b"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_batches_of_one_reactor_turn_are_one_commit(tmp_path):
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    await store.open()
+    try:
+        before = store._group.commits
+        values = {f"v{n}": bytes([n]) * (n + 1) for n in range(5)}
+        writes = [
+            Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, key): value})))
+            for key, value in values.items()
+        ]
+        await gatherResults(writes)
+        assert store._group.commits - before == 1
+        assert await store.scan(SCOPE, VISITOR) == values
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_commit_waits_for_another_process_s_write_lock_off_the_reactor(tmp_path):
+    path = tmp_path / "s.db"
+    store = SQLiteStore(str(path))
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "before"): b"1"})))
+        other.execute("BEGIN IMMEDIATE")
+        written = Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "during"): b"2"})))
+        # The turn in which the commit is tried ends; a read still goes through meanwhile.
+        await deferLater(reactor, 0, lambda: None)
+        assert await store.get(SCOPE, VISITOR, "before") == b"1"
+        assert not written.called
+        other.execute("COMMIT")
+        await written
+        assert await store.get(SCOPE, VISITOR, "during") == b"2"
+    finally:
+        other.close()
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_commit_over_the_bound_is_made_on_the_writer_thread(tmp_path):
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    await store.open()
+    try:
+        records = {(VISITOR, f"v{n}"): b"x" for n in range(AT_ONCE_CELLS + 1)}
+        await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records=records)))
+        assert store._at_once is None
+        assert len(await store.scan(SCOPE, VISITOR)) == AT_ONCE_CELLS + 1
+        await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "one"): b"y"})))
+        assert store._at_once is not None
+    finally:
+        await store.close()
