@@ -132,18 +132,20 @@ def _unavailable(kind: str, report: Report) -> bool:
 
 
 def _phases(args: argparse.Namespace, bench: Bench) -> None:
-    """The default run: floor, ingest on each store, two processes on each store, the pairwise
+    """The default run: for each store its floor and ingest, two processes on each store, the pairwise
     funnel and memory; with `--funnel-only`, the funnel and memory alone."""
     if args.funnel_only:
         if not _unavailable(args.stores[0], bench.report):
             bench.funnel(args.stores[0])
         return
-    floor = bench.floor()
     for kind in args.stores:
         if _unavailable(kind, bench.report):
             continue
         if kind == "cassandra":
             bench.warm_node()
+        # Each store's ratios against a floor measured just before its runs: over a run's half
+        # hour the machine's speed drifts more than a target's margin.
+        floor = bench.floor(kind)
         bench.ingest(kind, floor)
         if not args.quick:
             bench.restart(kind)

@@ -56,8 +56,9 @@ class Bench:
         self.seed += 1
         return self.seed
 
-    def floor(self) -> dict[str, float]:
-        print("floor: bare twisted.web, parsing only", flush=True)
+    def floor(self, before: str) -> dict[str, float]:
+        """The bare floor's requests/s by mode, measured just before the runs of store `before`."""
+        print(f"floor before {before}: bare twisted.web, parsing only", flush=True)
         server = start_floor(self.work)
         rates = {}
         try:
@@ -72,9 +73,9 @@ class Bench:
                     seed=self.next_seed(),
                 )
                 if load.bad or load.ok == 0:
-                    self.report.failures.append(f"floor {mode}: {load.bad} errors, {load.ok} answers")
+                    self.report.failures.append(f"floor {mode} before {before}: {load.bad} errors, {load.ok} answers")
                 rates[mode] = load.rate
-                self.report.row(f"floor {mode} requests/s", f"{load.rate:,.0f}")
+                self.report.row(f"floor {mode} requests/s, before the {before} runs", f"{load.rate:,.0f}")
         finally:
             server.stop()
         return rates
