@@ -1,9 +1,10 @@
-"""The SQLite store's group commit, made on the reactor thread when it is small.
+"""The SQLite store's small commits and point reads, made on the reactor thread.
 
 The batches written in one turn of the reactor go out as one commit, and a
 commit that finds the file's write lock held by another process waits for
 it on the writer thread, the reactor free meanwhile; a commit over
-`AT_ONCE_CELLS` is made on the writer thread too.
+`AT_ONCE_CELLS` is made on the writer thread too.  A point read is answered
+at once, without a thread.
 """
 
 import sqlite3
@@ -72,5 +73,19 @@ async def test_a_commit_over_the_bound_is_made_on_the_writer_thread(tmp_path):
         assert len(await store.scan(SCOPE, VISITOR)) == AT_ONCE_CELLS + 1
         await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "one"): b"y"})))
         assert store._at_once is not None
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_point_read_is_answered_at_once(tmp_path):
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    await store.open()
+    try:
+        await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "v"): b"state"})))
+        read = Deferred.fromCoroutine(store.get(SCOPE, VISITOR, "v"))
+        assert read.called
+        assert await read == b"state"
+        assert await store.get(SCOPE, VISITOR, "other") is None
     finally:
         await store.close()

@@ -1,19 +1,20 @@
 """The SQLite store: records and counters in one file.
 
 Writes go out one after another, so they never contend with each other for
-the file's lock.  A small group commit (`AT_ONCE_CELLS`) is made on the
-reactor thread itself, at the end of the turn in which its hits arrived;
-everything else (larger commits, folds, account writes, migrations) on a
-writer thread.  Handed to a thread, a commit of about a millisecond's work
-took twice as long from hand-off to answer, waiting for the busy reactor to
-let go of the GIL at each step, and its hits waited with it.  This is the
-one place the reactor waits for a disk: for a bounded commit and its
-`fsync`, never for another process (when one holds the file's write lock,
-the commit goes to the writer thread and waits there).  Reads run on a
-reader thread whose connection reads the last committed state through WAL
-while a write is in progress.  Records of kinds with an expiry carry their
-time of expiry: reads skip them once it has passed, and commits delete them
-in bounded rounds.
+the file's lock.  Small, bounded work runs on the reactor thread itself: a
+group commit of at most `AT_ONCE_CELLS`, made at the end of the turn in
+which its hits arrived, and a point read (`get`: a visitor's state, an
+`insert_id`).  Everything whose size grows with the data or the load runs
+on threads: larger commits, folds, account writes and migrations on a
+writer thread, scans and counter reads on a reader thread whose connection
+reads the last committed state through WAL while a write is in progress.
+Handed to a thread, a commit of about a millisecond's work took twice as
+long from hand-off to answer, waiting for the busy reactor to let go of the
+GIL at each step, and its hits waited with it; a point read likewise.  The
+reactor waits for the disk only there, and never for another process: when
+one holds the file's write lock, the work goes to its thread and waits
+there.  Records of kinds with an expiry carry their time of expiry: reads
+skip them once it has passed, and commits delete them in bounded rounds.
 
 A commit's records go to SQLite as one statement: an insert into a
 temporary view (`WRITE_COMMIT`) whose trigger upserts the visitor states,
@@ -298,7 +299,7 @@ class SQLiteStore:
         self._reader = ThreadPool(1, 1, "hiitrack-sqlite-reader")
         # Held by every write, on the reactor thread or the writer thread: one at a time.
         self._writing = DeferredLock()
-        # The reactor thread's write connection; it never waits for the file's lock.
+        # The reactor thread's connection, for small commits and point reads; it never waits for the file.
         self._at_once: sqlite3.Connection | None = None
         self._group = GroupCommitter(lambda units: Deferred.fromCoroutine(self._commit(units)), reactor=self._reactor)
         # Whether this process journals (it holds the lock), and the lock's file.
@@ -340,22 +341,18 @@ class SQLiteStore:
         """`work` on the writer thread, once no other write runs."""
         return await self._writing.run(lambda: Deferred.fromCoroutine(self._run(self._writer, work)))
 
-    async def _write_at_once(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` here on the reactor thread, once no other write runs; on the writer thread
-        (which waits for the file's lock) if another process holds the lock."""
-
-        async def here() -> T:
-            try:
-                if self._at_once is None:
-                    self._at_once = self._open(timeout=0)
-                return work(self._at_once)
-            except sqlite3.Error as error:
-                # A busy file refused the transaction (or the statement) whole: nothing was written.
-                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                    raise StoreUnavailable(f"sqlite: {error}") from error
-            return await self._run(self._writer, work)
-
-        return await self._writing.run(lambda: Deferred.fromCoroutine(here()))
+    async def _here_or_on(self, pool: ThreadPool, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` here on the reactor thread; on `pool`'s thread, which waits for the file, when
+        the file is busy (another process holds its write lock)."""
+        try:
+            if self._at_once is None:
+                self._at_once = self._open(timeout=0)
+            return work(self._at_once)
+        except sqlite3.Error as error:
+            # A busy file refused the transaction (or the statement) whole: nothing was written.
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise StoreUnavailable(f"sqlite: {error}") from error
+        return await self._run(pool, work)
 
     async def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._write(partial(_in_transaction, work=work))
@@ -425,7 +422,7 @@ class SQLiteStore:
             row = connection.execute(_sql(kind)["get"], where).fetchone()
             return None if row is None else bytes(row[0])
 
-        return await self._run(self._reader, get)
+        return await self._here_or_on(self._reader, get)
 
     async def scan(self, scope: str, kind: Kind) -> dict[str, bytes]:
         where = {"scope": scope, "kind": _stored_kind(self._kinds.check(kind)), "now": self._clock()}
@@ -529,7 +526,7 @@ class SQLiteStore:
                 connection.execute(WRITE_COMMIT, write)
 
         if len(merged) <= AT_ONCE_CELLS:
-            await self._write_at_once(commit)
+            await self._writing.run(lambda: Deferred.fromCoroutine(self._here_or_on(self._writer, commit)))
         else:
             await self._write(commit)
         if seq is not None:
