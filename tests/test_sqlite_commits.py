@@ -9,8 +9,9 @@ at once, without a thread.
 
 import sqlite3
 
+import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 
@@ -22,30 +23,31 @@ from hiitrack.store.sqlite.store import AT_ONCE_CELLS
 SCOPE = "u/b"
 
 
-@pytest_twisted.ensureDeferred
-async def test_the_batches_of_one_reactor_turn_are_one_commit(tmp_path):
-    store = SQLiteStore(str(tmp_path / "s.db"))
-    await store.open()
-    try:
-        before = store._group.commits
-        values = {f"v{n}": bytes([n]) * (n + 1) for n in range(5)}
-        writes = [
-            Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, key): value})))
-            for key, value in values.items()
-        ]
-        await gatherResults(writes)
-        assert store._group.commits - before == 1
-        assert await store.scan(SCOPE, VISITOR) == values
-    finally:
-        await store.close()
+@pytest.fixture
+def store(tmp_path):
+    """An opened SQLite store on tmp_path/s.db; closed after the test."""
+    opened = SQLiteStore(str(tmp_path / "s.db"))
+    pytest_twisted.blockon(defer.ensureDeferred(opened.open()))
+    yield opened
+    pytest_twisted.blockon(defer.ensureDeferred(opened.close()))
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_commit_waits_for_another_process_s_write_lock_off_the_reactor(tmp_path):
-    path = tmp_path / "s.db"
-    store = SQLiteStore(str(path))
-    await store.open()
-    other = sqlite3.connect(path, isolation_level=None)
+async def test_the_batches_of_one_reactor_turn_are_one_commit(store):
+    before = store._group.commits
+    values = {f"v{n}": bytes([n]) * (n + 1) for n in range(5)}
+    writes = [
+        Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, key): value})))
+        for key, value in values.items()
+    ]
+    await gatherResults(writes)
+    assert store._group.commits - before == 1
+    assert await store.scan(SCOPE, VISITOR) == values
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_commit_waits_for_another_process_s_write_lock_off_the_reactor(store, tmp_path):
+    other = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     try:
         await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "before"): b"1"})))
         other.execute("BEGIN IMMEDIATE")
@@ -59,33 +61,22 @@ async def test_a_commit_waits_for_another_process_s_write_lock_off_the_reactor(t
         assert await store.get(SCOPE, VISITOR, "during") == b"2"
     finally:
         other.close()
-        await store.close()
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_commit_over_the_bound_is_made_on_the_writer_thread(tmp_path):
-    store = SQLiteStore(str(tmp_path / "s.db"))
-    await store.open()
-    try:
-        records = {(VISITOR, f"v{n}"): b"x" for n in range(AT_ONCE_CELLS + 1)}
-        await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records=records)))
-        assert store._at_once is None
-        assert len(await store.scan(SCOPE, VISITOR)) == AT_ONCE_CELLS + 1
-        await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "one"): b"y"})))
-        assert store._at_once is not None
-    finally:
-        await store.close()
+async def test_a_commit_over_the_bound_is_made_on_the_writer_thread(store):
+    records = {(VISITOR, f"v{n}"): b"x" for n in range(AT_ONCE_CELLS + 1)}
+    await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records=records)))
+    assert store._at_once is None
+    assert len(await store.scan(SCOPE, VISITOR)) == AT_ONCE_CELLS + 1
+    await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "one"): b"y"})))
+    assert store._at_once is not None
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_point_read_is_answered_at_once(tmp_path):
-    store = SQLiteStore(str(tmp_path / "s.db"))
-    await store.open()
-    try:
-        await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "v"): b"state"})))
-        read = Deferred.fromCoroutine(store.get(SCOPE, VISITOR, "v"))
-        assert read.called
-        assert await read == b"state"
-        assert await store.get(SCOPE, VISITOR, "other") is None
-    finally:
-        await store.close()
+async def test_a_point_read_is_answered_at_once(store):
+    await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "v"): b"state"})))
+    read = Deferred.fromCoroutine(store.get(SCOPE, VISITOR, "v"))
+    assert read.called
+    assert await read == b"state"
+    assert await store.get(SCOPE, VISITOR, "other") is None
