@@ -4,7 +4,8 @@ The batches written in one turn of the reactor go out as one commit, and a
 commit that finds the file's write lock held by another process waits for
 it on the writer thread, the reactor free meanwhile; a commit over
 `AT_ONCE_CELLS` is made on the writer thread too.  A point read is answered
-at once, without a thread.
+at once, without a thread.  An error there is a `StoreUnavailable`, as on
+the threads.
 """
 
 import sqlite3
@@ -15,7 +16,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
 
-from hiitrack.store import WriteBatch
+from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.kinds import VISITOR
 from hiitrack.store.sqlite import SQLiteStore
 from hiitrack.store.sqlite.store import AT_ONCE_CELLS
@@ -80,3 +81,11 @@ async def test_a_point_read_is_answered_at_once(store):
     assert read.called
     assert await read == b"state"
     assert await store.get(SCOPE, VISITOR, "other") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_error_on_the_reactor_thread_s_connection_is_a_store_error(store):
+    await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "v"): b"state"})))
+    store._at_once.close()
+    with pytest.raises(StoreUnavailable):
+        await store.get(SCOPE, VISITOR, "v")

@@ -350,7 +350,8 @@ class SQLiteStore:
             return work(self._at_once)
         except sqlite3.Error as error:
             # A busy file refused the transaction (or the statement) whole: nothing was written.
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            # (Errors of the module's own, a closed connection's, carry no SQLite code.)
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
                 raise StoreUnavailable(f"sqlite: {error}") from error
         return await self._run(pool, work)
 
