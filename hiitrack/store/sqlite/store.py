@@ -77,7 +77,8 @@ PURGE_ROWS = 1000
 AT_ONCE_CELLS = 1000
 """A commit of at most this many records and counter cells (an event hit's group commit holds
 about 200) is made on the reactor thread, about 2 ms of SQLite's work and `fsync` here; a larger
-one (batches of events hold thousands) on the writer thread, so the reactor never waits long."""
+one (batches of events hold thousands) on the writer thread, so the reactor never waits long.
+(Once a `PURGE_SECONDS` a commit also deletes up to `PURGE_ROWS` expired records.)"""
 JOURNAL_LOCK = ".journal-lock"
 """Appended to the file's path: the lock the journaling process holds."""
 
