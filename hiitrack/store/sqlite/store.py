@@ -315,7 +315,7 @@ class SQLiteStore:
         return f"sqlite:{self.path}"
 
     def _open(self, timeout: float) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, isolation_level=None, timeout=timeout, check_same_thread=False)
+        connection = sqlite3.connect(self.path, isolation_level=None, timeout=timeout)
         # WAL lets the reader thread read while a write commits;
         # synchronous=FULL makes a commit durable before it is answered.
         connection.execute("PRAGMA journal_mode = WAL")
@@ -338,9 +338,11 @@ class SQLiteStore:
 
         return await deferToThreadPool(self._reactor, pool, in_thread)
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` on the writer thread, once no other write runs."""
-        return await self._writing.run(lambda: Deferred.fromCoroutine(self._run(self._writer, work)))
+    async def _write(self, work: Callable[[sqlite3.Connection], T], here: bool = False) -> T:
+        """`work` once no other write runs: on the writer thread, or with `here` on the reactor
+        thread (on the writer thread if the file is busy)."""
+        run = self._here_or_on if here else self._run
+        return await self._writing.run(lambda: Deferred.fromCoroutine(run(self._writer, work)))
 
     async def _here_or_on(self, pool: ThreadPool, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work` here on the reactor thread; on `pool`'s thread, which waits for the file, when
@@ -527,10 +529,7 @@ class SQLiteStore:
                 # The one statement is a transaction of its own.
                 connection.execute(WRITE_COMMIT, write)
 
-        if len(merged) <= AT_ONCE_CELLS:
-            await self._writing.run(lambda: Deferred.fromCoroutine(self._here_or_on(self._writer, commit)))
-        else:
-            await self._write(commit)
+        await self._write(commit, here=len(merged) <= AT_ONCE_CELLS)
         if seq is not None:
             # Before the GroupCommitter answers the commit's requests.
             self._behind.add(seq, rows)
