@@ -22,13 +22,14 @@ from cassandra.connection import ConnectionException
 from cassandra.policies import RetryPolicy
 from cassandra.protocol import ErrorMessage
 from cassandra.query import BatchType, SimpleStatement, dict_factory
-from twisted.internet import reactor, threads
+from twisted.internet import defer, reactor, threads
 
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore, replication_map
 from hiitrack.store.cassandra.bridge import CAS_WRITE_UNKNOWN, translated
 from hiitrack.store.cassandra.connect import REQUEST_TIMEOUT, Settings, cluster
 from hiitrack.store.cassandra.counters import COLUMNS_PER_READ
+from hiitrack.store.cassandra.lookups import LOOKUP_KEYS
 from hiitrack.store.kinds import BUCKET, EVENT, FUNNEL, INSERT, PROPERTY, SECRET, USER, VALUE, VISITOR
 from tests.conftest import CASSANDRA, CASSANDRA_URI
 from tests.http import path
@@ -528,3 +529,39 @@ async def test_statements_run_together_end_together_and_report_the_first_failure
         assert len(await cql.each(statements)) == 100
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_point_reads_of_one_turn_are_one_statement_per_table_and_scope(user_name):
+    """Reads of sharded records asked in one reactor turn go out together (at most LOOKUP_KEYS
+    keys a statement), and each gets its own record: stored, absent, asked twice, of another
+    scope or table (hiitrack/store/cassandra/lookups.py); a read alone is the one-row statement."""
+    scope, other = f"{user_name}/b", f"{user_name}/c"
+    wakeups = CountingReactor()
+    store = CassandraStore(Settings.from_uri(CASSANDRA_URI), wakeups)
+    await store.open()
+    try:
+        visitors = [f"v{n}" for n in range(LOOKUP_KEYS + 30)]
+        states = {visitor: f"state of {visitor}".encode() for visitor in visitors[::3]}
+        await store.write(WriteBatch(scope, {(VISITOR, visitor): state for visitor, state in states.items()}, {}))
+        await store.write(WriteBatch(other, {(VISITOR, "v1"): b"elsewhere", (INSERT, "v0"): b"an insert id"}, {}))
+        requests = sent_requests(store, wakeups)
+        asked = [(scope, VISITOR, visitor) for visitor in visitors + visitors[:5]]
+        asked += [(other, VISITOR, "v0"), (other, VISITOR, "v1"), (other, INSERT, "v0"), (other, INSERT, "v1")]
+        found = await defer.gatherResults([defer.ensureDeferred(store.get(*each)) for each in asked])
+        expected = [states.get(visitor) for visitor in visitors + visitors[:5]]
+        assert found == [*expected, None, b"elsewhere", b"an insert id", None]
+        statements = sorted(statement.query_string for statement, _ in requests)
+        many = store._cql.statement("visitors get many").query_string
+        assert statements == sorted([many, many, many, store._cql.statement("insert_ids get many").query_string])
+        requests.clear()
+        assert await store.get(scope, VISITOR, visitors[0]) == states[visitors[0]]
+        assert [statement.query_string for statement, _ in requests] == [
+            store._cql.statement("visitors get").query_string
+        ]
+    finally:
+        await store.close()
+    reads = [defer.ensureDeferred(store.get(scope, VISITOR, visitor)) for visitor in visitors[:2]]
+    for read in reads:
+        with pytest.raises(StoreUnavailable):
+            await read

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, applied
+from hiitrack.store.cassandra.lookups import Lookups
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
 from hiitrack.store.grouping import MergedWrite
 from hiitrack.store.kinds import ByPart, ByScope, Kind, Kinds, Sharded
@@ -40,7 +41,7 @@ class Table:
         of_kind = partition + (["kind"] if self.kinds else [])
         columns = [*of_kind, "key"]
         insert = f"INSERT INTO {self.name} ({', '.join(columns)}, value) VALUES ({', '.join('?' for _ in columns)}, ?)"
-        return {
+        statements = {
             f"{self.name} upsert": f"{insert} USING TTL ?",
             f"{self.name} create": f"{insert} IF NOT EXISTS USING TTL ?",
             f"{self.name} replace": (
@@ -54,6 +55,12 @@ class Table:
             f"{self.name} drop": f"DELETE FROM {self.name} WHERE {_where(partition)}",
             f"{self.name} count": f"SELECT count(*) FROM {self.name} WHERE {_where(partition)}",
         }
+        if self.sharded:
+            # The point reads of a reactor turn, together (hiitrack.store.cassandra.lookups).
+            statements[f"{self.name} get many"] = (
+                f"SELECT key, value FROM {self.name} WHERE scope = ? AND {self.part} IN ? AND key IN ?"
+            )
+        return statements
 
     def fits(self, kind: Kind) -> bool:
         """Whether the table's key has what the kind's partitioning needs."""
@@ -107,8 +114,9 @@ TABLES = {
 
 
 class Records:
-    def __init__(self, cql: Cql, index: PartitionIndex, kinds: Kinds) -> None:
+    def __init__(self, cql: Cql, index: PartitionIndex, kinds: Kinds, reactor: Any) -> None:
         self._cql = cql
+        self._lookups = Lookups(cql, reactor)
         self._index = index
         self._kinds = kinds
         self._tables: dict[str, Table] = {}
@@ -140,6 +148,9 @@ class Records:
 
     async def get(self, scope: str, kind: Kind, key: str) -> bytes | None:
         table, address = self._partition(scope, kind, key)
+        if table.sharded:
+            value: bytes | None = await self._lookups.get(table.name, address[0], address[1], key)
+            return value
         row = (await self._cql.execute(f"{table.name} get", (*address, key))).one()
         return None if row is None else row.value
 

@@ -79,7 +79,7 @@ class CassandraStore:
         self._cluster: Cluster | None = None
         self._cql = Cql(self._reactor)
         self._index = PartitionIndex(self._cql)
-        self._records = Records(self._cql, self._index, kinds)
+        self._records = Records(self._cql, self._index, kinds, self._reactor)
         self._counters = Counters(self._cql, self._index, self._reactor, settings.writer)
         self._journal = Journal(self._cql, settings.writer)
         self._behind = WriteBehind(self._reactor, self._fold_layer, "cassandra")
