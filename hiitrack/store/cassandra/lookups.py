@@ -6,9 +6,9 @@ visitors under load, the driver's cost of one statement per read was about
 a fifth of the reactor thread's time (docs/performance.md, "Session 16").
 The reads of one turn on one table and scope go out together at the end of
 the turn, as ``shard IN ? AND key IN ?``: one statement, one answer to
-decode.  Every shard asked for holds only keys it was asked for by its own
-key, so the product of the two lists finds exactly the keys asked.  A read
-alone in its turn is the single-row statement it always was.  Tests:
+decode.  A key is only ever stored in its own shard, so the product of the
+two lists finds the keys asked for and nothing else.  A read alone in its
+turn is the single-row statement it always was.  Tests:
 tests/test_cassandra.py.
 """
 
@@ -21,8 +21,9 @@ from hiitrack.store.cassandra.bridge import Cql
 
 __all__ = ["LOOKUP_KEYS", "Lookups"]
 
-LOOKUP_KEYS = 100
-"""Most keys one statement asks for: their shards times their keys is what the node looks up."""
+LOOKUP_KEYS = 16
+"""Most keys one statement asks for.  The node looks for every key in every shard listed, up to
+256 lookups for 16 keys; a reactor turn under load asks for a few."""
 
 
 class Lookups:
