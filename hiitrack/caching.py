@@ -32,13 +32,15 @@ class LRU(Generic[K, V]):
         return len(self._entries)
 
     def get(self, key: K) -> V | None:
-        try:
-            self._entries.move_to_end(key)
-        except KeyError:
+        entries = self._entries
+        # A test, not a KeyError caught: with many new visitors most gets miss, and an
+        # exception raised and caught costs several times a lookup.
+        if key not in entries:
             self.misses += 1
             return None
+        entries.move_to_end(key)
         self.hits += 1
-        return self._entries[key]
+        return entries[key]
 
     def put(self, key: K, value: V) -> None:
         self._entries[key] = value
