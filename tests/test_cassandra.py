@@ -1,7 +1,8 @@
 """The Cassandra store beyond the shared contract: its schema, deletes checked
 with CQL, options, failing fast when the cluster cannot be reached, and the
 write path (batches under Cassandra's warning thresholds, records before
-the journal, one reactor wake-up per phase, TCP_NODELAY).
+the journal, one reactor wake-up per phase, TCP_NODELAY) and the point reads
+of a reactor turn sent as one statement.
 
 Uses the real node of scripts/cassandra and the session's test keyspace; the
 node outage test is tests/test_cassandra_outage.py.
