@@ -25,6 +25,9 @@ LOOKUP_KEYS = 16
 """Most keys one statement asks for.  The node looks for every key in every shard listed, up to
 256 lookups for 16 keys; a reactor turn under load asks for a few."""
 
+_Asked = tuple[int, list[Deferred[bytes | None]]]
+"""A key's shard, and the reads waiting for the key."""
+
 
 class Lookups:
     """Reads of (table, scope, shard, key) gathered until the end of the reactor turn."""
@@ -32,16 +35,16 @@ class Lookups:
     def __init__(self, cql: Cql, reactor: Any) -> None:
         self._cql = cql
         self._reactor = reactor
-        # (table, scope) -> key -> (shard, the reads waiting for it)
-        self._asked: dict[tuple[str, str], dict[str, tuple[int, list[Deferred]]]] = {}
+        # (table, scope) -> key -> what is asked of it
+        self._asked: dict[tuple[str, str], dict[str, _Asked]] = {}
 
-    def get(self, table: str, scope: str, shard: int, key: str) -> Deferred:
+    def get(self, table: str, scope: str, shard: int, key: str) -> Deferred[bytes | None]:
         """A Deferred firing with the record's value, or None if there is none."""
         if not self._asked:
             self._reactor.callLater(0, self._send)
         asked = self._asked.setdefault((table, scope), {})
         _, waiting = asked.setdefault(key, (shard, []))
-        read: Deferred = Deferred()
+        read: Deferred[bytes | None] = Deferred()
         waiting.append(read)
         return read
 
@@ -52,7 +55,7 @@ class Lookups:
             for start in range(0, len(keys_left), LOOKUP_KEYS):
                 self._read(table, scope, dict(keys_left[start : start + LOOKUP_KEYS]))
 
-    def _read(self, table: str, scope: str, keys: dict[str, tuple[int, list[Deferred]]]) -> None:
+    def _read(self, table: str, scope: str, keys: dict[str, _Asked]) -> None:
         if len(keys) == 1:
             ((key, (shard, _)),) = keys.items()
             sent = self._cql.execute(f"{table} get", (scope, shard, key))

@@ -149,8 +149,7 @@ class Records:
     async def get(self, scope: str, kind: Kind, key: str) -> bytes | None:
         table, address = self._partition(scope, kind, key)
         if table.sharded:
-            value: bytes | None = await self._lookups.get(table.name, address[0], address[1], key)
-            return value
+            return await self._lookups.get(table.name, address[0], address[1], key)
         row = (await self._cql.execute(f"{table.name} get", (*address, key))).one()
         return None if row is None else row.value
 
