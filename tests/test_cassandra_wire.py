@@ -1,6 +1,6 @@
 """The driver's connections on the reactor thread (hiitrack/store/cassandra/wire.py): statements
 sent at once, answers and timers run there, other threads' statements reach the node, a connection
-the node drops fails its requests and is replaced."""
+the node drops fails its requests and is replaced, answers read in pieces are parsed."""
 
 import threading
 
@@ -89,5 +89,30 @@ async def test_a_connection_the_node_drops_fails_its_requests_and_is_replaced():
                 await task.deferLater(reactor, 0.05, lambda: None)
         assert connections(store) and dropped not in connections(store)
         assert await store.get("wire-test", USER, "replaced") == b"x"
+    finally:
+        await store.close()
+
+
+def a_byte_at_a_time(received):
+    def deliver(data: bytes) -> None:
+        for i in range(len(data)):
+            received(data[i : i + 1])
+
+    return deliver
+
+
+@pytest_twisted.ensureDeferred
+async def test_answers_read_a_byte_at_a_time_are_all_parsed(monkeypatch):
+    """A read may end anywhere in the node's bytes, in a v5 segment's header too (as a restart's
+    journal read once did in CI): each byte delivered alone still gives every answer."""
+    store = await opened()
+    try:
+        for connection in connections(store):
+            monkeypatch.setattr(connection, "received", a_byte_at_a_time(connection.received))
+        for n in range(20):
+            await store.create("wire-test", USER, f"byte-{n}", b"v" * n)
+        for n in range(20):
+            assert await store.get("wire-test", USER, f"byte-{n}") == b"v" * n
+        assert all(not connection.is_defunct for connection in connections(store))
     finally:
         await store.close()

@@ -16,7 +16,8 @@ threads (the driver's control connection, heartbeats and reconnections, the
 store's `prepare` at open) the work is handed to the reactor.  So the
 reactor must be running, and nothing on its thread may wait for the driver
 (blocking calls go to a thread, as the store does).  No TLS: HiiTrack
-connects to Cassandra without it.  Tests: tests/test_cassandra_wire.py,
+connects to Cassandra without it.  It also mends the driver's parsing of
+protocol v5 segments whose header a read splits.  Tests: tests/test_cassandra_wire.py,
 tests/test_cassandra.py, tests/test_cassandra_outage.py, tests/test_cluster.py.
 """
 
@@ -129,6 +130,16 @@ class ReactorConnection(Connection):
     def received(self, data: bytes) -> None:
         self._iobuf.write(data)
         self.process_io_buffer()
+
+    def _process_segment_buffer(self) -> None:
+        # The driver's own (3.30) drops the first bytes of a v5 segment header that arrives split
+        # across reads: it keeps what follows the buffer's position, left at the end when the
+        # header is short.  The stream is then out of step and the connection fails on a CRC.
+        if self._io_buffer.readable_io_bytes() < self._segment_codec.header_length_with_crc:
+            self._io_buffer._segment_consumed = False
+            self._io_buffer.io_buffer.seek(0)
+            return
+        Connection._process_segment_buffer(self)
 
     def lost(self, error: Exception) -> None:
         self._transport = None
