@@ -113,15 +113,20 @@ def seen_elsewhere(writer: int, reader: int, user: str, bucket: str, hits: int, 
     return delays
 
 
-def timed_hits(port: int, prefix: str, hits: int, visitor: Callable[[int], str]) -> list[float]:
+def timed_hits(
+    port: int, prefix: str, hits: int, visitor: Callable[[int], str], starts: list[float] | None = None
+) -> list[float]:
     """Seconds each of `hits` event requests took, sent one at a time on one kept-alive
-    connection, hit n from visitor(n); each must be answered 200."""
+    connection, hit n from visitor(n); each must be answered 200.  When each was sent (Unix
+    seconds) goes to `starts` if given."""
     connection = HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     took = []
     try:
         for n in range(hits):
             name = EVENT_NAMES[n % len(EVENT_NAMES)]
+            if starts is not None:
+                starts.append(time.time())
             started = time.perf_counter()
             connection.request("POST", f"{prefix}/event/{name}", f"visitor_id={visitor(n)}", headers)
             answer = connection.getresponse()

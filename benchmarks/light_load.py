@@ -1,5 +1,5 @@
 """The light load alone, its tail taken apart: ``python -m benchmarks.light_load [--store sqlite|cassandra]
-[--hits N] [--fold-off]``.
+[--hits N] [--fold-off] [--trace]``.
 
 The full benchmark's light load (benchmarks/phases.py: one hit at a time on
 one kept-alive connection, a tenth of them from a visitor of
@@ -9,12 +9,15 @@ each kind of hit (a visitor's first, which reads its state from the store;
 the large visitor's; the others) and the kinds among the slowest 1 %.  With
 ``--fold-off`` the write-behind fold does not run during the load
 (benchmarks/fold_off.py; the hits are still counted, from the journal's
-unfolded layers): the difference is the fold's share of the tail.  A fresh
-server and store each run, the node of ``scripts/cassandra`` for Cassandra.
+unfolded layers): the difference is the fold's share of the tail.  With
+``--trace`` the server traces its folds, commits, requests and long reactor
+steps (benchmarks/tracing.py), and each of the slowest 1 % is taken apart
+(benchmarks/tail.py).  A fresh server and store each run, the node of ``scripts/cassandra`` for Cassandra.
 Loopback only.  Tests: tests/test_bench_smoke.py.
 """
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from benchmarks.client import create_user, http, recorded, timed_hits
 from benchmarks.servers import drop_keyspaces, start_hiitrack
+from benchmarks.tail import TRACE_FILE, read_trace, taken_apart
 
 __all__ = ["LARGE_STATE_EVENTS", "KINDS", "light_load", "main"]
 
@@ -33,9 +37,9 @@ KINDS = ("first", "large", "other")
 """A hit is its visitor's first (its state read from the store), the large visitor's, or another."""
 
 
-def light_load(port: int, prefix: str, hits: int) -> tuple[list[float], list[str]]:
+def light_load(port: int, prefix: str, hits: int, starts: list[float] | None = None) -> tuple[list[float], list[str]]:
     """Give the large visitor its events, then time `hits` hits one at a time under `prefix`
-    (/{user}/{bucket}); each hit's seconds and kind."""
+    (/{user}/{bucket}); each hit's seconds and kind (when each was sent to `starts`, if given)."""
     for n in range(LARGE_STATE_EVENTS):
         status, body = http(port, "POST", f"{prefix}/event/large{n}", {"visitor_id": "large"})
         if status != 200:
@@ -45,7 +49,7 @@ def light_load(port: int, prefix: str, hits: int) -> tuple[list[float], list[str
     for visitor in visitors:
         kinds.append("large" if visitor == "large" else "other" if visitor in seen else "first")
         seen.add(visitor)
-    return timed_hits(port, prefix, hits, visitors.__getitem__), kinds
+    return timed_hits(port, prefix, hits, visitors.__getitem__, starts), kinds
 
 
 def _cuts(seconds: list[float]) -> str:
@@ -58,14 +62,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", choices=["sqlite", "cassandra"], default="sqlite")
     parser.add_argument("--hits", type=int, default=3000, help="timed hits (default 3000, as the full run)")
     parser.add_argument("--fold-off", action="store_true", help="no fold of the journal during the load")
+    parser.add_argument("--trace", action="store_true", help="where the slowest hits' time went")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hiitrack-light-"))
     keyspace = f"light_{time.time_ns()}"
     store = f"sqlite:{work}/light.db" if args.store == "sqlite" else f"cassandra://127.0.0.1/{keyspace}"
-    server = start_hiitrack(work, store, "light", preload=["benchmarks.fold_off"] if args.fold_off else [])
+    preload = ["benchmarks.fold_off"] if args.fold_off else []
+    trace = work / "trace.txt"
+    if args.trace:
+        preload.append("benchmarks.tracing")
+        os.environ[TRACE_FILE] = str(trace)
+    starts: list[float] = []
+    server = start_hiitrack(work, store, "light", preload=preload)
     try:
         create_user(server.port, "bench")
-        latencies, kinds = light_load(server.port, "/bench/light", args.hits)
+        latencies, kinds = light_load(server.port, "/bench/light", args.hits, starts)
         counted = recorded(server.port, "bench", "light")
     finally:
         server.stop()
@@ -80,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     slowest = sorted(range(len(latencies)), key=latencies.__getitem__, reverse=True)[: max(1, len(latencies) // 100)]
     among = {kind: sum(kinds[at] == kind for at in slowest) for kind in KINDS}
     print(f"slowest {len(slowest)}: " + ", ".join(f"{among[kind]} {kind}" for kind in KINDS))
+    if args.trace:
+        print("\n".join(taken_apart(read_trace(trace), starts, latencies, kinds)))
     print(f"counted {counted:,} of {args.hits:,} answered 200")
     return 0 if counted == args.hits else 1
 

@@ -24,6 +24,7 @@ from benchmarks.client import http
 from benchmarks.profile import innermost_summary, spy_summary
 from benchmarks.report import Report
 from benchmarks.servers import start_floor
+from benchmarks.tail import Span, taken_apart
 from benchmarks.wrk import Load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,42 @@ def test_the_light_load_alone_gives_each_kind_of_hit_and_counts_them_all() -> No
             assert 0 < p50 <= p90 <= p99
         assert "counted 300 of 300 answered 200" in output
         assert ("(fold off)" in output) == bool(fold)
+
+
+@pytest.mark.timeout(180)
+def test_the_light_load_traced_takes_its_slowest_hits_apart() -> None:
+    """`--trace`: the server's trace read back, one line for each of the slowest 1 %, whose parts add
+    up to no more than the hit's time."""
+    output = ran("benchmarks.light_load", "--hits", "300", "--trace")
+    lines = re.findall(r"^  ([\d.]+) / ([\d.]+) / ([\d.]+) / ([\d.]+) \((first|large|other)\)", output, re.M)
+    assert len(lines) == 3, output
+    for total, before, served, commit, _ in lines:
+        assert float(commit) <= float(served) <= float(total) + 0.1 and float(before) <= float(total), output
+    assert re.search(r"^of the slowest 3: \d waited over 2 ms", output, re.M), output
+    assert "counted 300 of 300 answered 200" in output
+
+
+def test_the_tail_is_split_into_the_wait_the_server_and_the_commit() -> None:
+    """Of 200 hits the slowest two: one of 20 ms read by the server after 12 (a reactor step of 11 ms,
+    during a fold), served in 8, its commit 3 of them; one of 10 ms, 9 of them its commit."""
+    spans = [
+        Span("fold", 99.0, 100.5),
+        Span("step", 100.0005, 100.0115),
+        Span("request", 100.012, 100.020),
+        Span("commit", 100.014, 100.017),
+        Span("request", 200.0003, 200.0098),
+        Span("commit", 200.0005, 200.0095),
+        Span("collection", 300.0, 300.001),
+    ]
+    starts = [100.0, 200.0] + [300.0 + n for n in range(198)]
+    took = [0.020, 0.010] + [0.001] * 198
+    lines = taken_apart(spans, starts, took, ["large"] + ["other"] * 199)
+    assert lines[1:] == [
+        "  20.0 / 12.0 / 8.0 / 3.0 (large); fold of 1500.0, a reactor step of 11.0",
+        "  10.0 / 0.3 / 9.5 / 9.0 (other)",
+        "of the slowest 2: 1 waited over 2 ms before the server read them, 1 spent over half their time in "
+        "their commit, 1 overlapped a fold, 0 a full collection",
+    ]
 
 
 def test_the_check_fails_on_a_lost_event_an_error_or_an_unanswered_request() -> None:
