@@ -7,7 +7,7 @@ client's clock is the same machine's), for:
 
 - ``fold``: a fold of the write-behind journal (every store);
 - ``commit``: a group commit's write to the store, from start to durable;
-- ``request``: an HTTP request, from its headers read to its answer;
+- ``request``: an HTTP request, from the whole of it read to its answer;
 - ``step``: one reactor step (a socket's events, or the timed calls of a
   turn) that held the reactor thread longer than `LONG_STEP` seconds:
   whatever arrives meanwhile waits;
@@ -35,6 +35,7 @@ from hiitrack.store.write_behind import WriteBehind
 __all__ = ["LONG_STEP"]
 
 LONG_STEP = 0.002
+"""Seconds of one reactor step past which it is traced: a hit's own step takes well under it."""
 
 _trace: TextIO = open(os.environ[TRACE_FILE], "a", buffering=1)
 
