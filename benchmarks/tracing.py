@@ -35,7 +35,7 @@ from hiitrack.store.write_behind import WriteBehind
 __all__ = ["LONG_STEP"]
 
 LONG_STEP = 0.002
-"""Seconds of one reactor step past which it is traced: a hit's own step takes well under it."""
+"""Seconds of one reactor step past which it is traced."""
 
 _trace: TextIO = open(os.environ[TRACE_FILE], "a", buffering=1)
 
