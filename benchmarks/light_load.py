@@ -12,8 +12,8 @@ the large visitor's; the others) and the kinds among the slowest 1 %.  With
 unfolded layers): the difference is the fold's share of the tail.  With
 ``--trace`` the server traces its folds, commits, requests and long reactor
 steps (benchmarks/tracing.py), and each of the slowest 1 % is taken apart
-(benchmarks/tail.py).  A fresh server and store each run, the node of ``scripts/cassandra`` for Cassandra.
-Loopback only.  Tests: tests/test_bench_smoke.py.
+(benchmarks/tail.py).  A fresh server and store each run, the node of
+``scripts/cassandra`` for Cassandra.  Loopback only.  Tests: tests/test_bench_smoke.py.
 """
 
 import argparse
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     among = {kind: sum(kinds[at] == kind for at in slowest) for kind in KINDS}
     print(f"slowest {len(slowest)}: " + ", ".join(f"{among[kind]} {kind}" for kind in KINDS))
     if args.trace:
-        print("\n".join(taken_apart(read_trace(trace), starts, latencies, kinds)))
+        print("\n".join(taken_apart(read_trace(trace), starts, latencies, kinds, slowest)))
     print(f"counted {counted:,} of {args.hits:,} answered 200")
     return 0 if counted == args.hits else 1
 

@@ -4,7 +4,7 @@ time went.
 A hit's time as the client saw it splits into the wait before the server
 read its request (the reactor thread busy with something else: a long
 step), the server's own time, and within that its group commit.  Each of
-the slowest 1 % is listed with those, and with whether a fold or a full
+the slowest hits is listed with those, and with whether a fold or a full
 collection of Python's collector ran meanwhile; a summary counts them.
 Tests: tests/test_bench_smoke.py.
 """
@@ -43,13 +43,13 @@ def _ms(seconds: float) -> str:
 
 
 def taken_apart(
-    spans: Sequence[Span], starts: Sequence[float], took: Sequence[float], kinds: Sequence[str]
+    spans: Sequence[Span], starts: Sequence[float], took: Sequence[float], kinds: Sequence[str], order: Sequence[int]
 ) -> list[str]:
-    """Lines on the slowest 1 % of the hits sent at `starts` that took `took` seconds, each of its `kinds`."""
+    """Lines on the hits at `order` (the slowest) among those sent at `starts` that took `took`
+    seconds, each of its `kinds`."""
     by_kind: dict[str, list[Span]] = {}
     for span in spans:
         by_kind.setdefault(span.kind, []).append(span)
-    order = sorted(range(len(took)), key=took.__getitem__, reverse=True)[: max(1, len(took) // 100)]
     lines = ["the slowest hits: ms in all / before the server read it / in the server / its commit; meanwhile"]
     waited = slow_commits = in_folds = collected = 0
     for at in order:

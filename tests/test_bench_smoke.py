@@ -88,7 +88,7 @@ def test_the_light_load_traced_takes_its_slowest_hits_apart() -> None:
 
 
 def test_the_tail_is_split_into_the_wait_the_server_and_the_commit() -> None:
-    """Of 200 hits the slowest two: one of 20 ms read by the server after 12 (a reactor step of 11 ms,
+    """The slowest two of 200 hits: one of 20 ms read by the server after 12 (a reactor step of 11 ms,
     during a fold), served in 8, its commit 3 of them; one of 10 ms, 9 of them its commit."""
     spans = [
         Span("fold", 99.0, 100.5),
@@ -101,7 +101,7 @@ def test_the_tail_is_split_into_the_wait_the_server_and_the_commit() -> None:
     ]
     starts = [100.0, 200.0] + [300.0 + n for n in range(198)]
     took = [0.020, 0.010] + [0.001] * 198
-    lines = taken_apart(spans, starts, took, ["large"] + ["other"] * 199)
+    lines = taken_apart(spans, starts, took, ["large"] + ["other"] * 199, [0, 1])
     assert lines[1:] == [
         "  20.0 / 12.0 / 8.0 / 3.0 (large); fold of 1500.0, a reactor step of 11.0",
         "  10.0 / 0.3 / 9.5 / 9.0 (other)",
