@@ -17,8 +17,9 @@ store's `prepare` at open) the work is handed to the reactor.  So the
 reactor must be running, and nothing on its thread may wait for the driver
 (blocking calls go to a thread, as the store does).  No TLS: HiiTrack
 connects to Cassandra without it.  It also mends the driver's parsing of
-protocol v5 segments whose header a read splits.  Tests: tests/test_cassandra_wire.py,
-tests/test_cassandra.py, tests/test_cassandra_outage.py, tests/test_cluster.py.
+protocol v5 segments whose header a read splits.  Tests:
+tests/test_cassandra_wire.py, tests/test_cassandra.py,
+tests/test_cassandra_outage.py, tests/test_cluster.py.
 """
 
 from collections.abc import Callable
