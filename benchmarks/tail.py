@@ -25,6 +25,10 @@ class Span:
     start: float
     end: float
 
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
     def overlaps(self, start: float, end: float) -> bool:
         return self.start < end and self.end > start
 
@@ -50,27 +54,29 @@ def taken_apart(
     by_kind: dict[str, list[Span]] = {}
     for span in spans:
         by_kind.setdefault(span.kind, []).append(span)
+
+    def during(kind: str, start: float, end: float) -> list[Span]:
+        return [span for span in by_kind.get(kind, []) if span.overlaps(start, end)]
+
     lines = ["the slowest hits: ms in all / before the server read it / in the server / its commit; meanwhile"]
     waited = slow_commits = in_folds = collected = 0
     for at in order:
         start, end = starts[at], starts[at] + took[at]
         served = next((span for span in by_kind.get("request", []) if start <= span.start and span.end <= end), None)
         read_at = served.start if served else end
-        commit = next(
-            (span for span in by_kind.get("commit", []) if served and span.overlaps(served.start, served.end)), None
-        )
-        folds = [span for span in by_kind.get("fold", []) if span.overlaps(start, end)]
-        steps = [span for span in by_kind.get("step", []) if span.overlaps(start, read_at)]
-        collections = [span for span in by_kind.get("collection", []) if span.overlaps(start, end)]
-        commit_time = commit.end - commit.start if commit else 0.0
+        commits = during("commit", served.start, served.end) if served else []
+        commit_time = commits[0].seconds if commits else 0.0
+        folds = during("fold", start, end)
+        steps = during("step", start, read_at)
+        collections = during("collection", start, end)
         waited += read_at - start > 0.002
         slow_commits += commit_time > took[at] / 2
         in_folds += bool(folds)
         collected += bool(collections)
-        notes = [f"fold of {_ms(fold.end - fold.start)}" for fold in folds]
-        notes += [f"a reactor step of {_ms(step.end - step.start)}" for step in steps]
-        notes += [f"a full collection of {_ms(span.end - span.start)}" for span in collections]
-        server = _ms(served.end - served.start) if served else "?"
+        notes = [f"fold of {_ms(fold.seconds)}" for fold in folds]
+        notes += [f"a reactor step of {_ms(step.seconds)}" for step in steps]
+        notes += [f"a full collection of {_ms(span.seconds)}" for span in collections]
+        server = _ms(served.seconds) if served else "?"
         lines.append(
             f"  {_ms(took[at])} / {_ms(read_at - start)} / {server} / {_ms(commit_time)} ({kinds[at]})"
             + (f"; {', '.join(notes)}" if notes else "")
