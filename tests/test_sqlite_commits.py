@@ -2,10 +2,11 @@
 
 The batches written in one turn of the reactor go out as one commit, and a
 commit that finds the file's write lock held by another process waits for
-it on the writer thread, the reactor free meanwhile; a commit over
-`AT_ONCE_CELLS` is made on the writer thread too.  A point read is answered
-at once, without a thread.  An error there is a `StoreUnavailable`, as on
-the threads.
+it on the writer thread, the reactor free meanwhile; a commit that writes
+over `AT_ONCE_ROWS` rows is made on the writer thread too (a journaling
+process's increments are one row).  Such commits never checkpoint: the
+writer thread does.  A point read is answered at once, without a thread.
+An error there is a `StoreUnavailable`, as on the threads.
 """
 
 import sqlite3
@@ -19,7 +20,7 @@ from twisted.internet.task import deferLater
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.kinds import VISITOR
 from hiitrack.store.sqlite import SQLiteStore
-from hiitrack.store.sqlite.store import AT_ONCE_CELLS
+from hiitrack.store.sqlite.store import AT_ONCE_ROWS, CHECKPOINT_SECONDS
 
 SCOPE = "u/b"
 
@@ -66,12 +67,50 @@ async def test_a_commit_waits_for_another_process_s_write_lock_off_the_reactor(s
 
 @pytest_twisted.ensureDeferred
 async def test_a_commit_over_the_bound_is_made_on_the_writer_thread(store):
-    records = {(VISITOR, f"v{n}"): b"x" for n in range(AT_ONCE_CELLS + 1)}
+    records = {(VISITOR, f"v{n}"): b"x" for n in range(AT_ONCE_ROWS + 1)}
     await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records=records)))
     assert store._at_once is None
-    assert len(await store.scan(SCOPE, VISITOR)) == AT_ONCE_CELLS + 1
+    assert len(await store.scan(SCOPE, VISITOR)) == AT_ONCE_ROWS + 1
     await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "one"): b"y"})))
     assert store._at_once is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_journaled_commit_of_many_cells_is_made_on_the_reactor_thread(store):
+    increments = {(b"row", b"c%d" % n): n + 1 for n in range(AT_ONCE_ROWS + 1)}
+    await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, "v"): b"s"}, increments=increments)))
+    assert store._at_once is not None
+    assert await store.read_rows(SCOPE, [b"row"]) == [{col: n for (_, col), n in increments.items()}]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_commit_of_many_cells_in_a_process_that_does_not_journal_is_made_on_the_writer_thread(store, tmp_path):
+    other = SQLiteStore(str(tmp_path / "s.db"))
+    await other.open()
+    try:
+        increments = {(b"row", b"c%d" % n): 1 for n in range(AT_ONCE_ROWS + 1)}
+        await Deferred.fromCoroutine(other.write(WriteBatch(SCOPE, increments=increments)))
+        assert other._at_once is None
+        assert await other.read_rows(SCOPE, [b"row"]) == [dict.fromkeys((col for _, col in increments), 1)]
+    finally:
+        await other.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_commits_on_the_reactor_thread_leave_the_checkpoint_to_the_writer_thread(store, tmp_path):
+    """SQLite checkpoints by default once the WAL holds 1,000 pages (4 MB here); these commits
+    put about 6 MB in it, and the file itself grows only at the checkpoint."""
+    database = tmp_path / "s.db"
+    before = database.stat().st_size
+    state = b"x" * 100_000
+    for n in range(60):
+        await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, records={(VISITOR, f"v{n}"): state})))
+    assert store._at_once is not None
+    assert database.stat().st_size == before
+    await store.checkpoint()
+    assert database.stat().st_size > 60 * len(state)
+    assert store._checkpointing.running
+    assert store._checkpointing.interval == CHECKPOINT_SECONDS
 
 
 @pytest_twisted.ensureDeferred

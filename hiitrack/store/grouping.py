@@ -42,9 +42,13 @@ class MergedWrite:
         # Increments by row, as merged: stores journal and write them so, without grouping again.
         self.rows: Rows = {}
 
+    @property
+    def cells(self) -> int:
+        """How many counter cells the increments touch."""
+        return sum(len(columns) for columns in self.rows.values())
+
     def __len__(self) -> int:
-        cells = sum(len(columns) for columns in self.rows.values())
-        return len(self.records) + len(self.deletions) + len(self.cleared) + cells
+        return len(self.records) + len(self.deletions) + len(self.cleared) + self.cells
 
     def add(self, batch: WriteBatch) -> None:
         """Merge one more batch in, after those already merged."""

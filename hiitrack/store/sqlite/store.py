@@ -2,12 +2,13 @@
 
 Writes go out one after another, so they never contend with each other for
 the file's lock.  Small, bounded work runs on the reactor thread itself: a
-group commit of at most `AT_ONCE_CELLS`, made at the end of the turn in
+group commit of at most `AT_ONCE_ROWS`, made at the end of the turn in
 which its hits arrived, and a point read (`get`: a visitor's state, an
 `insert_id`).  Everything whose size grows with the data or the load runs
-on threads: larger commits, folds, account writes and migrations on a
-writer thread, scans and counter reads on a reader thread whose connection
-reads the last committed state through WAL while a write is in progress.
+on threads: larger commits, folds, checkpoints, account writes and
+migrations on a writer thread, scans and counter reads on a reader thread
+whose connection reads the last committed state through WAL while a write
+is in progress.
 Handed to a thread, a commit of about a millisecond's work took twice as
 long from hand-off to answer, waiting for the busy reactor to let go of the
 GIL at each step, and its hits waited with it; a point read likewise.  The
@@ -74,11 +75,19 @@ PURGE_SECONDS = 60.0
 """How often a commit also deletes expired records."""
 PURGE_ROWS = 1000
 """At most this many expired records per commit, so a purge never stalls writes."""
-AT_ONCE_CELLS = 1000
-"""A commit of at most this many records and counter cells (an event hit's group commit holds
-about 200) is made on the reactor thread, about 2 ms of SQLite's work and `fsync` here; a larger
-one (batches of events hold thousands) on the writer thread, so the reactor never waits long.
-(Once a `PURGE_SECONDS` a commit also deletes up to `PURGE_ROWS` expired records.)"""
+AT_ONCE_ROWS = 1000
+"""A commit that writes at most this many rows is made on the reactor thread, about 2 ms of
+SQLite's work and `fsync` here; a larger one on the writer thread, so the reactor never waits
+long.  Each record is a row, and so is each counter cell of a process that does not journal; a
+journaling process's increments are one row, the journal entry, however many cells they touch.
+Under the benchmark's load a group commit of event hits writes about 30 records and touches
+about 200 cells; one of batches of events, about 30 records and 3,000 cells.  (Once a
+`PURGE_SECONDS` a commit also deletes up to `PURGE_ROWS` expired records.)"""
+CHECKPOINT_SECONDS = 1.0
+"""How often the writer thread copies the WAL's pages into the file (SQLite's checkpoint).  No
+connection checkpoints at the end of a commit, as SQLite's do by default once the WAL holds
+1,000 pages: on the reactor thread that copy, thousands of pages after a fold, and its two
+`fsync`s would stop every connection meanwhile."""
 JOURNAL_LOCK = ".journal-lock"
 """Appended to the file's path: the lock the journaling process holds."""
 
@@ -175,6 +184,7 @@ DROP_COUNTERS = "DELETE FROM counters WHERE scope = ?"
 READ_JOURNAL = "SELECT seq, entry FROM journal ORDER BY seq"
 TRIM_JOURNAL = "DELETE FROM journal WHERE seq <= ?"
 FOLDED_UPTO = "SELECT upto FROM journal_folded"
+CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 SET_FOLDED = "UPDATE journal_folded SET upto = ?"
 COUNT_COUNTERS = "SELECT count(*) FROM counters WHERE scope = :scope"
 
@@ -310,6 +320,8 @@ class SQLiteStore:
         self._behind = WriteBehind(self._reactor, self._fold_layer, "sqlite")
         self._taking_over = LoopingCall(lambda: Deferred.fromCoroutine(self._try_taking_over()))
         self._taking_over.clock = self._reactor
+        self._checkpointing = LoopingCall(lambda: Deferred.fromCoroutine(self._checkpoint_tick()))
+        self._checkpointing.clock = self._reactor
 
     def __repr__(self) -> str:
         return f"sqlite:{self.path}"
@@ -317,9 +329,11 @@ class SQLiteStore:
     def _open(self, timeout: float) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, timeout=timeout)
         # WAL lets the reader thread read while a write commits;
-        # synchronous=FULL makes a commit durable before it is answered.
+        # synchronous=FULL makes a commit durable before it is answered;
+        # checkpoints are the writer thread's alone (CHECKPOINT_SECONDS).
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA wal_autocheckpoint = 0")
         connection.execute(COMMIT_VIEW)
         connection.execute(COMMIT_TRIGGER)
         return connection
@@ -372,6 +386,7 @@ class SQLiteStore:
         if self._journal_lock is None:
             # The process that journals may stop or die: take its journal over then.
             self._taking_over.start(FOLD_SECONDS, now=False)
+        self._checkpointing.start(CHECKPOINT_SECONDS, now=False)
 
     async def _take_journal(self) -> None:
         """Journal from now on if no other process does (the lock is free): first fold what
@@ -401,10 +416,22 @@ class SQLiteStore:
             # Tried again at the next tick.
             _log.failure("sqlite: could not take over the journal")
 
+    async def checkpoint(self) -> None:
+        """Copy the pages the WAL holds into the file, on the writer thread, between writes."""
+        await self._write(lambda connection: connection.execute(CHECKPOINT).fetchall() and None)
+
+    async def _checkpoint_tick(self) -> None:
+        try:
+            await self.checkpoint()
+        except Exception:
+            # Tried again at the next tick; the WAL grows meanwhile.
+            _log.failure("sqlite: a checkpoint failed")
+
     async def close(self) -> None:
         try:
-            if self._taking_over.running:
-                self._taking_over.stop()
+            for loop in (self._taking_over, self._checkpointing):
+                if loop.running:
+                    loop.stop()
             self._behind.stop()
             await self._group.drain()
             # What a failed fold leaves stays in the journal for the next start.
@@ -529,7 +556,8 @@ class SQLiteStore:
                 # The one statement is a transaction of its own.
                 connection.execute(WRITE_COMMIT, write)
 
-        await self._write(commit, here=len(merged) <= AT_ONCE_CELLS)
+        rows_written = len(merged) - merged.cells if journaled else len(merged)
+        await self._write(commit, here=rows_written <= AT_ONCE_ROWS)
         if seq is not None:
             # Before the GroupCommitter answers the commit's requests.
             self._behind.add(seq, rows)
