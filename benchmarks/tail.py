@@ -13,10 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TRACE_FILE", "Span", "read_trace", "taken_apart"]
+__all__ = ["LONG_STEP", "TRACE_FILE", "Span", "read_trace", "taken_apart"]
 
 TRACE_FILE = "HIITRACK_BENCH_TRACE"
 """The environment variable naming the file the traced server writes (benchmarks/tracing.py)."""
+LONG_STEP = 0.002
+"""Seconds past which a reactor step is traced, and past which a hit's wait before the server
+read it counts as a wait for the reactor."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def taken_apart(
         folds = during("fold", start, end)
         steps = during("step", start, read_at)
         collections = during("collection", start, end)
-        waited += read_at - start > 0.002
+        waited += read_at - start > LONG_STEP
         slow_commits += commit_time > took[at] / 2
         in_folds += bool(folds)
         collected += bool(collections)
@@ -82,7 +85,7 @@ def taken_apart(
             + (f"; {', '.join(notes)}" if notes else "")
         )
     lines.append(
-        f"of the slowest {len(order)}: {waited} waited over 2 ms before the server read them, "
+        f"of the slowest {len(order)}: {waited} waited over {LONG_STEP * 1000:g} ms before the server read them, "
         f"{slow_commits} spent over half their time in their commit, {in_folds} overlapped a fold, "
         f"{collected} a full collection"
     )

@@ -9,7 +9,7 @@ client's clock is the same machine's), for:
 - ``commit``: a group commit's write to the store, from start to durable;
 - ``request``: an HTTP request, from the whole of it read to its answer;
 - ``step``: one reactor step (a socket's events, or the timed calls of a
-  turn) that held the reactor thread longer than `LONG_STEP` seconds:
+  turn) that held the reactor thread longer than `benchmarks.tail.LONG_STEP` seconds:
   whatever arrives meanwhile waits;
 - ``collection``: a full collection of Python's collector (generation 2).
 
@@ -27,15 +27,10 @@ from typing import Any, TextIO
 from twisted.internet import reactor
 from twisted.web import http
 
-from benchmarks.tail import TRACE_FILE
+from benchmarks.tail import LONG_STEP, TRACE_FILE
 from hiitrack.store.cassandra.store import CassandraStore
 from hiitrack.store.sqlite.store import SQLiteStore
 from hiitrack.store.write_behind import WriteBehind
-
-__all__ = ["LONG_STEP"]
-
-LONG_STEP = 0.002
-"""Seconds of one reactor step past which it is traced."""
 
 _trace: TextIO = open(os.environ[TRACE_FILE], "a", buffering=1)
 

@@ -184,8 +184,8 @@ DROP_COUNTERS = "DELETE FROM counters WHERE scope = ?"
 READ_JOURNAL = "SELECT seq, entry FROM journal ORDER BY seq"
 TRIM_JOURNAL = "DELETE FROM journal WHERE seq <= ?"
 FOLDED_UPTO = "SELECT upto FROM journal_folded"
-CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 SET_FOLDED = "UPDATE journal_folded SET upto = ?"
+CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 COUNT_COUNTERS = "SELECT count(*) FROM counters WHERE scope = :scope"
 
 T = TypeVar("T")
