@@ -38,6 +38,9 @@ __all__ = ["LOAD_EVENTS", "Bench"]
 # Loading the funnel's data is not measured: larger messages, more connections.
 LOAD_EVENTS = 10
 LOAD_CONNECTIONS = 64
+FLOOR_ROUNDS = 2
+"""Runs of each mode on the floor; its best is the floor.  Within one run of the benchmark the
+event floor once read 2,123 requests/s where the batch floor, a heavier request, read 3,029."""
 WARM_UP_ROUND = 30.0
 """Seconds of each wrk run of the node's warm-up, events and batches in turn."""
 
@@ -57,28 +60,37 @@ class Bench:
         return self.seed
 
     def floor(self, before: str) -> dict[str, float]:
-        """The bare floor's requests/s by mode, measured just before the runs of store `before`."""
+        """The bare floor's requests/s by mode, measured just before the runs of store `before`: the
+        best of `FLOOR_ROUNDS` runs of each mode, taken in turn, so that a moment of other load on
+        the machine cannot lower the floor and flatter every ratio to it."""
         print(f"floor before {before}: bare twisted.web, parsing only", flush=True)
         server = start_floor(self.work)
-        rates = {}
+        rates: dict[str, list[float]] = {"event": [], "batch": []}
         try:
-            for mode in ("event", "batch"):
-                load = run_wrk(
-                    self.work,
-                    server.port,
-                    mode=mode,
-                    prefix="/floor/b",
-                    visitors=1000,
-                    seconds=self.args.duration,
-                    seed=self.next_seed(),
-                )
-                if load.bad or load.ok == 0:
-                    self.report.failures.append(f"floor {mode} before {before}: {load.bad} errors, {load.ok} answers")
-                rates[mode] = load.rate
-                self.report.row(f"floor {mode} requests/s, before the {before} runs", f"{load.rate:,.0f}")
+            for _ in range(FLOOR_ROUNDS):
+                for mode, measured in rates.items():
+                    load = run_wrk(
+                        self.work,
+                        server.port,
+                        mode=mode,
+                        prefix="/floor/b",
+                        visitors=1000,
+                        seconds=self.args.duration,
+                        seed=self.next_seed(),
+                    )
+                    if load.bad or load.ok == 0:
+                        self.report.failures.append(
+                            f"floor {mode} before {before}: {load.bad} errors, {load.ok} answers"
+                        )
+                    measured.append(load.rate)
         finally:
             server.stop()
-        return rates
+        for mode, measured in rates.items():
+            runs = ", ".join(f"{rate:,.0f}" for rate in measured)
+            self.report.row(
+                f"floor {mode} requests/s, before the {before} runs (best of {runs})", f"{max(measured):,.0f}"
+            )
+        return {mode: max(measured) for mode, measured in rates.items()}
 
     def store_uri(self, kind: str, name: str) -> str:
         if kind == "sqlite":
