@@ -85,12 +85,11 @@ class Bench:
                     measured.append(load.rate)
         finally:
             server.stop()
+        best = {mode: max(measured) for mode, measured in rates.items()}
         for mode, measured in rates.items():
             runs = ", ".join(f"{rate:,.0f}" for rate in measured)
-            self.report.row(
-                f"floor {mode} requests/s, before the {before} runs (best of {runs})", f"{max(measured):,.0f}"
-            )
-        return {mode: max(measured) for mode, measured in rates.items()}
+            self.report.row(f"floor {mode} requests/s, before the {before} runs (best of {runs})", f"{best[mode]:,.0f}")
+        return best
 
     def store_uri(self, kind: str, name: str) -> str:
         if kind == "sqlite":
