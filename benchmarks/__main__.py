@@ -132,7 +132,7 @@ def _unavailable(kind: str, report: Report) -> bool:
 
 
 def _phases(args: argparse.Namespace, bench: Bench) -> None:
-    """The default run: for each store its floor and ingest, two processes on each store, the pairwise
+    """The default run: for each store its ingest in turn with the floor, two processes on each store, the pairwise
     funnel and memory; with `--funnel-only`, the funnel and memory alone."""
     if args.funnel_only:
         if not _unavailable(args.stores[0], bench.report):
@@ -143,10 +143,7 @@ def _phases(args: argparse.Namespace, bench: Bench) -> None:
             continue
         if kind == "cassandra":
             bench.warm_node()
-        # Each store's ratios against a floor measured just before its runs: over a run's half
-        # hour the machine's speed drifts more than a target's margin.
-        floor = bench.floor(kind)
-        bench.ingest(kind, floor)
+        floor = bench.ingest(kind)
         if not args.quick:
             bench.restart(kind)
         if kind == "cassandra" and not args.quick:

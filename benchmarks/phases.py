@@ -28,9 +28,9 @@ from benchmarks.client import (
 from benchmarks.light_load import light_load
 from benchmarks.node_latency import node_minutes
 from benchmarks.report import TARGETS, Report
-from benchmarks.servers import drop_keyspaces, start_floor, start_hiitrack, start_nginx
+from benchmarks.servers import NODE_PID, cpu_seconds, drop_keyspaces, start_floor, start_hiitrack, start_nginx
 from benchmarks.workload import BATCH_EVENTS, PLANS
-from benchmarks.wrk import CONNECTIONS, Load, run_wrk
+from benchmarks.wrk import CONNECTIONS, Load, combined, run_wrk
 from hiitrack.store.write_behind import FOLD_SECONDS
 
 __all__ = ["LOAD_EVENTS", "Bench"]
@@ -38,9 +38,16 @@ __all__ = ["LOAD_EVENTS", "Bench"]
 # Loading the funnel's data is not measured: larger messages, more connections.
 LOAD_EVENTS = 10
 LOAD_CONNECTIONS = 64
-FLOOR_ROUNDS = 2
-"""Runs of each mode on the floor; its best is the floor.  Within one run of the benchmark the
-event floor once read 2,123 requests/s where the batch floor, a heavier request, read 3,029."""
+PAIRED_ROUNDS = 2
+"""Rounds of one floor run and one store run behind each ingest figure, the floor first in the
+first round and the store first in the next (ABBA), so that a drift of the machine's speed over
+the figure's minute weighs on both alike; the ratio is the store's mean requests/s over the
+floor's.  This machine's floor moved by half within a minute (docs/performance.md): a floor
+measured minutes before its store's runs put that into every ratio."""
+QUIET_WINDOW = 0.5
+QUIET_SHARE = 0.1
+"""Of a core: below it, over `QUIET_WINDOW` seconds, the server and the node are quiet."""
+QUIET_LIMIT = 10.0
 WARM_UP_ROUND = 30.0
 """Seconds of each wrk run of the node's warm-up, events and batches in turn."""
 
@@ -59,37 +66,16 @@ class Bench:
         self.seed += 1
         return self.seed
 
-    def floor(self, before: str) -> dict[str, float]:
-        """The bare floor's requests/s by mode, measured just before the runs of store `before`: the
-        best of `FLOOR_ROUNDS` runs of each mode, taken in turn, so that a moment of other load on
-        the machine cannot lower the floor and flatter every ratio to it."""
-        print(f"floor before {before}: bare twisted.web, parsing only", flush=True)
-        server = start_floor(self.work)
-        rates: dict[str, list[float]] = {"event": [], "batch": []}
-        try:
-            for _ in range(FLOOR_ROUNDS):
-                for mode, measured in rates.items():
-                    load = run_wrk(
-                        self.work,
-                        server.port,
-                        mode=mode,
-                        prefix="/floor/b",
-                        visitors=1000,
-                        seconds=self.args.duration,
-                        seed=self.next_seed(),
-                    )
-                    if load.bad or load.ok == 0:
-                        self.report.failures.append(
-                            f"floor {mode} before {before}: {load.bad} errors, {load.ok} answers"
-                        )
-                    measured.append(load.rate)
-        finally:
-            server.stop()
-        best = {mode: max(measured) for mode, measured in rates.items()}
-        for mode, measured in rates.items():
-            runs = ", ".join(f"{rate:,.0f}" for rate in measured)
-            self.report.row(f"floor {mode} requests/s, before the {before} runs (best of {runs})", f"{best[mode]:,.0f}")
-        return best
+    def quiet(self, pids: list[int]) -> None:
+        """Wait until the processes `pids` use under `QUIET_SHARE` of a core over half a second, at
+        most `QUIET_LIMIT` seconds: the work a run leaves behind (a last fold, the node's flushes)
+        then falls on neither the floor's run after it nor the store's."""
+        deadline = time.monotonic() + QUIET_LIMIT
+        while time.monotonic() < deadline:
+            before = sum(cpu_seconds(pid) for pid in pids)
+            time.sleep(QUIET_WINDOW)
+            if sum(cpu_seconds(pid) for pid in pids) - before < QUIET_SHARE * QUIET_WINDOW:
+                return
 
     def store_uri(self, kind: str, name: str) -> str:
         if kind == "sqlite":
@@ -135,42 +121,76 @@ class Bench:
             "cassandra node, before its runs", f"warmed with {seconds:.0f} s of event and batch load{started}"
         )
 
-    def ingest(self, kind: str, floor: dict[str, float]) -> None:
-        print(f"ingest on {kind}", flush=True)
+    def ingest(self, kind: str) -> dict[str, float]:
+        """Each mode and visitor count on the store, in turn with the bare floor (`PAIRED_ROUNDS`);
+        the floor's mean requests/s of each mode, for the scale-out's ratio."""
+        print(f"ingest on {kind}, in turn with the bare floor (twisted.web, parsing only)", flush=True)
+        floor = start_floor(self.work)
         server = start_hiitrack(self.work, self.store_uri(kind, f"ingest-{kind}"), f"ingest-{kind}")
+        busy = [server.process.pid] + ([int(NODE_PID.read_text())] if kind == "cassandra" else [])
         user = "bench"
+        floors: dict[str, list[float]] = {"event": [], "batch": []}
         try:
             create_user(server.port, user)
             for mode, per_request in (("event", 1), ("batch", BATCH_EVENTS)):
                 for visitors in self.args.visitor_counts:
                     bucket = f"{mode}{visitors}"
+                    label = f"{kind} {mode} {visitors:,} visitors"
                     commits_before, batches_before, _ = commits(server.port)
-                    load = run_wrk(
-                        self.work,
-                        server.port,
-                        mode=mode,
-                        prefix=f"/{user}/{bucket}",
-                        visitors=visitors,
-                        seconds=self.args.duration,
-                        seed=self.next_seed(),
+                    runs = self.in_turn(
+                        {"floor": (floor.port, "/floor/b"), "store": (server.port, f"/{user}/{bucket}")},
+                        busy,
+                        mode,
+                        visitors,
                     )
                     commits_after, batches_after, _ = commits(server.port)
-                    total = recorded(server.port, user, bucket)
-                    label = f"{kind} {mode} {visitors:,} visitors"
+                    on_floor = [load for which, load in runs if which == "floor"]
+                    on_store = [load for which, load in runs if which == "store"]
+                    for load in on_floor:
+                        if load.bad or load.ok == 0:
+                            self.report.failures.append(f"floor, {label}: {load.bad} errors, {load.ok} answers")
+                    self.report.check(label, combined(on_store), per_request, recorded(server.port, user, bucket))
                     grouped = (batches_after - batches_before) / max(1.0, commits_after - commits_before)
-                    self.report.check(label, load, per_request, total)
-                    ratio = load.rate / floor[mode] if floor.get(mode) else 0.0
+                    floor_rate = statistics.fmean(load.rate for load in on_floor)
+                    store_rate = statistics.fmean(load.rate for load in on_store)
+                    floors[mode].append(floor_rate)
+                    ratio = store_rate / floor_rate if floor_rate else 0.0
                     target = TARGETS.get(f"{kind} {mode}")
+                    in_turn = ", ".join(f"{which} {load.rate:,.0f}" for which, load in runs)
                     self.report.row(
                         f"{label}: requests/s (events/s) ÷ floor",
-                        f"{load.rate:,.0f} ({load.rate * per_request:,.0f}) ÷ {floor[mode]:,.0f} = {ratio:.2f}"
-                        f"; {grouped:.1f} requests/commit",
+                        f"{store_rate:,.0f} ({store_rate * per_request:,.0f}) ÷ {floor_rate:,.0f} = {ratio:.2f}"
+                        f"; {grouped:.1f} requests/commit; runs in turn: {in_turn}",
                         "" if target is None else f"≥ {target}",
                         None if target is None else ratio >= target,
                     )
             self.light_load(kind, server.port, user)
         finally:
             server.stop()
+            floor.stop()
+        return {mode: statistics.fmean(rates) for mode, rates in floors.items()}
+
+    def in_turn(
+        self, targets: dict[str, tuple[int, str]], busy: list[int], mode: str, visitors: int
+    ) -> list[tuple[str, Load]]:
+        """`PAIRED_ROUNDS` rounds of a run on the "floor" and the "store" of `targets` (port, path
+        prefix), ABBA, each once the processes `busy` are quiet: which ran, and its load."""
+        runs = []
+        for round_ in range(PAIRED_ROUNDS):
+            for which in ("floor", "store") if round_ % 2 == 0 else ("store", "floor"):
+                self.quiet(busy)
+                port, prefix = targets[which]
+                load = run_wrk(
+                    self.work,
+                    port,
+                    mode=mode,
+                    prefix=prefix,
+                    visitors=visitors,
+                    seconds=self.args.duration,
+                    seed=self.next_seed(),
+                )
+                runs.append((which, load))
+        return runs
 
     def light_load(self, kind: str, port: int, user: str) -> None:
         """A hit's latency when it is alone (benchmarks/light_load.py)."""

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from benchmarks.templates import render
 from benchmarks.workload import BATCH_EVENTS, EVENT_NAMES, message_pool
 
-__all__ = ["CONNECTIONS", "Load", "run_wrk"]
+__all__ = ["CONNECTIONS", "Load", "combined", "run_wrk"]
 
 CONNECTIONS = 16
 # Line prefixes of the script's output: one thread's counts, and wrk's summary.
@@ -51,6 +51,18 @@ class Load:
     @property
     def report_rate(self) -> float:
         return self.requests / (self.duration_us / 1e6) if self.duration_us else 0.0
+
+
+def combined(loads: list[Load]) -> Load:
+    """Several runs on one bucket as one, for the exact-count check of their total."""
+    return Load(
+        sent=sum(load.sent for load in loads),
+        answered=sum(load.answered for load in loads),
+        ok=sum(load.ok for load in loads),
+        bad=sum(load.bad for load in loads),
+        window=sum(load.window for load in loads),
+        all_done=all(load.all_done for load in loads),
+    )
 
 
 def _lua_strings(items: list[str]) -> str:
