@@ -28,7 +28,14 @@ from benchmarks.client import (
 from benchmarks.light_load import light_load
 from benchmarks.node_latency import node_minutes
 from benchmarks.report import TARGETS, Report
-from benchmarks.servers import NODE_PID, cpu_seconds, drop_keyspaces, start_floor, start_hiitrack, start_nginx
+from benchmarks.servers import (
+    NODE_PID,
+    cpu_seconds,
+    drop_keyspaces,
+    start_floor,
+    start_hiitrack,
+    start_nginx,
+)
 from benchmarks.workload import BATCH_EVENTS, PLANS
 from benchmarks.wrk import CONNECTIONS, Load, combined, run_wrk
 from hiitrack.store.write_behind import FOLD_SECONDS
@@ -48,6 +55,7 @@ QUIET_WINDOW = 0.5
 QUIET_SHARE = 0.1
 """Of a core: below it, over `QUIET_WINDOW` seconds, the server and the node are quiet."""
 QUIET_LIMIT = 10.0
+"""Seconds waited at most for quiet: a node still compacting does not hold the run up longer."""
 WARM_UP_ROUND = 30.0
 """Seconds of each wrk run of the node's warm-up, events and batches in turn."""
 
@@ -126,49 +134,57 @@ class Bench:
         the floor's mean requests/s of each mode, for the scale-out's ratio."""
         print(f"ingest on {kind}, in turn with the bare floor (twisted.web, parsing only)", flush=True)
         floor = start_floor(self.work)
-        server = start_hiitrack(self.work, self.store_uri(kind, f"ingest-{kind}"), f"ingest-{kind}")
-        busy = [server.process.pid] + ([int(NODE_PID.read_text())] if kind == "cassandra" else [])
-        user = "bench"
-        floors: dict[str, list[float]] = {"event": [], "batch": []}
         try:
-            create_user(server.port, user)
-            for mode, per_request in (("event", 1), ("batch", BATCH_EVENTS)):
-                for visitors in self.args.visitor_counts:
-                    bucket = f"{mode}{visitors}"
-                    label = f"{kind} {mode} {visitors:,} visitors"
-                    commits_before, batches_before, _ = commits(server.port)
-                    runs = self.in_turn(
-                        {"floor": (floor.port, "/floor/b"), "store": (server.port, f"/{user}/{bucket}")},
-                        busy,
-                        mode,
-                        visitors,
+            server = start_hiitrack(self.work, self.store_uri(kind, f"ingest-{kind}"), f"ingest-{kind}")
+            try:
+                create_user(server.port, "bench")
+                busy = [server.process.pid] + ([int(NODE_PID.read_text())] if kind == "cassandra" else [])
+                floors = {
+                    mode: statistics.fmean(
+                        self.ingest_figure(kind, floor.port, server.port, busy, mode, per_request, visitors)
+                        for visitors in self.args.visitor_counts
                     )
-                    commits_after, batches_after, _ = commits(server.port)
-                    on_floor = [load for which, load in runs if which == "floor"]
-                    on_store = [load for which, load in runs if which == "store"]
-                    for load in on_floor:
-                        if load.bad or load.ok == 0:
-                            self.report.failures.append(f"floor, {label}: {load.bad} errors, {load.ok} answers")
-                    self.report.check(label, combined(on_store), per_request, recorded(server.port, user, bucket))
-                    grouped = (batches_after - batches_before) / max(1.0, commits_after - commits_before)
-                    floor_rate = statistics.fmean(load.rate for load in on_floor)
-                    store_rate = statistics.fmean(load.rate for load in on_store)
-                    floors[mode].append(floor_rate)
-                    ratio = store_rate / floor_rate if floor_rate else 0.0
-                    target = TARGETS.get(f"{kind} {mode}")
-                    in_turn = ", ".join(f"{which} {load.rate:,.0f}" for which, load in runs)
-                    self.report.row(
-                        f"{label}: requests/s (events/s) ÷ floor",
-                        f"{store_rate:,.0f} ({store_rate * per_request:,.0f}) ÷ {floor_rate:,.0f} = {ratio:.2f}"
-                        f"; {grouped:.1f} requests/commit; runs in turn: {in_turn}",
-                        "" if target is None else f"≥ {target}",
-                        None if target is None else ratio >= target,
-                    )
-            self.light_load(kind, server.port, user)
+                    for mode, per_request in (("event", 1), ("batch", BATCH_EVENTS))
+                }
+                self.light_load(kind, server.port, "bench")
+            finally:
+                server.stop()
         finally:
-            server.stop()
             floor.stop()
-        return {mode: statistics.fmean(rates) for mode, rates in floors.items()}
+        return floors
+
+    def ingest_figure(
+        self, kind: str, floor_port: int, port: int, busy: list[int], mode: str, per_request: int, visitors: int
+    ) -> float:
+        """One ingest row: the runs of the store on `port` against the floor's, taken in turn while
+        the processes `busy` are quiet, and checked exact; the floor's mean requests/s."""
+        user, bucket = "bench", f"{mode}{visitors}"
+        label = f"{kind} {mode} {visitors:,} visitors"
+        commits_before, batches_before, _ = commits(port)
+        runs = self.in_turn(
+            {"floor": (floor_port, "/floor/b"), "store": (port, f"/{user}/{bucket}")}, busy, mode, visitors
+        )
+        commits_after, batches_after, _ = commits(port)
+        on_floor = [load for which, load in runs if which == "floor"]
+        on_store = [load for which, load in runs if which == "store"]
+        for load in on_floor:
+            if load.bad or load.ok == 0:
+                self.report.failures.append(f"floor, {label}: {load.bad} errors, {load.ok} answers")
+        self.report.check(label, combined(on_store), per_request, recorded(port, user, bucket))
+        grouped = (batches_after - batches_before) / max(1.0, commits_after - commits_before)
+        floor_rate = statistics.fmean(load.rate for load in on_floor)
+        store_rate = statistics.fmean(load.rate for load in on_store)
+        ratio = store_rate / floor_rate if floor_rate else 0.0
+        target = TARGETS.get(f"{kind} {mode}")
+        in_turn = ", ".join(f"{which} {load.rate:,.0f}" for which, load in runs)
+        self.report.row(
+            f"{label}: requests/s (events/s) ÷ floor",
+            f"{store_rate:,.0f} ({store_rate * per_request:,.0f}) ÷ {floor_rate:,.0f} = {ratio:.2f}"
+            f"; {grouped:.1f} requests/commit; runs in turn: {in_turn}",
+            "" if target is None else f"≥ {target}",
+            None if target is None else ratio >= target,
+        )
+        return floor_rate
 
     def in_turn(
         self, targets: dict[str, tuple[int, str]], busy: list[int], mode: str, visitors: int
