@@ -9,18 +9,23 @@ tests/test_durability.py, on both stores.)
 """
 
 import pickle
+import time
 import uuid
 from collections.abc import Callable, Iterable
 
 import pytest
 import pytest_twisted
-from cassandra import WriteTimeout, WriteType
+from cassandra import OperationTimedOut, Unavailable, WriteFailure, WriteTimeout, WriteType
+from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionException
 from cassandra.query import BatchStatement, BatchType
 from twisted.internet import threads
 from twisted.internet.defer import Deferred
 
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore
+from hiitrack.store.cassandra import store as cassandra_store
+from hiitrack.store.cassandra.bridge import in_doubt
 from hiitrack.store.cassandra.journal import ENTRY_CELLS, _entries
 from hiitrack.store.kinds import VISITOR
 from hiitrack.store.write_behind import Unfolded
@@ -245,12 +250,13 @@ async def test_a_batch_timed_out_after_its_batchlog_is_counted_and_not_sent_agai
 
 @pytest_twisted.ensureDeferred
 async def test_a_failed_commit_counts_the_units_that_landed(user_name):
-    """A commit of two units, one of which fails on every attempt: it is answered 503, and the
-    unit that landed is counted (its retried hits will be seen as applied), the other not."""
+    """A commit of two units, one of which Cassandra refuses on every attempt: it is answered 503,
+    and the unit that landed is counted (its retried hits will be seen as applied), the other not."""
     scope, writer, store = await folded_by_hand(user_name)
     store._group._unit_weight = 1
     try:
-        lost = unavailable(WriteTimeout("timed out", write_type=WriteType.BATCH_LOG))
+        # The coordinator refused it: nothing of it can be applied later.
+        lost = unavailable(Unavailable("not enough replicas", consistency=6, required_replicas=2, alive_replicas=1))
         logged_batches(store, lambda batch: (False, lost) if holds(batch, b"fails") else (True, None))
         first = Deferred.fromCoroutine(
             store.write(WriteBatch(scope, {(VISITOR, "first"): b"ok"}, {(ROWS[0], b"a"): 1}))
@@ -276,6 +282,91 @@ async def test_a_failed_commit_counts_the_units_that_landed(user_name):
         assert await again.get(scope, VISITOR, "failing") is None
     finally:
         await again.close()
+
+
+IN_DOUBT = WriteTimeout("batchlog timed out", write_type=WriteType.BATCH_LOG, received_responses=0)
+
+
+def failing_in_turn(failures: list[BaseException]) -> Callable[[BatchStatement], tuple[bool, BaseException | None]]:
+    """For `logged_batches`: the first logged batches sent fail with `failures`, in turn, without
+    reaching Cassandra; those after reach it."""
+    left = list(failures)
+
+    def outcome(batch: BatchStatement) -> tuple[bool, BaseException | None]:
+        return (False, unavailable(left.pop(0))) if left else (True, None)
+
+    return outcome
+
+
+@pytest.mark.parametrize(
+    ("error", "doubt"),
+    [
+        (IN_DOUBT, True),
+        (OperationTimedOut("no answer in time"), True),
+        (WriteFailure("a replica failed", write_type=WriteType.BATCH_LOG), True),
+        (NoHostAvailable("the last host timed out", {"127.0.0.2": IN_DOUBT}), True),
+        (Unavailable("not enough replicas", consistency=6, required_replicas=2, alive_replicas=1), False),
+        (NoHostAvailable("no host to try", {}), False),
+        (NoHostAvailable("every connection closed", {"127.0.0.2": ConnectionException("closed")}), False),
+    ],
+)
+def test_a_write_is_in_doubt_when_a_coordinator_took_it_and_did_not_answer(error, doubt):
+    assert in_doubt(unavailable(error)) is doubt
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_in_doubt_is_sent_again_until_it_lands_and_counted_once(user_name, monkeypatch):
+    """No node answered the batchlog's write in time: a node may hold it and apply it later.
+    Answered 503, its hit would be retried, found applied (its insert id) and left uncounted.
+    The batch is sent again until it lands instead, and its hit answered once it has."""
+    monkeypatch.setattr(cassandra_store, "DOUBT_PAUSE", 0.01)
+    scope, writer, store = await folded_by_hand(user_name)
+    try:
+        sent = logged_batches(store, failing_in_turn([IN_DOUBT] * 3))
+        await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {(row, b"c"): 2 for row in ROWS}))
+        assert len(sent) == 1
+        assert await store.read_rows(scope, ROWS) == [{b"c": 2}] * 2
+    finally:
+        await killed(store)
+    again = await opened(writer)
+    try:
+        assert await again.read_rows(scope, ROWS) == [{b"c": 2}] * 2
+        assert await again.get(scope, VISITOR, "v") == b"state"
+    finally:
+        await again.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_in_doubt_stays_in_doubt_when_later_attempts_are_refused(user_name, monkeypatch):
+    """A refusal of a later attempt says nothing of the first, which a batchlog may hold."""
+    monkeypatch.setattr(cassandra_store, "DOUBT_PAUSE", 0.01)
+    scope, _, store = await folded_by_hand(user_name)
+    refusal = Unavailable("not enough replicas", consistency=6, required_replicas=2, alive_replicas=1)
+    try:
+        sent = logged_batches(store, failing_in_turn([IN_DOUBT, refusal, refusal]))
+        await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {(ROWS[0], b"c"): 1}))
+        assert len(sent) == 1
+        assert await store.read_rows(scope, ROWS) == [{b"c": 1}, {}]
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_in_doubt_for_doubt_seconds_is_answered_503(user_name, monkeypatch):
+    monkeypatch.setattr(cassandra_store, "DOUBT_PAUSE", 0.01)
+    monkeypatch.setattr(cassandra_store, "DOUBT_SECONDS", 0.2)
+    scope, _, store = await folded_by_hand(user_name)
+    attempts = []
+    try:
+        logged_batches(store, lambda batch: attempts.append(batch) or (False, unavailable(IN_DOUBT)))
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {(ROWS[0], b"c"): 1}))
+        assert time.monotonic() - started >= 0.2
+        assert len(attempts) > cassandra_store.WRITE_ATTEMPTS
+        assert await store.read_rows(scope, ROWS) == [{}, {}]
+    finally:
+        await store.close()
 
 
 @pytest_twisted.ensureDeferred

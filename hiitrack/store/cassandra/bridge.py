@@ -21,7 +21,15 @@ import threading
 from collections.abc import Hashable, Iterable
 from typing import Any, NamedTuple
 
-from cassandra import CoordinationFailure, OperationTimedOut, Timeout, Unavailable, WriteTimeout, WriteType
+from cassandra import (
+    CoordinationFailure,
+    OperationTimedOut,
+    Timeout,
+    Unavailable,
+    WriteFailure,
+    WriteTimeout,
+    WriteType,
+)
 from cassandra.cluster import NoHostAvailable, ResponseFuture
 from cassandra.connection import ConnectionException
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
@@ -40,6 +48,7 @@ __all__ = [
     "batch_logged",
     "deferred_from_future",
     "gather",
+    "in_doubt",
     "logged",
     "packed",
     "translated",
@@ -104,6 +113,19 @@ def batch_logged(error: BaseException) -> bool:
     return write_type == WriteType.BATCH or (
         write_type == WriteType.BATCH_LOG and (getattr(cause, "received_responses", 0) or 0) >= 1
     )
+
+
+def in_doubt(error: BaseException) -> bool:
+    """Whether a failed write may have been applied, or be applied later: a coordinator took it
+    and did not answer in time, or its replicas failed it midway.  A logged batch in a batchlog
+    that no node acknowledged is such a write.  A refusal (too few replicas alive, overloaded)
+    leaves nothing applied, and so does a closed connection as far as the server can tell: the
+    driver's retry policy sends an idempotent write whose connection broke to the next host.
+    """
+    cause = error.__cause__ if isinstance(error, StoreUnavailable) else error
+    if isinstance(cause, NoHostAvailable):
+        return any(in_doubt(tried) for tried in cause.errors.values())
+    return isinstance(cause, (WriteTimeout, WriteFailure, OperationTimedOut))
 
 
 def _unavailable(failure: Failure) -> Failure:

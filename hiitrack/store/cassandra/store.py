@@ -12,7 +12,8 @@ at all, and is answered.  Every `FOLD_SECONDS`
 (hiitrack.store.write_behind) the increments journaled since the last fold
 go to the counter cells (counters.py) in one pass: a cell shared by many
 hits is written once.  A node that is down, overloaded or slow turns into
-`StoreUnavailable` (HTTP 503) within `REQUEST_TIMEOUT`; the driver
+`StoreUnavailable` (HTTP 503) within `REQUEST_TIMEOUT`, except a write in
+doubt, which is sent again until it lands (`_sent`); the driver
 reconnects by itself, and a fold that failed is tried again at the next
 tick.  Tests: tests/test_store_contract.py,
 tests/test_cassandra.py, tests/test_migrations.py,
@@ -26,11 +27,21 @@ from cassandra.cluster import Cluster
 from cassandra.query import BatchType
 from twisted.internet import reactor as default_reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from hiitrack.store.cassandra import schema
-from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, batch_logged, logged, packed, translated
+from hiitrack.store.cassandra.bridge import (
+    ROW_BYTES,
+    Cql,
+    Write,
+    batch_logged,
+    in_doubt,
+    logged,
+    packed,
+    translated,
+)
 from hiitrack.store.cassandra.connect import Settings, batch_warn_bytes, cluster
 from hiitrack.store.cassandra.counters import STATEMENTS as COUNTER_STATEMENTS
 from hiitrack.store.cassandra.counters import TALLIES, Counters
@@ -52,7 +63,14 @@ _log = Logger()
 OPEN_TIMEOUT = 180.0
 """A backstop for the whole open, should the driver itself hang."""
 WRITE_ATTEMPTS = 2
-"""Attempts at each of a commit's writes before its requests are answered 503."""
+"""Attempts at each of a commit's writes before its requests are answered 503, unless one is in
+doubt (`in_doubt`)."""
+DOUBT_SECONDS = 60.0
+"""How long a commit's failed writes are sent again, past `WRITE_ATTEMPTS`, while one of them is
+in doubt (it may have been applied, or be applied later): until they land, its requests wait."""
+DOUBT_PAUSE = 0.5
+"""The pause between rounds of a commit's writes in doubt: a cluster that fails fast is not
+asked again at once."""
 UNIT_BYTES = 24 * 1024
 """Estimated bytes of the hits one logged batch carries: fewer, larger batches cost Cassandra
 less per hit, and Cassandra logs a warning for each batch over ``batch_size_warn_threshold``
@@ -252,17 +270,24 @@ class CassandraStore:
             self._behind.add(seq, rows)
 
     async def _sent(self, writes: list[tuple[Any, Any]], landed: Callable[[int, bool], None] | None = None) -> None:
-        """Writes that can run twice, those that failed sent again (`WRITE_ATTEMPTS` in all);
+        """Writes that can run twice, those that failed sent again until none is in doubt;
         `landed` is told each one's index once it is applied, and whether Cassandra applies it later.
 
         A node killed mid-write makes some of them time out; what did land
         is kept, and sending again, now to live replicas, finishes the
         commit where giving up would leave part of it written.  A logged
         batch that timed out after its batchlog was written is applied by
-        Cassandra itself: it is not sent again.
+        Cassandra itself: it is not sent again.  A write in doubt (no node
+        answered in time: a batchlog may hold it) is sent again until it
+        lands, for up to `DOUBT_SECONDS`: answered 503, its hits would be
+        retried while Cassandra may still apply it, and the retry would find
+        its `insert_id` applied and its counts missing.
         """
         pending = list(range(len(writes)))
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
+        doubted: set[int] = set()
+        attempt, doubt_ends = 0, None
+        while True:
+            attempt += 1
             outcomes = await self._cql.outcomes(writes[at] for at in pending)
             failed, errors = [], []
             for at, outcome in zip(pending, outcomes, strict=True):
@@ -272,12 +297,35 @@ class CassandraStore:
                 else:
                     failed.append(at)
                     errors.append(outcome)
+                    if in_doubt(outcome):
+                        doubted.add(at)
             if not failed:
                 return
             # Every success is told before the first failure is raised.
             final = [error for error in errors if not isinstance(error, StoreUnavailable)]
-            if final or attempt == WRITE_ATTEMPTS:
-                raise (final or errors)[0]
+            if final:
+                raise final[0]
+            if attempt >= WRITE_ATTEMPTS:
+                # A write stays in doubt until it lands, whatever its later attempts meet.
+                if doubted.isdisjoint(failed):
+                    raise errors[0]
+                now = self._reactor.seconds()
+                doubt_ends = now + DOUBT_SECONDS if doubt_ends is None else doubt_ends
+                if now >= doubt_ends:
+                    _log.error(
+                        "cassandra: {count} writes still in doubt after {seconds:.0f} s: their hits are"
+                        " answered 503, and are not counted if Cassandra applies them later ({error})",
+                        count=len(doubted.intersection(failed)),
+                        seconds=DOUBT_SECONDS,
+                        error=errors[0],
+                    )
+                    raise errors[0]
+                _log.info(
+                    "cassandra: {count} writes in doubt are sent again ({error})",
+                    count=len(doubted.intersection(failed)),
+                    error=errors[0],
+                )
+                await deferLater(self._reactor, DOUBT_PAUSE, lambda: None)
             pending = failed
 
     async def fold(self) -> None:
