@@ -312,6 +312,13 @@ def test_a_cluster_loses_a_node_and_a_process_under_load_and_counts_every_hit_on
         if wrong:
             print(f"reports differing from the model: {len(wrong)}, cells: {sum(map(len, wrong.values()))}")
             raise NotExact("\n".join(f"{where}: {differences}" for where, differences in wrong.items()))
+        # A write in doubt is sent again until it lands: with two replicas of three alive, it does.
+        logs = "".join(log.read_text(errors="replace") for log in tmp_path.glob("twistd-*.log"))
+        print(
+            f"batches timed out once in a batchlog: {logs.count('timed out once in a batchlog')},"
+            f" rounds of writes in doubt sent again: {logs.count('in doubt are sent again')}"
+        )
+        assert "still in doubt" not in logs
     finally:
         load.stop.set()
         for thread in threads:
