@@ -211,6 +211,28 @@ def holds(batch: BatchStatement, value: bytes) -> bool:
     return any(value in parameter for _, _, parameters in batch._statements_and_parameters for parameter in parameters)
 
 
+async def counted_before_and_after_a_kill(
+    user_name: str, outcome: Callable[[BatchStatement], tuple[bool, BaseException | None]]
+) -> list[BatchStatement]:
+    """One hit written with `outcome` answering its logged batches (see `logged_batches`):
+    counted, and counted and its visitor's state found by the next store of the writer after a
+    kill.  The logged batches that reached Cassandra."""
+    scope, writer, store = await folded_by_hand(user_name)
+    try:
+        sent = logged_batches(store, outcome)
+        await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {(row, b"c"): 2 for row in ROWS}))
+        assert await store.read_rows(scope, ROWS) == [{b"c": 2}] * 2
+    finally:
+        await killed(store)
+    again = await opened(writer)
+    try:
+        assert await again.read_rows(scope, ROWS) == [{b"c": 2}] * 2
+        assert await again.get(scope, VISITOR, "v") == b"state"
+    finally:
+        await again.close()
+    return sent
+
+
 def unavailable(cause: BaseException) -> StoreUnavailable:
     error = StoreUnavailable(f"cassandra: {cause}")
     error.__cause__ = cause
@@ -231,21 +253,9 @@ async def test_a_batch_timed_out_after_its_batchlog_is_counted_and_not_sent_agai
     failure, and sending it again as a logged batch would only load the cluster.  Its writes are
     sent again unlogged, so that a restart, or the visitor's next hit, before Cassandra replays
     the batch finds them."""
-    scope, writer, store = await folded_by_hand(user_name)
-    try:
-        # The batch waits in a batchlog: nothing of it is in the tables yet.
-        sent = logged_batches(store, lambda batch: (False, unavailable(timeout)))
-        await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {(row, b"c"): 2 for row in ROWS}))
-        assert sent == []
-        assert await store.read_rows(scope, ROWS) == [{b"c": 2}] * 2
-    finally:
-        await killed(store)
-    again = await opened(writer)
-    try:
-        assert await again.read_rows(scope, ROWS) == [{b"c": 2}] * 2
-        assert await again.get(scope, VISITOR, "v") == b"state"
-    finally:
-        await again.close()
+    # The batch waits in a batchlog: nothing of it is in the tables yet.
+    sent = await counted_before_and_after_a_kill(user_name, lambda batch: (False, unavailable(timeout)))
+    assert sent == []
 
 
 @pytest_twisted.ensureDeferred
@@ -320,20 +330,8 @@ async def test_a_batch_in_doubt_is_sent_again_until_it_lands_and_counted_once(us
     Answered 503, its hit would be retried, found applied (its insert id) and left uncounted.
     The batch is sent again until it lands instead, and its hit answered once it has."""
     monkeypatch.setattr(cassandra_store, "DOUBT_PAUSE", 0.01)
-    scope, writer, store = await folded_by_hand(user_name)
-    try:
-        sent = logged_batches(store, failing_in_turn([IN_DOUBT] * 3))
-        await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {(row, b"c"): 2 for row in ROWS}))
-        assert len(sent) == 1
-        assert await store.read_rows(scope, ROWS) == [{b"c": 2}] * 2
-    finally:
-        await killed(store)
-    again = await opened(writer)
-    try:
-        assert await again.read_rows(scope, ROWS) == [{b"c": 2}] * 2
-        assert await again.get(scope, VISITOR, "v") == b"state"
-    finally:
-        await again.close()
+    sent = await counted_before_and_after_a_kill(user_name, failing_in_turn([IN_DOUBT] * 3))
+    assert len(sent) == 1
 
 
 @pytest_twisted.ensureDeferred
