@@ -56,6 +56,8 @@ QUIET_SHARE = 0.1
 """Of a core: below it, over `QUIET_WINDOW` seconds, the server and the node are quiet."""
 QUIET_LIMIT = 10.0
 """Seconds waited at most for quiet: a node still compacting does not hold the run up longer."""
+USER = "bench"
+"""The user whose buckets every phase writes to."""
 WARM_UP_ROUND = 30.0
 """Seconds of each wrk run of the node's warm-up, events and batches in turn."""
 
@@ -137,7 +139,7 @@ class Bench:
         try:
             server = start_hiitrack(self.work, self.store_uri(kind, f"ingest-{kind}"), f"ingest-{kind}")
             try:
-                create_user(server.port, "bench")
+                create_user(server.port, USER)
                 busy = [server.process.pid] + ([int(NODE_PID.read_text())] if kind == "cassandra" else [])
                 floors = {
                     mode: statistics.fmean(
@@ -146,7 +148,7 @@ class Bench:
                     )
                     for mode, per_request in (("event", 1), ("batch", BATCH_EVENTS))
                 }
-                self.light_load(kind, server.port, "bench")
+                self.light_load(kind, server.port, USER)
             finally:
                 server.stop()
         finally:
@@ -158,7 +160,7 @@ class Bench:
     ) -> float:
         """One ingest row: the runs of the store on `port` against the floor's, taken in turn while
         the processes `busy` are quiet, and checked exact; the floor's mean requests/s."""
-        user, bucket = "bench", f"{mode}{visitors}"
+        user, bucket = USER, f"{mode}{visitors}"
         label = f"{kind} {mode} {visitors:,} visitors"
         commits_before, batches_before, _ = commits(port)
         runs = self.in_turn(
@@ -242,7 +244,7 @@ class Bench:
         started = time.monotonic()
         server = start_hiitrack(self.work, store, f"restart-{kind}", options)
         clean = time.monotonic() - started
-        user, bucket = "bench", "restart"
+        user, bucket = USER, "restart"
         try:
             create_user(server.port, user)
             killer = threading.Timer(self.args.duration / 2, server.process.kill)
@@ -291,7 +293,7 @@ class Bench:
         store = self.store_uri("cassandra", "scale-out")
         servers = [start_hiitrack(self.work, store, f"scale-out-{n}") for n in range(2)]
         proxy = start_nginx(nginx, self.work, servers)
-        user, bucket = "bench", "scaled"
+        user, bucket = USER, "scaled"
         try:
             create_user(servers[0].port, user)
             load = run_wrk(
@@ -325,13 +327,13 @@ class Bench:
         servers = [start_hiitrack(self.work, store, "beside-0")]
         try:
             servers.append(start_hiitrack(self.work, store, "beside-1"))
-            create_user(servers[0].port, "bench")
+            create_user(servers[0].port, USER)
             self.staleness("sqlite, a hit answered 200 by the journaling process", servers[0].port, servers[1].port)
         finally:
             for server in servers:
                 server.stop()
 
-    def staleness(self, what: str, writer: int, reader: int, user: str = "bench") -> None:
+    def staleness(self, what: str, writer: int, reader: int, user: str = USER) -> None:
         """The row of how long `writer`'s hits take to reach `reader`'s reports (it folds once a second)."""
         hits = self.args.seen_hits
         delays = seen_elsewhere(writer, reader, user, "seen", hits, FOLD_SECONDS)
@@ -379,7 +381,7 @@ class Bench:
         visitors = self.args.funnel_visitors
         print(f"funnel on {kind}: {first:,} then {second:,} events from {visitors:,} visitors", flush=True)
         server = start_hiitrack(self.work, self.store_uri(kind, f"funnel-{kind}"), f"funnel-{kind}")
-        user, bucket = "bench", "funnel"
+        user, bucket = USER, "funnel"
         speeds, single = {}, {}
         try:
             create_user(server.port, user)

@@ -307,7 +307,8 @@ class CassandraStore:
                 raise final[0]
             if attempt >= WRITE_ATTEMPTS:
                 # A write stays in doubt until it lands, whatever its later attempts meet.
-                if doubted.isdisjoint(failed):
+                doubtful = len(doubted.intersection(failed))
+                if not doubtful:
                     raise errors[0]
                 now = self._reactor.seconds()
                 doubt_ends = now + DOUBT_SECONDS if doubt_ends is None else doubt_ends
@@ -315,14 +316,14 @@ class CassandraStore:
                     _log.error(
                         "cassandra: {count} writes still in doubt after {seconds:.0f} s: their hits are"
                         " answered 503, and are not counted if Cassandra applies them later ({error})",
-                        count=len(doubted.intersection(failed)),
+                        count=doubtful,
                         seconds=DOUBT_SECONDS,
                         error=errors[0],
                     )
                     raise errors[0]
                 _log.info(
                     "cassandra: {count} writes in doubt are sent again ({error})",
-                    count=len(doubted.intersection(failed)),
+                    count=doubtful,
                     error=errors[0],
                 )
                 await deferLater(self._reactor, DOUBT_PAUSE, lambda: None)
