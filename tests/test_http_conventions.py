@@ -2,6 +2,8 @@
 parameters, trailing slashes, 405 and 404, and never a traceback."""
 
 import base64
+import itertools
+from urllib.parse import parse_qsl
 
 import pytest
 import pytest_twisted
@@ -13,8 +15,9 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.web.server import Request, Site
 
+from hiitrack.errors import BadRequest
 from hiitrack.metrics import METRICS
-from hiitrack.web.params import Params
+from hiitrack.web.params import Params, _form_pairs
 from hiitrack.web.render import ApiResource
 from hiitrack.web.static import STATIC
 from tests.helpers import auth_of, b64json, batch, eid, new_user, path
@@ -489,3 +492,20 @@ async def test_client_gone_before_the_answer_gets_nothing():
     assert [event["log_format"] for event in events] == ["client went away before the answer to {uri}"]
     assert transport.value() == b""
     assert gone._value.get() == before + 1
+
+
+FORM_PIECES = ["a", "b=", "=", "&", ";", "+", "%20", "%", "%zz", "%C3%A9", "%ff", "\xe9", "c=d"]
+
+
+def test_form_pairs_read_as_parse_qsl_reads_them():
+    """Every string of up to four pieces: the pairs parse_qsl (blank values kept, UTF-8, strict)
+    finds, or 400 where it fails; the fast path for text with nothing to decode included."""
+    for pieces in itertools.chain.from_iterable(itertools.product(FORM_PIECES, repeat=n) for n in range(5)):
+        data = "".join(pieces).encode("latin-1")
+        try:
+            model = parse_qsl(data.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            with pytest.raises(BadRequest):
+                _form_pairs(data, "form body")
+        else:
+            assert _form_pairs(data, "form body") == model, data
