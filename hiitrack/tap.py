@@ -9,6 +9,7 @@ from a file or from the environment (readable by the same user only).
 Tests: tests/test_tap.py.
 """
 
+import gc
 import os
 import socket
 
@@ -174,6 +175,19 @@ class Options(usage.Options):
         return login, password
 
 
+def _freeze_startup_objects() -> None:
+    """Leave what startup made (modules, classes, the store's and the driver's objects: about
+    60,000 objects) out of the collector's walks from now on.
+
+    They live as long as the process, yet each full collection walked them all: 60 to 75 ms
+    of the reactor thread, about every 2.5 s under event load.  Collected first, so no garbage
+    is kept.  The collector's thresholds stay Python's own: cycles made later are collected as
+    often as before.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class HiiTrackService(service.MultiService):
     """Opens the store before listening and closes it after the last request."""
 
@@ -208,6 +222,8 @@ class HiiTrackService(service.MultiService):
             access_log=options["access-log"],
         )
         strports.service(options["port"], site, reactor=listening_reactor(reactor)).setServiceParent(self)
+        self.started: defer.Deferred[None] = defer.Deferred()
+        """Fires once the store is open and the site listens."""
 
     def privilegedStartService(self) -> None:
         """Listen only in startService, once the store is open.
@@ -218,7 +234,9 @@ class HiiTrackService(service.MultiService):
 
     def startService(self) -> None:
         def listen(_: object) -> None:
+            _freeze_startup_objects()
             service.MultiService.startService(self)
+            self.started.callback(None)
 
         def failed(failure: Failure) -> None:
             Logger().failure("could not open the store; stopping", failure)

@@ -2,15 +2,21 @@
 
 Where the server listens (a bare port: loopback only), its request deadlines,
 and where the operator's metrics secret comes from (never the command line,
-which every local user can read in /proc/PID/cmdline).  Only option
+which every local user can read in /proc/PID/cmdline).  Mostly option
 parsing: the service it builds runs in the tests that start a real
-`twistd -n hiitrack` (tests/processes.py).
+`twistd -n hiitrack` (tests/processes.py); one test starts it here, for
+what it does to Python's collector.
 """
 
+import gc
+
 import pytest
+import pytest_twisted
 from twisted.python import usage
 
-from hiitrack.tap import METRICS_AUTH_VARIABLE, Options
+from hiitrack.tap import METRICS_AUTH_VARIABLE, Options, makeService
+from tests.http import Client
+from tests.processes import free_port
 
 
 def parsed(*arguments: str) -> Options:
@@ -124,3 +130,28 @@ def test_metrics_auth_file_errors(tmp_path, monkeypatch):
     monkeypatch.setenv(METRICS_AUTH_VARIABLE, "ops:b")
     with pytest.raises(usage.UsageError, match="not both"):
         parsed("--metrics-auth-file", str(secret))
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_started_service_leaves_its_startup_objects_out_of_the_collector(tmp_path):
+    made_before = [object()]
+    assert gc.get_freeze_count() == 0
+    assert any(tracked is made_before for tracked in gc.get_objects())
+    port = free_port()
+    service = makeService(parsed("--store", f"sqlite:{tmp_path}/h.db", "--port", str(port)))
+    service.startService()
+    try:
+        await service.started
+        assert gc.get_freeze_count() > 0
+        assert not any(tracked is made_before for tracked in gc.get_objects())
+        # What is made from now on is collected as before, and the service answers.
+        made_after = [object()]
+        assert any(tracked is made_after for tracked in gc.get_objects())
+        client = Client(f"http://127.0.0.1:{port}")
+        try:
+            assert (await client.get("/")).json == {"service": "hiitrack"}
+        finally:
+            await client.close()
+    finally:
+        await service.stopService()
+        gc.unfreeze()
