@@ -25,7 +25,7 @@ tab (an event per request cost a formatted timestamp and a flushed write
 each, on 13 % of the reactor thread's samples under load); the file is written
 with a buffer, flushed every second.
 The site keeps the tracking resources (``/{user}/{bucket}/event/{name}``,
-``/property/{name}``) it walked to, by path, in a bounded LRU: such a
+``/property/{name}``, ``/batch``) it walked to, by path, in a bounded LRU: such a
 resource depends on its path alone, and checks every request's credentials
 and parameters itself, so a hit's path is walked and its segments checked
 once, not at every hit.
