@@ -13,8 +13,9 @@ from html import escape
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
 
 from tests.chromium import Page, run_driver
 from tests.helpers import PASSWORD, auth_of, batch, eid, new_user, path, stored
@@ -24,6 +25,13 @@ FORM = """<!doctype html>
 <form method="POST" action="{action}">{fields}</form>
 </body></html>
 """
+
+
+class AttackerSite(Resource):
+    """The other origin's pages; anything else (the browser asks for /favicon.ico) is a plain 404."""
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return notFound()
 
 
 def attack_page(action: str, fields: list[tuple[str, str]]) -> bytes:
@@ -51,7 +59,7 @@ async def test_forms_from_another_site_change_nothing(server, user_name):
             victim + "/b/funnel/evil", [("description", "x"), ("event_id", eid("A")), ("event_id", eid("B"))]
         ),
     }
-    root = Resource()
+    root = AttackerSite()
     for name, html in pages.items():
         root.putChild(name, Page(html, None))
     attacker = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Site(root))
