@@ -4,8 +4,9 @@ time went.
 A hit's time as the client saw it splits into the wait before the server
 read its request (the reactor thread busy with something else: a long
 step), the server's own time, and within that its group commit.  Each of
-the slowest hits is listed with those, and with whether a fold or a full
-collection of Python's collector ran meanwhile; a summary counts them.
+the slowest hits is listed with those, and with whether a fold, a SQLite
+checkpoint or a full collection of Python's collector ran meanwhile; a
+summary counts them.
 Tests: tests/test_bench_smoke.py.
 """
 
@@ -62,7 +63,7 @@ def taken_apart(
         return [span for span in by_kind.get(kind, []) if span.overlaps(start, end)]
 
     lines = ["the slowest hits: ms in all / before the server read it / in the server / its commit; meanwhile"]
-    waited = slow_commits = in_folds = collected = 0
+    waited = slow_commits = in_folds = in_checkpoints = collected = 0
     for at in order:
         start, end = starts[at], starts[at] + took[at]
         served = next((span for span in by_kind.get("request", []) if start <= span.start and span.end <= end), None)
@@ -70,13 +71,16 @@ def taken_apart(
         commits = during("commit", served.start, served.end) if served else []
         commit_time = commits[0].seconds if commits else 0.0
         folds = during("fold", start, end)
+        checkpoints = during("checkpoint", start, end)
         steps = during("step", start, read_at)
         collections = during("collection", start, end)
         waited += read_at - start > LONG_STEP
         slow_commits += commit_time > took[at] / 2
         in_folds += bool(folds)
+        in_checkpoints += bool(checkpoints)
         collected += bool(collections)
         notes = [f"fold of {_ms(fold.seconds)}" for fold in folds]
+        notes += [f"a checkpoint of {_ms(span.seconds)}" for span in checkpoints]
         notes += [f"a reactor step of {_ms(step.seconds)}" for step in steps]
         notes += [f"a full collection of {_ms(span.seconds)}" for span in collections]
         server = _ms(served.seconds) if served else "?"
@@ -87,6 +91,6 @@ def taken_apart(
     lines.append(
         f"of the slowest {len(order)}: {waited} waited over {LONG_STEP * 1000:g} ms before the server read them, "
         f"{slow_commits} spent over half their time in their commit, {in_folds} overlapped a fold, "
-        f"{collected} a full collection"
+        f"{in_checkpoints} a checkpoint, {collected} a full collection"
     )
     return lines

@@ -1,11 +1,13 @@
 """Where a slow hit's time went: ``twistd hiitrack`` that writes a trace of its folds, commits, requests,
-long reactor steps and full collections (``benchmarks.light_load --trace``).
+long reactor steps, SQLite checkpoints and full collections (``benchmarks.light_load --trace``).
 
 Imported before twistd runs; the file is named by the environment variable
 `benchmarks.tail.TRACE_FILE`.  Each line is ``kind start end`` in Unix seconds (the
 client's clock is the same machine's), for:
 
 - ``fold``: a fold of the write-behind journal (every store);
+- ``checkpoint``: a SQLite checkpoint, from asking for its turn among the
+  writes to its end;
 - ``commit``: a group commit's write to the store, from start to durable;
 - ``request``: an HTTP request, from the whole of it read to its answer;
 - ``step``: one reactor step (a socket's events, or the timed calls of a
@@ -96,6 +98,7 @@ def _collection(phase: str, info: dict[str, int]) -> None:
 
 
 _timed_coroutine(WriteBehind, "_fold", "fold")
+_timed_coroutine(SQLiteStore, "checkpoint", "checkpoint")
 for store in (CassandraStore, SQLiteStore):
     _timed_coroutine(store, "_commit", "commit")
 _timed_step(type(reactor), "_doReadOrWrite")

@@ -106,7 +106,8 @@ def test_the_light_load_traced_takes_its_slowest_hits_apart() -> None:
 
 def test_the_tail_is_split_into_the_wait_the_server_and_the_commit() -> None:
     """The slowest two of 200 hits: one of 20 ms read by the server after 12 (a reactor step of 11 ms,
-    during a fold), served in 8, its commit 3 of them; one of 10 ms, 9 of them its commit."""
+    during a fold), served in 8, its commit 3 of them; one of 10 ms, 9 of them its commit, during a
+    checkpoint."""
     spans = [
         Span("fold", 99.0, 100.5),
         Span("step", 100.0005, 100.0115),
@@ -114,6 +115,7 @@ def test_the_tail_is_split_into_the_wait_the_server_and_the_commit() -> None:
         Span("commit", 100.014, 100.017),
         Span("request", 200.0003, 200.0098),
         Span("commit", 200.0005, 200.0095),
+        Span("checkpoint", 199.999, 200.007),
         Span("collection", 300.0, 300.001),
     ]
     starts = [100.0, 200.0] + [300.0 + n for n in range(198)]
@@ -121,9 +123,9 @@ def test_the_tail_is_split_into_the_wait_the_server_and_the_commit() -> None:
     lines = taken_apart(spans, starts, took, ["large"] + ["other"] * 199, [0, 1])
     assert lines[1:] == [
         "  20.0 / 12.0 / 8.0 / 3.0 (large); fold of 1500.0, a reactor step of 11.0",
-        "  10.0 / 0.3 / 9.5 / 9.0 (other)",
+        "  10.0 / 0.3 / 9.5 / 9.0 (other); a checkpoint of 8.0",
         "of the slowest 2: 1 waited over 2 ms before the server read them, 1 spent over half their time in "
-        "their commit, 1 overlapped a fold, 0 a full collection",
+        "their commit, 1 overlapped a fold, 1 a checkpoint, 0 a full collection",
     ]
 
 
