@@ -21,6 +21,7 @@ from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.kinds import VISITOR
 from hiitrack.store.sqlite import SQLiteStore
 from hiitrack.store.sqlite.store import AT_ONCE_ROWS, CHECKPOINT_SECONDS
+from hiitrack.store.write_behind import FOLD_SECONDS
 
 SCOPE = "u/b"
 
@@ -100,10 +101,9 @@ async def test_a_commit_of_many_cells_in_a_process_that_does_not_journal_is_made
 async def test_commits_on_the_reactor_thread_leave_the_checkpoint_to_the_writer_thread(store, tmp_path):
     """SQLite checkpoints by default once the WAL holds 1,000 pages (4 MB here); these commits
     put about 6 MB in it, and the file itself grows only at the checkpoint."""
-    assert store._checkpointing.running
-    assert store._checkpointing.interval == CHECKPOINT_SECONDS
     # The test checkpoints itself, below: a tick of the loop meanwhile would too.
-    store._checkpointing.stop()
+    assert store._checkpoints_from.active()
+    store._checkpoints_from.cancel()
     database = tmp_path / "s.db"
     before = database.stat().st_size
     state = b"x" * 100_000
@@ -113,6 +113,29 @@ async def test_commits_on_the_reactor_thread_leave_the_checkpoint_to_the_writer_
     assert database.stat().st_size == before
     await store.checkpoint()
     assert database.stat().st_size > 60 * len(state)
+
+
+@pytest_twisted.ensureDeferred
+async def test_checkpoints_fall_halfway_between_folds(store):
+    """A fold and a checkpoint each hold the file for some ms: a commit that meets one waits for
+    that one alone, not for a fold and then a checkpoint queued behind it."""
+    assert FOLD_SECONDS == CHECKPOINT_SECONDS
+    next_fold = store._behind.loop.call.getTime()
+    first_checkpoint = store._checkpoints_from.getTime()
+    assert next_fold - first_checkpoint == pytest.approx(CHECKPOINT_SECONDS / 2, abs=0.05)
+    checkpointed: Deferred[float] = Deferred()
+    checkpoint = store.checkpoint
+
+    async def timed() -> None:
+        if not checkpointed.called:
+            checkpointed.callback(reactor.seconds())
+        await checkpoint()
+
+    store.checkpoint = timed
+    at = await checkpointed
+    assert store._checkpointing.running
+    assert store._checkpointing.interval == CHECKPOINT_SECONDS
+    assert store._behind.loop.call.getTime() - at == pytest.approx(CHECKPOINT_SECONDS / 2, abs=0.05)
 
 
 @pytest_twisted.ensureDeferred

@@ -58,6 +58,7 @@ from typing import IO, Any, TypeVar
 import ujson
 from twisted.internet import reactor as default_reactor
 from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -322,6 +323,7 @@ class SQLiteStore:
         self._taking_over.clock = self._reactor
         self._checkpointing = LoopingCall(lambda: Deferred.fromCoroutine(self._checkpoint_tick()))
         self._checkpointing.clock = self._reactor
+        self._checkpoints_from: IDelayedCall | None = None
 
     def __repr__(self) -> str:
         return f"sqlite:{self.path}"
@@ -386,7 +388,12 @@ class SQLiteStore:
         if self._journal_lock is None:
             # The process that journals may stop or die: take its journal over then.
             self._taking_over.start(FOLD_SECONDS, now=False)
-        self._checkpointing.start(CHECKPOINT_SECONDS, now=False)
+        # Half a period out of step with the fold's ticks, which started just now (the fold and
+        # the checkpoint each hold the file for some ms): a commit that meets one of them waits
+        # for it alone, not for a fold and then the checkpoint queued behind it.
+        self._checkpoints_from = self._reactor.callLater(
+            CHECKPOINT_SECONDS / 2, self._checkpointing.start, CHECKPOINT_SECONDS
+        )
 
     async def _take_journal(self) -> None:
         """Journal from now on if no other process does (the lock is free): first fold what
@@ -429,6 +436,8 @@ class SQLiteStore:
 
     async def close(self) -> None:
         try:
+            if self._checkpoints_from is not None and self._checkpoints_from.active():
+                self._checkpoints_from.cancel()
             for loop in (self._taking_over, self._checkpointing):
                 if loop.running:
                     loop.stop()
