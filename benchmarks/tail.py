@@ -4,9 +4,10 @@ time went.
 A hit's time as the client saw it splits into the wait before the server
 read its request (the reactor thread busy with something else: a long
 step), the server's own time, and within that its group commit.  Each of
-the slowest hits is listed with those, and with whether a fold, a SQLite
-checkpoint or a full collection of Python's collector ran meanwhile; a
-summary counts them.
+the slowest hits is listed with those, with the store's point reads it
+made (a visitor's state, a bucket's record), and with whether a fold, a
+SQLite checkpoint or a full collection of Python's collector ran
+meanwhile; a summary counts them.
 Tests: tests/test_bench_smoke.py.
 """
 
@@ -69,6 +70,7 @@ def taken_apart(
         served = next((span for span in by_kind.get("request", []) if start <= span.start and span.end <= end), None)
         read_at = served.start if served else end
         commits = during("commit", served.start, served.end) if served else []
+        reads = during("read", served.start, served.end) if served else []
         commit_time = commits[0].seconds if commits else 0.0
         folds = during("fold", start, end)
         checkpoints = during("checkpoint", start, end)
@@ -81,6 +83,7 @@ def taken_apart(
         collected += bool(collections)
         notes = [f"fold of {_ms(fold.seconds)}" for fold in folds]
         notes += [f"a checkpoint of {_ms(span.seconds)}" for span in checkpoints]
+        notes += [f"a read of {_ms(span.seconds)}" for span in reads]
         notes += [f"a reactor step of {_ms(step.seconds)}" for step in steps]
         notes += [f"a full collection of {_ms(span.seconds)}" for span in collections]
         server = _ms(served.seconds) if served else "?"

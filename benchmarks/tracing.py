@@ -1,4 +1,4 @@
-"""Where a slow hit's time went: ``twistd hiitrack`` that writes a trace of its folds, commits, requests,
+"""Where a slow hit's time went: ``twistd hiitrack`` that writes a trace of its folds, commits, reads, requests,
 long reactor steps, SQLite checkpoints and full collections (``benchmarks.light_load --trace``).
 
 Imported before twistd runs; the file is named by the environment variable
@@ -9,6 +9,8 @@ client's clock is the same machine's), for:
 - ``checkpoint``: a SQLite checkpoint, from asking for its turn among the
   writes to its end;
 - ``commit``: a group commit's write to the store, from start to durable;
+- ``read``: a point read of the store (`get`: a visitor's state, a
+  bucket's record), from asked to answered;
 - ``request``: an HTTP request, from the whole of it read to its answer;
 - ``step``: one reactor step (a socket's events, or the timed calls of a
   turn) that held the reactor thread longer than `benchmarks.tail.LONG_STEP` seconds:
@@ -101,6 +103,7 @@ _timed_coroutine(WriteBehind, "_fold", "fold")
 _timed_coroutine(SQLiteStore, "checkpoint", "checkpoint")
 for store in (CassandraStore, SQLiteStore):
     _timed_coroutine(store, "_commit", "commit")
+    _timed_coroutine(store, "get", "read")
 _timed_step(type(reactor), "_doReadOrWrite")
 _timed_step(type(reactor), "runUntilCurrent")
 _requests()

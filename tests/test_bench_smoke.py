@@ -106,12 +106,13 @@ def test_the_light_load_traced_takes_its_slowest_hits_apart() -> None:
 
 def test_the_tail_is_split_into_the_wait_the_server_and_the_commit() -> None:
     """The slowest two of 200 hits: one of 20 ms read by the server after 12 (a reactor step of 11 ms,
-    during a fold), served in 8, its commit 3 of them; one of 10 ms, 9 of them its commit, during a
-    checkpoint."""
+    during a fold), served in 8, a read of the store 2 of them and its commit 3; one of 10 ms, 9 of
+    them its commit, during a checkpoint."""
     spans = [
         Span("fold", 99.0, 100.5),
         Span("step", 100.0005, 100.0115),
         Span("request", 100.012, 100.020),
+        Span("read", 100.0121, 100.0141),
         Span("commit", 100.014, 100.017),
         Span("request", 200.0003, 200.0098),
         Span("commit", 200.0005, 200.0095),
@@ -122,7 +123,7 @@ def test_the_tail_is_split_into_the_wait_the_server_and_the_commit() -> None:
     took = [0.020, 0.010] + [0.001] * 198
     lines = taken_apart(spans, starts, took, ["large"] + ["other"] * 199, [0, 1])
     assert lines[1:] == [
-        "  20.0 / 12.0 / 8.0 / 3.0 (large); fold of 1500.0, a reactor step of 11.0",
+        "  20.0 / 12.0 / 8.0 / 3.0 (large); fold of 1500.0, a read of 2.0, a reactor step of 11.0",
         "  10.0 / 0.3 / 9.5 / 9.0 (other); a checkpoint of 8.0",
         "of the slowest 2: 1 waited over 2 ms before the server read them, 1 spent over half their time in "
         "their commit, 1 overlapped a fold, 1 a checkpoint, 0 a full collection",
