@@ -88,7 +88,8 @@ CHECKPOINT_SECONDS = 1.0
 """How often the writer thread copies the WAL's pages into the file (SQLite's checkpoint).  No
 connection checkpoints at the end of a commit, as SQLite's do by default once the WAL holds
 1,000 pages: on the reactor thread that copy, thousands of pages after a fold, and its two
-`fsync`s would stop every connection meanwhile."""
+`fsync`s would stop every connection meanwhile.  The checkpoints tick half a period after the
+folds, so that a commit waits for one of them at a time."""
 JOURNAL_LOCK = ".journal-lock"
 """Appended to the file's path: the lock the journaling process holds."""
 
