@@ -389,9 +389,8 @@ class SQLiteStore:
         if self._journal_lock is None:
             # The process that journals may stop or die: take its journal over then.
             self._taking_over.start(FOLD_SECONDS, now=False)
-        # Half a period out of step with the fold's ticks, which started just now (the fold and
-        # the checkpoint each hold the file for some ms): a commit that meets one of them waits
-        # for it alone, not for a fold and then the checkpoint queued behind it.
+        # A journaling process started its folds' loop just now (_take_journal): the checkpoints
+        # tick half a period after it (CHECKPOINT_SECONDS).
         self._checkpoints_from = self._reactor.callLater(
             CHECKPOINT_SECONDS / 2, self._checkpointing.start, CHECKPOINT_SECONDS
         )
