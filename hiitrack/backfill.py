@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 import ujson
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, DeferredSemaphore, gatherResults
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, DeferredSemaphore
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 
 from hiitrack.conversions import SavedFunnel
 from hiitrack.forwarding import Forwarder
+from hiitrack.gathering import gather
 from hiitrack.store.interface import RecordWriter, WriteBatch
 from hiitrack.store.kinds import BACKFILL, FUNNEL, VISITOR
 from hiitrack.tracking import Tracker
@@ -146,9 +147,8 @@ class Backfills:
         cursor, visitors = progress["cursor"], progress["visitors"]
         while True:
             page, following = await self._store.sweep(scope, VISITOR, cursor, PAGE)
-            counted = await gatherResults(
-                [self._at_once.run(self._count, scope, name, ticket, visitor_id, funnel) for visitor_id, _ in page],
-                consumeErrors=True,
+            counted = await gather(
+                self._at_once.run(self._count, scope, name, ticket, visitor_id, funnel) for visitor_id, _ in page
             )
             if not all(counted):
                 return

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import ujson
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 
 from hiitrack.caching import LRU
+from hiitrack.gathering import gather
 from hiitrack.ids import ID_SIZE, canonical_json, decode_id, encode_id
 from hiitrack.limits import Limits, OverLimit
 from hiitrack.store import WriteBatch
@@ -93,9 +94,7 @@ class Catalog:
         if not unknown:
             return admission
         addresses = list(unknown)
-        stored = await gatherResults(
-            [Deferred.fromCoroutine(self._store.get(scope, kind, key)) for kind, key in addresses], consumeErrors=True
-        )
+        stored = await gather(Deferred.fromCoroutine(self._store.get(scope, kind, key)) for kind, key in addresses)
         for (kind, _), raw, raw_id in zip(addresses, stored, unknown.values(), strict=True):
             if raw is not None:
                 continue
@@ -113,9 +112,8 @@ class Catalog:
     async def _check(self, scope: str, admission: Admission) -> None:
         counts = self._counts.get(scope)
         if counts is None or self._clock() - counts.read_at > COUNT_SECONDS:
-            events, properties = await gatherResults(
-                [Deferred.fromCoroutine(self._store.scan(scope, kind)) for kind in (EVENT, PROPERTY)],
-                consumeErrors=True,
+            events, properties = await gather(
+                Deferred.fromCoroutine(self._store.scan(scope, kind)) for kind in (EVENT, PROPERTY)
             )
             counts = _Counts(self._clock(), len(events), len(properties))
             self._counts.put(scope, counts)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Protocol
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 
 from hiitrack.accounts import Accounts, bucket_scope
 from hiitrack.catalog import Catalog
@@ -36,6 +36,7 @@ from hiitrack.counting import (
 )
 from hiitrack.errors import BadRequest, NotFound
 from hiitrack.funnels import BUCKET_BOUNDS, median
+from hiitrack.gathering import gather
 from hiitrack.ids import encode_id, property_id
 from hiitrack.limits import Limits, OverLimit
 from hiitrack.store.interface import CounterStore, RecordStore
@@ -337,12 +338,9 @@ class Reports:
             low = 1 if reached else 2
             raise BadRequest(f"step must be an integer from {low} to {steps} for this funnel and status")
         levels = range(step, steps + 1) if reached else [step - 1]
-        pages = await gatherResults(
-            [
-                Deferred.fromCoroutine(self._store.page(scope, level_kind(funnel.version, level), after, limit + 1))
-                for level in levels
-            ],
-            consumeErrors=True,
+        pages = await gather(
+            Deferred.fromCoroutine(self._store.page(scope, level_kind(funnel.version, level), after, limit + 1))
+            for level in levels
         )
         visitors = sorted({key for page in pages for key, _ in page})
         more = len(visitors) > limit

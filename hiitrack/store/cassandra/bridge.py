@@ -34,9 +34,10 @@ from cassandra.cluster import NoHostAvailable, ResponseFuture
 from cassandra.connection import ConnectionException
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType
-from twisted.internet.defer import Deferred, DeferredList, DeferredSemaphore, fail, succeed
+from twisted.internet.defer import Deferred, DeferredSemaphore, fail, succeed
 from twisted.python.failure import Failure
 
+from hiitrack.gathering import gather
 from hiitrack.store.cassandra.connect import idempotent
 from hiitrack.store.cassandra.wire import on_reactor
 from hiitrack.store.interface import StoreUnavailable
@@ -47,7 +48,6 @@ __all__ = [
     "applied",
     "batch_logged",
     "deferred_from_future",
-    "gather",
     "in_doubt",
     "logged",
     "packed",
@@ -143,15 +143,6 @@ def deferred_from_future(reactor: Any, future: ResponseFuture) -> Deferred:
         lambda _rows: on_reactor(reactor, done.callback, future), lambda error: on_reactor(reactor, done.errback, error)
     )
     return done.addCallbacks(lambda finished: finished.result(), _unavailable)
-
-
-async def gather(deferreds: Iterable[Deferred]) -> list:
-    """Every result in order, once all have ended; the first failure if any."""
-    results = await DeferredList(list(deferreds), consumeErrors=True)
-    for succeeded, value in results:
-        if not succeeded:
-            value.raiseException()
-    return [value for _, value in results]
 
 
 def applied(result: Any) -> bool:

@@ -25,7 +25,8 @@ from cassandra.query import BatchType
 from twisted.internet.defer import Deferred
 
 from hiitrack.caching import LRU
-from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, applied, chunks, gather, packed
+from hiitrack.gathering import gather
+from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, applied, chunks, packed
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
 from hiitrack.store.write_behind import Unfolded
 

@@ -1,0 +1,70 @@
+"""A store read that fails partway through a request: 503 and a JSON error, never a 500.
+
+Each case makes one kind of read fail (the store raises `StoreUnavailable`,
+as it does when Cassandra cannot answer) where a request makes several at
+once, and checks that the client is told to try again and that nothing of
+the hit was stored.
+"""
+
+import pytest
+import pytest_twisted
+
+from hiitrack.store.interface import StoreUnavailable
+from hiitrack.store.kinds import EVENT, INSERT, VISITOR
+from tests.helpers import PASSWORD, get_json, new_user, path, stored, track
+
+
+def _failing_reads(store, kind) -> None:
+    """From now on `store` fails every point read of `kind`."""
+    get = store.get
+
+    async def failing(scope, read_kind, key):
+        if read_kind.name == kind.name:
+            raise StoreUnavailable(f"a read of {kind.name} fails")
+        return await get(scope, read_kind, key)
+
+    store.get = failing
+
+
+@pytest.mark.parametrize(
+    "kind, params",
+    [
+        (EVENT, {"visitor_id": "v1"}),  # the catalog asks whether the new name exists
+        (VISITOR, {"visitor_id": "new"}),  # a visitor not in the cache
+        (INSERT, {"visitor_id": "v1", "insert_id": "i-1"}),  # whether the insert_id was applied
+    ],
+    ids=["name", "visitor", "insert_id"],
+)
+@pytest_twisted.ensureDeferred
+async def test_a_hit_whose_read_fails_is_503_and_stores_nothing(server, user_name, kind, params):
+    client = server.client
+    await new_user(client, user_name)
+    await track(client, user_name, "b", "v1", "seen")
+    before = await stored(server, f"{user_name}/b")
+    _failing_reads(server.app.store, kind)
+    answer = await client.post(path(user_name, "b", "event", "unseen" if kind == EVENT else "seen"), params)
+    assert answer.status == 503, answer.body
+    assert answer.json == {"error": "storage unavailable, try again"}
+    del server.app.store.get
+    assert await stored(server, f"{user_name}/b") == before
+    assert (await get_json(server, user_name, "event", "seen"))["total"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_funnel_visitors_page_whose_read_fails_is_503(server, user_name):
+    client = server.client
+    await new_user(client, user_name)
+    await track(client, user_name, "b", "v1", "a", "b")
+    params = [("event", "a"), ("event", "b")]
+    assert (await client.post(f"/{user_name}/b/funnel/f", params, auth=(user_name, PASSWORD))).status == 201
+    await server.app.backfills.finished(f"{user_name}/b", "f")
+    store = server.app.store
+
+    async def failing_page(*args, **kwargs):
+        raise StoreUnavailable("a page of a funnel level fails")
+
+    store.page = failing_page
+    where = f"/{user_name}/b/funnel/f/visitors"
+    answer = await client.get(where, {"step": 1, "status": "reached"}, auth=(user_name, PASSWORD))
+    assert answer.status == 503, answer.body
+    assert answer.json == {"error": "storage unavailable, try again"}
