@@ -1,7 +1,8 @@
 """The write path: a visitor's actions become one durable batch of counters.
 
 For each request: wait for the visitor's earlier requests (per-visitor
-order), take the visitor's state (from a bounded cache, else the store), let
+order), take the visitor's state (from a bounded cache, else the store, read
+at the same time as whether the hit's `insert_id` was applied), let
 hiitrack.counting work out the increments (and hiitrack.conversions those of
 the saved funnels), and write the increments, the new states, the hit itself
 (its visitor's history, hiitrack.history) and any new names as one batch.
@@ -131,9 +132,22 @@ class Tracker:
 
         async def apply() -> bool:
             key = (scope, visitor_id)
-            if insert_id is not None and await self._applied(scope, insert_id):
+            if insert_id is None:
+                raw = await self._state(key)
+            elif self._insert_ids.get((scope, insert_id)) is not None:
                 return False
-            visitor = await self._visitor(key)
+            else:
+                # The state is read while the insert_id's read is under way: the
+                # tracker gives every hit an insert_id, and a visitor's first hit
+                # would wait for two round trips.
+                applied = Deferred.fromCoroutine(self._store.get(scope, INSERT, insert_id))
+                try:
+                    raw = await self._state(key)
+                finally:
+                    found = await applied
+                if found is not None:
+                    return False
+            visitor = self._visitor(key, raw)
             if visitor.hits >= self._limits.visitor_hits:
                 METRICS.history_refused.inc()
                 raise OverLimit("visitor_hits", self._limits.visitor_hits, "this visitor's history is full")
@@ -252,21 +266,18 @@ class Tracker:
         deleted = self._deleted.get(scope)
         return deleted is not None and deleted >= ticket
 
-    async def _applied(self, scope: str, insert_id: str) -> bool:
-        if self._insert_ids.get((scope, insert_id)) is not None:
-            return True
-        return await self._store.get(scope, INSERT, insert_id) is not None
-
-    async def _visitor(self, key: tuple[str, str]) -> Visitor:
+    async def _state(self, key: tuple[str, str]) -> bytes | None:
+        """The visitor's state as stored: this process's copy while it is trusted, else the store's."""
         cached = self._visitors.get(key)
-        parsed = self._parsed.pop(key)
         if cached is not None and self._clock() - cached[1] <= self._cache_seconds:
-            raw: bytes | None = cached[0]
-            if parsed is not None and parsed[0] is raw:
-                return parsed[1]
-        else:
-            scope, visitor_id = key
-            raw = await self._store.get(scope, VISITOR, visitor_id)
+            return cached[0]
+        return await self._store.get(key[0], VISITOR, key[1])
+
+    def _visitor(self, key: tuple[str, str], raw: bytes | None) -> Visitor:
+        """`raw` parsed, or the parse this process kept if it was of these very bytes."""
+        parsed = self._parsed.pop(key)
+        if raw is not None and parsed is not None and parsed[0] is raw:
+            return parsed[1]
         return Visitor() if raw is None else Visitor.from_bytes(raw)
 
     async def deleting(self, scopes: Iterable[str], drop: Callable[[], Awaitable[object]]) -> None:

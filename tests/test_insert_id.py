@@ -3,6 +3,8 @@
 import pytest_twisted
 from twisted.internet import defer
 
+from hiitrack.counting import TOTAL, event_row
+from hiitrack.ids import event_id
 from tests.http import b64json, path
 
 
@@ -66,3 +68,31 @@ async def test_an_empty_insert_id_is_refused(server, user_name):
     answer = await client.post(path(user_name, "site", "event", "A"), {"visitor_id": "v", "insert_id": ""})
     assert answer.status == 400
     assert (await client.get(path(user_name, "site"), auth=(user_name, "pw-secret"))).status == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_visitors_hit_reads_its_insert_id_and_state_at_once(server, user_name):
+    """Every tracker hit has an insert_id: a visitor's first hit asks for both reads before either answers."""
+    store, tracker = server.app.store, server.app.tracker
+    scope = f"{user_name}/site"
+    get, asked, held = store.get, [], []
+
+    async def held_get(read_scope, kind, key):
+        if read_scope == scope and kind.name in ("insert", "visitor"):
+            asked.append(kind.name)
+            answered = defer.Deferred()
+            held.append(answered)
+            await answered
+        return await get(read_scope, kind, key)
+
+    store.get = held_get
+    ticket = await tracker.opened(scope)
+    hit = defer.Deferred.fromCoroutine(tracker.track(scope, ticket, "new", ["A"], insert_id="k-1"))
+    assert sorted(asked) == ["insert", "visitor"]
+    for answered in held:
+        answered.callback(None)
+    assert await hit is True
+    del store.get
+    again = await tracker.track(scope, await tracker.opened(scope), "new", ["A"], insert_id="k-1")
+    assert again is False
+    assert (await store.read_rows(scope, [event_row(event_id("A"))]))[0].get(TOTAL) == 1

@@ -31,9 +31,10 @@ def _failing_reads(store, kind) -> None:
     [
         (EVENT, {"visitor_id": "v1"}),  # the catalog asks whether the new name exists
         (VISITOR, {"visitor_id": "new"}),  # a visitor not in the cache
+        (VISITOR, {"visitor_id": "new", "insert_id": "i-2"}),  # while its insert_id is read
         (INSERT, {"visitor_id": "v1", "insert_id": "i-1"}),  # whether the insert_id was applied
     ],
-    ids=["name", "visitor", "insert_id"],
+    ids=["name", "visitor", "visitor-with-insert_id", "insert_id"],
 )
 @pytest_twisted.ensureDeferred
 async def test_a_hit_whose_read_fails_is_503_and_stores_nothing(server, user_name, kind, params):
