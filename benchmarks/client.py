@@ -114,11 +114,17 @@ def seen_elsewhere(writer: int, reader: int, user: str, bucket: str, hits: int, 
 
 
 def timed_hits(
-    port: int, prefix: str, hits: int, visitor: Callable[[int], str], starts: list[float] | None = None
+    port: int,
+    prefix: str,
+    hits: int,
+    visitor: Callable[[int], str],
+    starts: list[float] | None = None,
+    insert_ids: bool = False,
 ) -> list[float]:
     """Seconds each of `hits` event requests took, sent one at a time on one kept-alive
     connection, hit n from visitor(n); each must be answered 200.  When each was sent (Unix
-    seconds) goes to `starts` if given."""
+    seconds) goes to `starts` if given.  With `insert_ids` each hit has an insert_id of its
+    own, as the JavaScript tracker's have."""
     connection = HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     took = []
@@ -128,7 +134,8 @@ def timed_hits(
             if starts is not None:
                 starts.append(time.time())
             started = time.perf_counter()
-            connection.request("POST", f"{prefix}/event/{name}", f"visitor_id={visitor(n)}", headers)
+            form = f"visitor_id={visitor(n)}" + (f"&insert_id=hit{n}" if insert_ids else "")
+            connection.request("POST", f"{prefix}/event/{name}", form, headers)
             answer = connection.getresponse()
             body = answer.read()
             took.append(time.perf_counter() - started)

@@ -37,9 +37,12 @@ KINDS = ("first", "large", "other")
 """A hit is its visitor's first (its state read from the store), the large visitor's, or another."""
 
 
-def light_load(port: int, prefix: str, hits: int, starts: list[float] | None = None) -> tuple[list[float], list[str]]:
+def light_load(
+    port: int, prefix: str, hits: int, starts: list[float] | None = None, insert_ids: bool = False
+) -> tuple[list[float], list[str]]:
     """Give the large visitor its events, then time `hits` hits one at a time under `prefix`
-    (/{user}/{bucket}); each hit's seconds and kind (when each was sent to `starts`, if given)."""
+    (/{user}/{bucket}); each hit's seconds and kind (when each was sent to `starts`, if given;
+    `insert_ids`: each hit with one of its own)."""
     for n in range(LARGE_STATE_EVENTS):
         status, body = http(port, "POST", f"{prefix}/event/large{n}", {"visitor_id": "large"})
         if status != 200:
@@ -49,7 +52,7 @@ def light_load(port: int, prefix: str, hits: int, starts: list[float] | None = N
     for visitor in visitors:
         kinds.append("large" if visitor == "large" else "other" if visitor in seen else "first")
         seen.add(visitor)
-    return timed_hits(port, prefix, hits, visitors.__getitem__, starts), kinds
+    return timed_hits(port, prefix, hits, visitors.__getitem__, starts, insert_ids), kinds
 
 
 def _cuts(seconds: list[float]) -> str:
@@ -63,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hits", type=int, default=3000, help="timed hits (default 3000, as the full run)")
     parser.add_argument("--fold-off", action="store_true", help="no fold of the journal during the load")
     parser.add_argument("--trace", action="store_true", help="where the slowest hits' time went")
+    parser.add_argument(
+        "--insert-ids", action="store_true", help="each hit with an insert_id of its own, as the tracker sends"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hiitrack-light-"))
     keyspace = f"light_{time.time_ns()}"
@@ -76,13 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     server = start_hiitrack(work, store, "light", preload=preload)
     try:
         create_user(server.port, "bench")
-        latencies, kinds = light_load(server.port, "/bench/light", args.hits, starts)
+        latencies, kinds = light_load(server.port, "/bench/light", args.hits, starts, args.insert_ids)
         counted = recorded(server.port, "bench", "light")
     finally:
         server.stop()
         if args.store == "cassandra":
             drop_keyspaces([keyspace])
-    print(f"{args.store} light load{' (fold off)' if args.fold_off else ''}, {args.hits:,} hits one at a time")
+    options = [name for name, on in (("fold off", args.fold_off), ("insert_ids", args.insert_ids)) if on]
+    shown = f" ({', '.join(options)})" if options else ""
+    print(f"{args.store} light load{shown}, {args.hits:,} hits one at a time")
     print(f"all: p50 / p90 / p99 {_cuts(latencies)} ms")
     for kind in KINDS:
         mine = [took for took, its in zip(latencies, kinds, strict=True) if its == kind]

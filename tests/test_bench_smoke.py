@@ -77,9 +77,9 @@ def test_funnel_only_reads_the_funnel_and_nothing_else() -> None:
 @pytest.mark.timeout(180)
 def test_the_light_load_alone_gives_each_kind_of_hit_and_counts_them_all() -> None:
     """`python -m benchmarks.light_load`: p50 <= p90 <= p99 for all hits and each kind, every hit counted,
-    also with the fold off (the hits then counted from the unfolded journal)."""
-    for fold in ([], ["--fold-off"]):
-        output = ran("benchmarks.light_load", "--hits", "300", *fold)
+    also with the fold off (the hits then counted from the unfolded journal) and with insert_ids."""
+    for option in ([], ["--fold-off"], ["--insert-ids"]):
+        output = ran("benchmarks.light_load", "--hits", "300", *option)
         figures = re.findall(r"^(all|first|large|other)(?: \(([\d,]+) hits\))?: p50 / p90 / p99 (.+) ms$", output, re.M)
         assert [kind for kind, _, _ in figures] == ["all", "first", "large", "other"], output
         # 300 hits: every tenth the large visitor's, the first of each of 100 visitors (90 among the rest).
@@ -88,7 +88,8 @@ def test_the_light_load_alone_gives_each_kind_of_hit_and_counts_them_all() -> No
             p50, p90, p99 = (float(cut) for cut in cuts.split(" / "))
             assert 0 < p50 <= p90 <= p99
         assert "counted 300 of 300 answered 200" in output
-        assert ("(fold off)" in output) == bool(fold)
+        assert ("(fold off)" in output) == (option == ["--fold-off"])
+        assert ("(insert_ids)" in output) == (option == ["--insert-ids"])
 
 
 @pytest.mark.timeout(180)
