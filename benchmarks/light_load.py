@@ -1,5 +1,5 @@
 """The light load alone, its tail taken apart: ``python -m benchmarks.light_load [--store sqlite|cassandra]
-[--hits N] [--fold-off] [--trace]``.
+[--hits N] [--fold-off] [--trace] [--insert-ids] [--new-visitors]``.
 
 The full benchmark's light load (benchmarks/phases.py: one hit at a time on
 one kept-alive connection, a tenth of them from a visitor of
@@ -12,7 +12,10 @@ the large visitor's; the others) and the kinds among the slowest 1 %.  With
 unfolded layers): the difference is the fold's share of the tail.  With
 ``--trace`` the server traces its folds, commits, requests and long reactor
 steps (benchmarks/tracing.py), and each of the slowest 1 % is taken apart
-(benchmarks/tail.py).  A fresh server and store each run, the node of
+(benchmarks/tail.py).  ``--insert-ids`` gives each hit an insert_id of its
+own, as hiitrack.js does, so that each asks the store whether it was
+applied; ``--new-visitors`` makes every timed hit a new visitor's first.
+A fresh server and store each run, the node of
 ``scripts/cassandra`` for Cassandra.  Loopback only.  Tests: tests/test_bench_smoke.py.
 """
 
@@ -38,16 +41,21 @@ KINDS = ("first", "large", "other")
 
 
 def light_load(
-    port: int, prefix: str, hits: int, starts: list[float] | None = None, insert_ids: bool = False
+    port: int,
+    prefix: str,
+    hits: int,
+    starts: list[float] | None = None,
+    insert_ids: bool = False,
+    new_visitors: bool = False,
 ) -> tuple[list[float], list[str]]:
     """Give the large visitor its events, then time `hits` hits one at a time under `prefix`
     (/{user}/{bucket}); each hit's seconds and kind (when each was sent to `starts`, if given;
-    `insert_ids`: each hit with one of its own)."""
+    `insert_ids`: each hit with one of its own; `new_visitors`: each hit a new visitor's)."""
     for n in range(LARGE_STATE_EVENTS):
         status, body = http(port, "POST", f"{prefix}/event/large{n}", {"visitor_id": "large"})
         if status != 200:
             raise RuntimeError(f"could not record the large visitor's event {n}: {status} {body}")
-    visitors = ["large" if n % 10 == 0 else f"v{n % 100}" for n in range(hits)]
+    visitors = [f"new{n}" if new_visitors else "large" if n % 10 == 0 else f"v{n % 100}" for n in range(hits)]
     kinds, seen = [], set()
     for visitor in visitors:
         kinds.append("large" if visitor == "large" else "other" if visitor in seen else "first")
@@ -69,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--insert-ids", action="store_true", help="each hit with an insert_id of its own, as the tracker sends"
     )
+    parser.add_argument("--new-visitors", action="store_true", help="each hit a new visitor's first")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hiitrack-light-"))
     keyspace = f"light_{time.time_ns()}"
@@ -82,13 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     server = start_hiitrack(work, store, "light", preload=preload)
     try:
         create_user(server.port, "bench")
-        latencies, kinds = light_load(server.port, "/bench/light", args.hits, starts, args.insert_ids)
+        latencies, kinds = light_load(
+            server.port, "/bench/light", args.hits, starts, args.insert_ids, args.new_visitors
+        )
         counted = recorded(server.port, "bench", "light")
     finally:
         server.stop()
         if args.store == "cassandra":
             drop_keyspaces([keyspace])
-    options = [name for name, on in (("fold off", args.fold_off), ("insert_ids", args.insert_ids)) if on]
+    chosen = (("fold off", args.fold_off), ("insert_ids", args.insert_ids), ("new visitors", args.new_visitors))
+    options = [name for name, on in chosen if on]
     shown = f" ({', '.join(options)})" if options else ""
     print(f"{args.store} light load{shown}, {args.hits:,} hits one at a time")
     print(f"all: p50 / p90 / p99 {_cuts(latencies)} ms")

@@ -77,7 +77,8 @@ def test_funnel_only_reads_the_funnel_and_nothing_else() -> None:
 @pytest.mark.timeout(180)
 def test_the_light_load_alone_gives_each_kind_of_hit_and_counts_them_all() -> None:
     """`python -m benchmarks.light_load`: p50 <= p90 <= p99 for all hits and each kind, every hit counted,
-    also with the fold off (the hits then counted from the unfolded journal) and with insert_ids."""
+    also with the fold off (the hits then counted from the unfolded journal) and with insert_ids;
+    with new visitors only, every hit is a first."""
     for option in ([], ["--fold-off"], ["--insert-ids"]):
         output = ran("benchmarks.light_load", "--hits", "300", *option)
         figures = re.findall(r"^(all|first|large|other)(?: \(([\d,]+) hits\))?: p50 / p90 / p99 (.+) ms$", output, re.M)
@@ -90,6 +91,10 @@ def test_the_light_load_alone_gives_each_kind_of_hit_and_counts_them_all() -> No
         assert "counted 300 of 300 answered 200" in output
         assert ("(fold off)" in output) == (option == ["--fold-off"])
         assert ("(insert_ids)" in output) == (option == ["--insert-ids"])
+    output = ran("benchmarks.light_load", "--hits", "300", "--insert-ids", "--new-visitors")
+    assert re.search(r"^first \(300 hits\): p50 / p90 / p99 ", output, re.M), output
+    assert "(insert_ids, new visitors)" in output
+    assert "counted 300 of 300 answered 200" in output
 
 
 @pytest.mark.timeout(180)
