@@ -94,6 +94,9 @@ def main() -> None:
         help="Cassandra's commits as unlogged batches (benchmarks/unlogged.py): what the batchlog costs",
     )
     parser.add_argument("--floor", action="store_true", help="first the same load on the bare floor, for a ratio")
+    parser.add_argument(
+        "--insert-ids", action="store_true", help="each request with an insert_id of its own, as hiitrack.js sends"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hiitrack-profile-"))
     keyspace = f"profile_{time.time_ns()}"
@@ -104,7 +107,14 @@ def main() -> None:
         bare = start_floor(work)
         try:
             floor = run_wrk(
-                work, bare.port, mode=args.mode, prefix="/floor/b", visitors=args.visitors, seconds=args.seconds, seed=2
+                work,
+                bare.port,
+                mode=args.mode,
+                prefix="/floor/b",
+                visitors=args.visitors,
+                seconds=args.seconds,
+                seed=2,
+                insert_ids=args.insert_ids,
             )
         finally:
             bare.stop()
@@ -113,7 +123,16 @@ def main() -> None:
     server = start_hiitrack(work, store, "profile", preload=preload)
     try:
         create_user(server.port, "bench")
-        run_wrk(work, server.port, mode=args.mode, prefix="/bench/warm", visitors=args.visitors, seconds=3, seed=1)
+        run_wrk(
+            work,
+            server.port,
+            mode=args.mode,
+            prefix="/bench/warm",
+            visitors=args.visitors,
+            seconds=3,
+            seed=1,
+            insert_ids=args.insert_ids,
+        )
         spy = None
         spy_seconds = max(1, int(args.seconds) - 2)
         if args.spy:
@@ -123,7 +142,14 @@ def main() -> None:
         server_before, node_before = cpu_seconds(server.process.pid), cpu_seconds(node) if node else 0.0
         commits_before = commits(server.port)
         load = run_wrk(
-            work, server.port, mode=args.mode, prefix="/bench/run", visitors=args.visitors, seconds=args.seconds, seed=2
+            work,
+            server.port,
+            mode=args.mode,
+            prefix="/bench/run",
+            visitors=args.visitors,
+            seconds=args.seconds,
+            seed=2,
+            insert_ids=args.insert_ids,
         )
         server_cpu = cpu_seconds(server.process.pid) - server_before
         node_cpu = cpu_seconds(node) - node_before if node else 0.0
@@ -138,6 +164,7 @@ def main() -> None:
             drop_keyspaces([keyspace])
     variant = " (commits discarded)" if args.discard_commits else ""
     variant += " (unlogged batches)" if args.unlogged else ""
+    variant += " (insert_ids)" if args.insert_ids else ""
     line = f"{args.store} {args.mode}{variant}: {load.rate:,.0f} requests/s"
     line += f" ({load.ok:,} answered 200, {load.bad} others)"
     if floor is not None:

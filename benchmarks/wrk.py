@@ -85,6 +85,7 @@ def run_wrk(
     cap: float = 120.0,
     events_per_message: int = BATCH_EVENTS,
     visitor_in_query: bool = False,
+    insert_ids: bool = False,
 ) -> Load:
     """One wrk run against 127.0.0.1:port, bounded by `cap` seconds past its work."""
     wrk = shutil.which("wrk")
@@ -104,6 +105,7 @@ def run_wrk(
         auth=auth,
         seed=seed,
         in_query="true" if visitor_in_query else "false",
+        insert_ids="true" if insert_ids else "false",
         done=DONE,
         result=RESULT,
     )

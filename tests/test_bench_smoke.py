@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from cassandra.cluster import Cluster
 
-from benchmarks.client import http
+from benchmarks.client import create_user, http, recorded
 from benchmarks.profile import innermost_summary, spy_summary
 from benchmarks.report import Report
-from benchmarks.servers import start_floor
+from benchmarks.servers import start_floor, start_hiitrack
 from benchmarks.tail import Span, taken_apart
-from benchmarks.wrk import Load
+from benchmarks.wrk import Load, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -254,3 +254,20 @@ assert store.logged(writes[:1]) == (writes[0].statement, (0,))
 """
     done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-4000:]
+
+
+@pytest.mark.timeout(120)
+def test_the_saturated_load_with_insert_ids_sends_each_request_its_own(tmp_path: Path) -> None:
+    """`benchmarks.profile --insert-ids`: wrk's requests carry insert_ids, one per request, the same for
+    the same seed; so a second run of the same load is all duplicates and the total does not move."""
+    server = start_hiitrack(tmp_path, f"sqlite:{tmp_path}/ids.db", "ids")
+    try:
+        create_user(server.port, "bench")
+        totals = []
+        for _ in range(2):
+            load = run_wrk(tmp_path, server.port, mode="event", prefix="/bench/ids", quota=200, seed=5, insert_ids=True)
+            assert (load.sent, load.ok) == (200, 200)
+            totals.append(recorded(server.port, "bench", "ids"))
+        assert totals == [200, 200]
+    finally:
+        server.stop()
