@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 from benchmarks.client import commits, create_user
@@ -102,20 +103,13 @@ def main() -> None:
     keyspace = f"profile_{time.time_ns()}"
     store = f"sqlite:{work}/profile.db" if args.store == "sqlite" else f"cassandra://127.0.0.1/{keyspace}"
     node = int(NODE_PID.read_text()) if args.store == "cassandra" else None
+    # Every run of the same load: the floor's, the warm-up and the measured one.
+    load_of = partial(run_wrk, work, mode=args.mode, visitors=args.visitors, insert_ids=args.insert_ids)
     floor = None
     if args.floor:
         bare = start_floor(work)
         try:
-            floor = run_wrk(
-                work,
-                bare.port,
-                mode=args.mode,
-                prefix="/floor/b",
-                visitors=args.visitors,
-                seconds=args.seconds,
-                seed=2,
-                insert_ids=args.insert_ids,
-            )
+            floor = load_of(bare.port, prefix="/floor/b", seconds=args.seconds, seed=2)
         finally:
             bare.stop()
     preload = ["benchmarks.discarding"] if args.discard_commits else []
@@ -123,16 +117,7 @@ def main() -> None:
     server = start_hiitrack(work, store, "profile", preload=preload)
     try:
         create_user(server.port, "bench")
-        run_wrk(
-            work,
-            server.port,
-            mode=args.mode,
-            prefix="/bench/warm",
-            visitors=args.visitors,
-            seconds=3,
-            seed=1,
-            insert_ids=args.insert_ids,
-        )
+        load_of(server.port, prefix="/bench/warm", seconds=3, seed=1)
         spy = None
         spy_seconds = max(1, int(args.seconds) - 2)
         if args.spy:
@@ -141,16 +126,7 @@ def main() -> None:
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         server_before, node_before = cpu_seconds(server.process.pid), cpu_seconds(node) if node else 0.0
         commits_before = commits(server.port)
-        load = run_wrk(
-            work,
-            server.port,
-            mode=args.mode,
-            prefix="/bench/run",
-            visitors=args.visitors,
-            seconds=args.seconds,
-            seed=2,
-            insert_ids=args.insert_ids,
-        )
+        load = load_of(server.port, prefix="/bench/run", seconds=args.seconds, seed=2)
         server_cpu = cpu_seconds(server.process.pid) - server_before
         node_cpu = cpu_seconds(node) - node_before if node else 0.0
         commits_after = commits(server.port)

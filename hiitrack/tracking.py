@@ -140,12 +140,12 @@ class Tracker:
                 # The state is read while the insert_id's read is under way: the
                 # tracker gives every hit an insert_id, and a visitor's first hit
                 # would wait for two round trips.
-                applied = Deferred.fromCoroutine(self._store.get(scope, INSERT, insert_id))
+                insert_read = Deferred.fromCoroutine(self._store.get(scope, INSERT, insert_id))
                 try:
                     raw = await self._state(key)
                 finally:
-                    found = await applied
-                if found is not None:
+                    applied = await insert_read
+                if applied is not None:
                     return False
             visitor = self._visitor(key, raw)
             if visitor.hits >= self._limits.visitor_hits:
