@@ -55,7 +55,10 @@ def light_load(
         status, body = http(port, "POST", f"{prefix}/event/large{n}", {"visitor_id": "large"})
         if status != 200:
             raise RuntimeError(f"could not record the large visitor's event {n}: {status} {body}")
-    visitors = [f"new{n}" if new_visitors else "large" if n % 10 == 0 else f"v{n % 100}" for n in range(hits)]
+    if new_visitors:
+        visitors = [f"new{n}" for n in range(hits)]
+    else:
+        visitors = ["large" if n % 10 == 0 else f"v{n % 100}" for n in range(hits)]
     kinds, seen = [], set()
     for visitor in visitors:
         kinds.append("large" if visitor == "large" else "other" if visitor in seen else "first")
