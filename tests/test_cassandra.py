@@ -14,6 +14,7 @@ import socket
 import statistics
 import time
 import uuid
+import zlib
 
 import pytest
 import pytest_twisted
@@ -31,7 +32,8 @@ from hiitrack.store.cassandra.bridge import CAS_WRITE_UNKNOWN, translated
 from hiitrack.store.cassandra.connect import REQUEST_TIMEOUT, Settings, cluster
 from hiitrack.store.cassandra.counters import COLUMNS_PER_READ
 from hiitrack.store.cassandra.lookups import LOOKUP_KEYS
-from hiitrack.store.kinds import BUCKET, EVENT, FUNNEL, INSERT, PROPERTY, SECRET, USER, VALUE, VISITOR
+from hiitrack.store.cassandra.partitions import SPREAD_SHARDS, Entry
+from hiitrack.store.kinds import BUCKET, EVENT, FUNNEL, HIT, INSERT, PROPERTY, SECRET, USER, VALUE, VISITOR
 from tests.conftest import CASSANDRA, CASSANDRA_URI
 from tests.http import path
 
@@ -154,6 +156,52 @@ async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
         assert await query(cql, f"SELECT * FROM {keyspace}.buckets WHERE scope = %s", user_name) == []
         # The other bucket is whole.
         assert await store.count(kept) == 6 + 20 + 10
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_index_of_a_history_is_spread_and_drop_still_deletes_every_visitor_s(cql, user_name):
+    """A partition per visitor (the history) is listed in index partitions of its own, a shard of
+    them per visitor, not in the scope's one; drop deletes them all, those listed in the scope's
+    partition by a HiiTrack before the spread too."""
+    scope = f"{user_name}/b"
+    visitors = [f"v{n}" for n in range(200)]
+    spread = [f"{scope}#hits/{shard}" for shard in range(SPREAD_SHARDS)]
+
+    async def listed(partition: str) -> list[bytes]:
+        found = await query(cql, f"SELECT tbl, part FROM {KEYSPACE}.scope_partitions WHERE scope = %s", partition)
+        return [row["part"] for row in found if row["tbl"] == "hits"]
+
+    async def history(visitor: str) -> int:
+        found = await query(cql, f"SELECT key FROM {KEYSPACE}.hits WHERE scope = %s AND visitor = %s", scope, visitor)
+        return len(found)
+
+    store = await opened()
+    try:
+        await store.write(WriteBatch(scope, {(HIT.of(visitor), "000001"): visitor.encode() for visitor in visitors}))
+        # As a HiiTrack before the spread listed a visitor's history: under the scope.
+        await query(
+            cql, f"INSERT INTO {KEYSPACE}.scope_partitions (scope, tbl, part) VALUES (%s, 'hits', %s)", scope, b"old"
+        )
+        await query(
+            cql, f"INSERT INTO {KEYSPACE}.hits (scope, visitor, key, value) VALUES (%s, 'old', '1', 0x31)", scope
+        )
+        assert await listed(scope) == [b"old"]
+        per_partition = [len(await listed(partition)) for partition in spread]
+        assert sum(per_partition) == len(visitors)
+        assert max(per_partition) < len(visitors) / 4
+
+        await store.drop(scope)
+        for partition in [scope, *spread]:
+            assert await listed(partition) == []
+        for visitor in [*visitors, "old"]:
+            assert await history(visitor) == 0
+        # A history written again after the drop is listed again, and dropped again.
+        await store.write(WriteBatch(scope, {(HIT.of("v0"), "000001"): b"again"}))
+        assert await store._index.of(scope) == [Entry(scope, "hits", b"v0", spread[zlib.crc32(b"v0") % SPREAD_SHARDS])]
+        await store.drop(scope)
+        assert await history("v0") == 0
     finally:
         await store.close()
 

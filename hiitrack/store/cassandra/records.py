@@ -19,7 +19,7 @@ from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
 from hiitrack.store.grouping import MergedWrite
 from hiitrack.store.kinds import ByPart, ByScope, Kind, Kinds, Sharded
 
-__all__ = ["TABLES", "Records", "Table"]
+__all__ = ["PER_VISITOR", "TABLES", "Records", "Table"]
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,16 @@ class Table:
 
     `part` is the partition-key column after ``scope``, if any (``shard``,
     an int, when `sharded`); `kinds` says whether a ``kind`` clustering
-    column lets several kinds share the table.
+    column lets several kinds share the table; `per_visitor`, that a scope
+    has a partition per visitor in it, so that its index entries are spread
+    (partitions.py).
     """
 
     name: str
     part: str | None = None
     sharded: bool = False
     kinds: bool = False
+    per_visitor: bool = False
 
     def statements(self) -> dict[str, str]:
         partition = ["scope", self.part] if self.part else ["scope"]
@@ -108,9 +111,11 @@ TABLES = {
         Table("funnel_states", part="shard", sharded=True),
         Table("funnel_levels", part="level"),
         Table("records", kinds=True),
-        Table("hits", part="visitor"),
+        Table("hits", part="visitor", per_visitor=True),
     ]
 }
+PER_VISITOR = frozenset(table.name for table in TABLES.values() if table.per_visitor)
+"""The tables with a partition per visitor: their index entries are spread (partitions.py)."""
 
 
 class Records:

@@ -49,7 +49,7 @@ from hiitrack.store.cassandra.journal import STATEMENTS as JOURNAL_STATEMENTS
 from hiitrack.store.cassandra.journal import Journal
 from hiitrack.store.cassandra.partitions import STATEMENTS as INDEX_STATEMENTS
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex
-from hiitrack.store.cassandra.records import Records
+from hiitrack.store.cassandra.records import PER_VISITOR, Records
 from hiitrack.store.cassandra.wire import ReactorConnection
 from hiitrack.store.grouping import GroupCommitter, MergedWrite, Rows
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
@@ -96,7 +96,7 @@ class CassandraStore:
         self._kinds = kinds
         self._cluster: Cluster | None = None
         self._cql = Cql(self._reactor)
-        self._index = PartitionIndex(self._cql)
+        self._index = PartitionIndex(self._cql, PER_VISITOR)
         self._records = Records(self._cql, self._index, kinds, self._reactor)
         self._counters = Counters(self._cql, self._index, self._reactor, settings.writer)
         self._journal = Journal(self._cql, settings.writer)
