@@ -71,7 +71,7 @@ class Entry(NamedTuple):
 class PartitionIndex:
     """The index; `spread` names the tables with a partition per visitor."""
 
-    def __init__(self, cql: Cql, spread: Iterable[str] = ()) -> None:
+    def __init__(self, cql: Cql, spread: Iterable[str]) -> None:
         self._cql = cql
         self._spread = frozenset(spread)
         self._written: LRU[Entry, bool] = LRU(INDEX_CACHE)
@@ -115,11 +115,15 @@ class PartitionIndex:
             await self._cql.each(packed(writes, BatchType.UNLOGGED))
             self.listed(new)
 
-    async def of(self, scope: str) -> list[Entry]:
-        """The scope's entries, from its own index partition and the spread ones."""
+    async def of(self, scope: str, spread: bool = True) -> list[Entry]:
+        """The scope's entries, from its own index partition and, with `spread`, the spread ones
+        (which hold only the entries of tables with a partition per visitor: one per visitor)."""
         stored_scope = stored(scope)
-        spread = [_spread_partition(stored_scope, tbl, shard) for tbl in self._spread for shard in range(SPREAD_SHARDS)]
-        listings = [stored_scope, *spread]
+        listings = [stored_scope]
+        if spread:
+            listings += [
+                _spread_partition(stored_scope, tbl, shard) for tbl in self._spread for shard in range(SPREAD_SHARDS)
+            ]
         pages = await self._cql.each_rows((self._cql.statement("index list"), (listed_in,)) for listed_in in listings)
         return [
             Entry(stored_scope, row.tbl, row.part, listed_in)

@@ -365,7 +365,8 @@ class CassandraStore:
         await self._group.drain()
         await self.fold()
         await self._counters.end_generation(scope)
-        entries = [entry for entry in await self._index.of(scope) if entry.tbl == TALLIES]
+        # The counters' entries are never spread: no need to page through a listing per visitor.
+        entries = [entry for entry in await self._index.of(scope, spread=False) if entry.tbl == TALLIES]
         drop = self._cql.statement(f"{TALLIES} drop")
         await self._cql.each((drop, key) for _, key in self._counters.partitions(entries))
         await self._index.remove(entries)
