@@ -29,9 +29,12 @@ no row grows without bound.
 
 import functools
 import struct
+import sys
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 
 from hiitrack.ids import ID_SIZE
 from hiitrack.limits import Limits, OverLimit
@@ -43,6 +46,7 @@ __all__ = [
     "Increments",
     "Interval",
     "Visitor",
+    "WIDE_EVENTS",
     "count_batch",
     "count_event",
     "count_property",
@@ -66,6 +70,37 @@ UNIQUE_PATH = b"q"
 
 VALUE_ID_SIZE = 2 * ID_SIZE
 _COUNT_PAIR = struct.Struct(">QQ")
+
+WIDE_EVENTS = 5
+"""Up to this many events a visitor's state is written in the wide layout (`Visitor.to_bytes`)."""
+_COMPACT = 1
+"""The first byte of a visitor's state in the compact layout (little-endian): the byte and the
+number of events (2 bytes); their ids; their counts (4 bytes each); their numbers of earlier
+events (2 each); the places among the ids of each event's earlier events, event after event (2
+each), and their counts in the same order (4 each); the number of values (2) and their ids; the
+history's hits, first and last ms (8 each).  The wide layout, of states written before it (and of one whose count or size
+does not fit it), starts with its number of events in 8 big-endian bytes, so with a zero byte."""
+_COMPACT_HEAD = struct.Struct("<BH")
+_COMPACT_TAIL = struct.Struct("<QQQ")
+_SHORT = struct.Struct("<H")
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def _little(run: array) -> bytes:
+    if _BIG_ENDIAN:
+        run.byteswap()
+    return run.tobytes()
+
+
+def _unpacked(code: str, data: bytes, offset: int, count: int) -> tuple[array, int]:
+    """`count` little-endian numbers of array type `code` from `offset`, and the offset after them."""
+    run = array(code)
+    end = offset + count * run.itemsize
+    run.frombytes(data[offset:end])
+    if _BIG_ENDIAN:
+        run.byteswap()
+    return run, end
+
 
 Increments = Counter[tuple[bytes, bytes]]
 """``Increments[row, column] = amount``: what one or more actions add."""
@@ -121,6 +156,39 @@ class Visitor:
     _HISTORY = struct.Struct(">QQQ")
 
     def to_bytes(self) -> bytes:
+        """The wide layout up to `WIDE_EVENTS` events, the compact one (`_COMPACT`) past them.
+
+        The compact layout names an earlier event by its place among the ids, not by its 16
+        bytes: a visitor with 8 events, each done after every one, takes 589 bytes where the wide
+        layout takes 1,832, and SQLite keeps it in its row instead of an overflow page (the
+        commit's SQLite work fell by a quarter under event load).  For fewer events the wide
+        one is small as well, and faster to write and read in Python."""
+        if len(self.seen) > WIDE_EVENTS:
+            try:
+                return self._compact_bytes()
+            except (OverflowError, struct.error):
+                pass  # a count or a size that does not fit the compact layout
+        return self._wide_bytes()
+
+    def _compact_bytes(self) -> bytes:
+        seen = self.seen
+        place = dict(zip(seen, range(len(seen)), strict=True))
+        followed = [self.followed.get(event, {}) for event in seen]
+        return b"".join(
+            [
+                _COMPACT_HEAD.pack(_COMPACT, len(seen)),
+                *seen,
+                _little(array("I", seen.values())),
+                _little(array("H", map(len, followed))),
+                _little(array("H", chain.from_iterable(map(place.__getitem__, earlier) for earlier in followed))),
+                _little(array("I", chain.from_iterable(earlier.values() for earlier in followed))),
+                _SHORT.pack(len(self.values)),
+                *sorted(self.values),
+                _COMPACT_TAIL.pack(self.hits, self.first_ms, self.last_ms),
+            ]
+        )
+
+    def _wide_bytes(self) -> bytes:
         count = self._COUNT.pack
         parts = [count(len(self.seen))]
         for event, n in self.seen.items():
@@ -136,7 +204,37 @@ class Visitor:
     @classmethod
     def from_bytes(cls, data: bytes) -> "Visitor":
         # On every cache hit of the write path (the cache holds this form):
-        # plain offsets and unpack_from, no helper calls per field.
+        # whole runs of fields unpacked at once, no helper calls per field.
+        if data[0] != _COMPACT:
+            return cls._from_wide(data)
+        visitor = cls()
+        events = _COMPACT_HEAD.unpack_from(data)[1]
+        offset = _COMPACT_HEAD.size
+        ids = [data[start : start + ID_SIZE] for start in range(offset, offset + events * ID_SIZE, ID_SIZE)]
+        counts, offset = _unpacked("I", data, offset + events * ID_SIZE, events)
+        sizes, offset = _unpacked("H", data, offset, events)
+        places, offset = _unpacked("H", data, offset, sum(sizes))
+        pair_counts, offset = _unpacked("I", data, offset, len(places))
+        visitor.seen = dict(zip(ids, counts, strict=True))
+        start = 0
+        for event, size in zip(ids, sizes, strict=True):
+            end = start + size
+            visitor.followed[event] = dict(
+                zip(map(ids.__getitem__, places[start:end]), pair_counts[start:end], strict=True)
+            )
+            start = end
+        values = _SHORT.unpack_from(data, offset)[0]
+        offset += _SHORT.size
+        visitor.values = {
+            data[start : start + VALUE_ID_SIZE]
+            for start in range(offset, offset + values * VALUE_ID_SIZE, VALUE_ID_SIZE)
+        }
+        offset += values * VALUE_ID_SIZE
+        visitor.hits, visitor.first_ms, visitor.last_ms = _COMPACT_TAIL.unpack_from(data, offset)
+        return visitor
+
+    @classmethod
+    def _from_wide(cls, data: bytes) -> "Visitor":
         count = cls._COUNT.unpack_from
         visitor = cls()
         seen, followed = visitor.seen, visitor.followed

@@ -368,8 +368,8 @@ async def test_a_lone_hit_of_a_visitor_with_a_large_state_answers_in_millisecond
 
     client = server.client
     assert (await client.post(path(user_name), {"password": "pw-secret"})).status == 201
-    # The state holds a path count per pair of events: 30 distinct events make it over 10 KB.
-    events = [f"event {n}" for n in range(30)]
+    # The state holds a path count per pair of events (6 bytes each): 60 distinct events make it over 10 KB.
+    events = [f"event {n}" for n in range(60)]
     for event in events:
         assert (await client.post(path(user_name, "b", "event", event), {"visitor_id": "v"})).status == 200
     assert len(await server.app.store.get(f"{user_name}/b", VISITOR, "v")) > 10_000

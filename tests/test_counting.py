@@ -9,9 +9,12 @@ hashes), so the row and column keys can be read off directly.
 import struct
 from datetime import UTC, datetime
 
+import pytest
+
 from hiitrack.counting import (
     DAY,
     HOUR,
+    WIDE_EVENTS,
     Visitor,
     count_batch,
     count_event,
@@ -327,6 +330,71 @@ def test_visitor_round_trip():
     count_event(restored, A, WHEN, again)
     assert original == again
     assert Visitor.from_bytes(Visitor().to_bytes()) == Visitor()
+
+
+def events_in_order(count: int) -> list[bytes]:
+    return [bytes([n]) * 16 for n in range(count)]
+
+
+def test_a_state_of_more_events_than_wide_events_is_compact_and_exactly_the_documented_layout():
+    ids = events_in_order(WIDE_EVENTS + 1)
+    visitor = visitor_after(*ids)
+    visitor.hits, visitor.first_ms, visitor.last_ms = 6, 1_700_000_000_000, 1_700_000_000_500
+    count_property(visitor, P1, new_increments())
+    # Each event once, in order: event k follows the k before it, each once.
+    places = [place for k in range(len(ids)) for place in range(k)]
+    assert visitor.to_bytes() == b"".join(
+        [
+            struct.pack("<BH", 1, len(ids)),
+            *ids,
+            struct.pack(f"<{len(ids)}I", *[1] * len(ids)),
+            struct.pack(f"<{len(ids)}H", *range(len(ids))),
+            struct.pack(f"<{len(places)}H", *places),
+            struct.pack(f"<{len(places)}I", *[1] * len(places)),
+            struct.pack("<H", 1),
+            P1,
+            struct.pack("<QQQ", 6, 1_700_000_000_000, 1_700_000_000_500),
+        ]
+    )
+    assert Visitor.from_bytes(visitor.to_bytes()) == visitor
+
+
+def test_a_state_of_a_few_events_keeps_the_wide_layout_that_older_states_have():
+    visitor = visitor_after(A, B, A)
+    count = struct.Struct(">Q").pack
+    assert visitor.to_bytes() == b"".join(
+        # A twice, after A and after B once each; B once, after A once.
+        [count(2), A, count(2), count(2), A, count(1), B, count(1), B, count(1), count(1), A, count(1)]
+        + [count(0), struct.pack(">QQQ", 0, 0, 0)]
+    )
+
+
+def test_the_compact_state_is_a_third_of_the_wide_one_and_both_read_back():
+    # 8 events, then each again after all 8: 64 pairs.
+    ids = events_in_order(8)
+    visitor = visitor_after(*ids, *ids)
+    assert len(visitor.to_bytes()) == 589
+    # States written before the compact layout are wide whatever their size, and still read.
+    wide = visitor._wide_bytes()
+    assert len(wide) == 1832
+    assert Visitor.from_bytes(wide) == visitor
+
+
+def test_a_count_too_large_for_the_compact_state_keeps_the_wide_layout():
+    visitor = visitor_after(*events_in_order(WIDE_EVENTS + 1))
+    visitor.seen[A] = 2**32
+    visitor.followed[A] = {}
+    assert visitor.to_bytes()[0] == 0
+    assert Visitor.from_bytes(visitor.to_bytes()) == visitor
+
+
+@pytest.mark.parametrize("events", range(WIDE_EVENTS + 4))
+def test_every_state_reads_back_as_it_was_written(events):
+    visitor = visitor_after(*events_in_order(events), *events_in_order(events)[::2])
+    for value in (P1, Q1):
+        count_property(visitor, value, new_increments())
+    visitor.hits, visitor.first_ms, visitor.last_ms = 2**40, 2**41, 2**42
+    assert Visitor.from_bytes(visitor.to_bytes()) == visitor
 
 
 def test_series_keys_at_fixed_times():
