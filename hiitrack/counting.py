@@ -78,8 +78,9 @@ _COMPACT = 1
 number of events (2 bytes); their ids; their counts (4 bytes each); their numbers of earlier
 events (2 each); the places among the ids of each event's earlier events, event after event (2
 each), and their counts in the same order (4 each); the number of values (2) and their ids; the
-history's hits, first and last ms (8 each).  The wide layout, of states written before it (and of one whose count or size
-does not fit it), starts with its number of events in 8 big-endian bytes, so with a zero byte."""
+history's hits, first and last ms (8 each).  The wide layout, of states written before it (and
+of one whose count or size does not fit it), starts with its number of events in 8 big-endian
+bytes, so with a zero byte.  (`array`'s "H" and "I" are 2 and 4 bytes wherever CPython runs.)"""
 _COMPACT_HEAD = struct.Struct("<BH")
 _COMPACT_TAIL = struct.Struct("<QQQ")
 _SHORT = struct.Struct("<H")
@@ -160,9 +161,9 @@ class Visitor:
 
         The compact layout names an earlier event by its place among the ids, not by its 16
         bytes: a visitor with 8 events, each done after every one, takes 589 bytes where the wide
-        layout takes 1,832, and SQLite keeps it in its row instead of an overflow page (the
-        commit's SQLite work fell by a quarter under event load).  For fewer events the wide
-        one is small as well, and faster to write and read in Python."""
+        layout takes 1,832, and SQLite keeps it in its row instead of an overflow page
+        (docs/performance.md, "Session 26").  For fewer events the wide one is small as well,
+        and faster to write and read in Python."""
         if len(self.seen) > WIDE_EVENTS:
             try:
                 return self._compact_bytes()

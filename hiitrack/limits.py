@@ -26,7 +26,7 @@ class Limits:
     (3 + 3 × 100) × (2 + 2 × 99) + 100 = 60,700 cells, so such a visitor can
     still send events one at a time."""
     visitor_events: int = 100
-    """Distinct events of one visitor: its state grows with the square of this (≤ 250 KB)."""
+    """Distinct events of one visitor: its state grows with the square of this (≤ 63 KB at 100)."""
     visitor_values: int = 100
     """Distinct property values of one visitor (a batch may carry 100): each multiplies the cells of every event."""
     visitor_hits: int = 100_000
