@@ -363,7 +363,7 @@ def test_a_state_of_a_few_events_keeps_the_wide_layout_that_older_states_have():
     visitor = visitor_after(A, B, A)
     count = struct.Struct(">Q").pack
     assert visitor.to_bytes() == b"".join(
-        # A twice, after A and after B once each; B once, after A once.
+        # A done twice, the second time after A and B; B done once, after A.
         [count(2), A, count(2), count(2), A, count(1), B, count(1), B, count(1), count(1), A, count(1)]
         + [count(0), struct.pack(">QQQ", 0, 0, 0)]
     )
