@@ -103,6 +103,12 @@ def _unpacked(code: str, data: bytes, offset: int, count: int) -> tuple[array, i
     return run, end
 
 
+def _value_ids(data: bytes, offset: int, count: int) -> tuple[set[bytes], int]:
+    """The `count` value ids of a state (either layout) from `offset`, and the offset after them."""
+    end = offset + count * VALUE_ID_SIZE
+    return {data[start : start + VALUE_ID_SIZE] for start in range(offset, end, VALUE_ID_SIZE)}, end
+
+
 Increments = Counter[tuple[bytes, bytes]]
 """``Increments[row, column] = amount``: what one or more actions add."""
 
@@ -226,11 +232,7 @@ class Visitor:
             start = end
         values = _SHORT.unpack_from(data, offset)[0]
         offset += _SHORT.size
-        visitor.values = {
-            data[start : start + VALUE_ID_SIZE]
-            for start in range(offset, offset + values * VALUE_ID_SIZE, VALUE_ID_SIZE)
-        }
-        offset += values * VALUE_ID_SIZE
+        visitor.values, offset = _value_ids(data, offset, values)
         visitor.hits, visitor.first_ms, visitor.last_ms = _COMPACT_TAIL.unpack_from(data, offset)
         return visitor
 
@@ -252,11 +254,7 @@ class Visitor:
             followed[event] = earlier
         values = count(data, offset)[0]
         offset += 8
-        visitor.values = {
-            data[start : start + VALUE_ID_SIZE]
-            for start in range(offset, offset + values * VALUE_ID_SIZE, VALUE_ID_SIZE)
-        }
-        offset += values * VALUE_ID_SIZE
+        visitor.values, offset = _value_ids(data, offset, values)
         # States written before the history existed end here: no hits kept.
         if len(data) >= offset + cls._HISTORY.size:
             visitor.hits, visitor.first_ms, visitor.last_ms = cls._HISTORY.unpack_from(data, offset)
