@@ -65,6 +65,20 @@ def test_quick_bench_counts_every_event() -> None:
         assert abs(ratio - store / floor) <= 0.01, line
 
 
+@pytest.mark.timeout(120)
+def test_the_cell_path_counts_every_event_into_the_layers() -> None:
+    """`python -m benchmarks.cell_path`: CPU per hit, and every event counted is in the unfolded layers."""
+    for mode, events_per_hit in (("batch", 5), ("event", 1)):
+        output = ran("benchmarks.cell_path", "--mode", mode, "--commits", "20")
+        found = re.fullmatch(
+            rf"cell path, {mode}: ([\d.]+) µs CPU per hit \(320 hits measured; all ([\d,]+) events in the layers\)",
+            output.strip(),
+        )
+        assert found, output
+        assert float(found.group(1)) > 0
+        assert int(found.group(2).replace(",", "")) == 640 * events_per_hit
+
+
 @pytest.mark.timeout(180)
 def test_funnel_only_reads_the_funnel_and_nothing_else() -> None:
     """`--funnel-only`: the pairwise funnel's load and reads (checked exact), without the floor or ingest."""
