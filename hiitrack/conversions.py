@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import ujson
 
 from hiitrack.caching import LRU
-from hiitrack.counting import DAY, Increments, new_increments
+from hiitrack.counting import DAY, Increments, add_increments, increment, new_increments
 from hiitrack.funnels import FunnelDefinition, FunnelState, Progress, advance, credit_value
 from hiitrack.history import Hit, read_hits
 from hiitrack.ids import ID_SIZE, decode_id, encode_id, property_id
@@ -230,14 +230,14 @@ def _count_progress(funnel: SavedFunnel, progress: Progress, values: Iterable[by
     row = conversion_row(funnel.version)
     held = [value for value in values if value[:ID_SIZE] == funnel.prop]
     for step in progress.reached:
-        inc[row, LEVEL + bytes([step])] += 1
+        increment(inc, row, LEVEL + bytes([step]))
         for value in held:
-            inc[row, BY_VALUE + value + bytes([step])] += 1
+            increment(inc, row, BY_VALUE + value + bytes([step]))
     for step, bucket in progress.converted:
-        inc[row, TIME + bytes([step, bucket])] += 1
+        increment(inc, row, TIME + bytes([step, bucket]))
     for day_start, level in progress.entry_days:
         (day_row,) = day_rows(funnel.version, day_start, day_start)
-        inc[day_row, _STAMP.pack(day_start) + bytes([level])] += 1
+        increment(inc, day_row, _STAMP.pack(day_start) + bytes([level]))
 
 
 def apply_hit(
@@ -258,7 +258,7 @@ def apply_hit(
     for value in new_values:
         if value[:ID_SIZE] == funnel.prop:
             for step in credit_value(state.level):
-                inc[conversion_row(funnel.version), BY_VALUE + value + bytes([step])] += 1
+                increment(inc, conversion_row(funnel.version), BY_VALUE + value + bytes([step]))
     for event in events:
         if funnel.definition.touched_by(event):
             state, progress = advance(state, funnel.definition, event, at_ms)
@@ -287,8 +287,7 @@ def replay_states(funnels: Iterable[SavedFunnel], history: list[Hit], inc: Incre
         state = replay_funnel(funnel, history, added)
         if added:
             states.funnels[funnel.version] = state
-            for cell, amount in added.items():
-                inc[cell] += amount
+            add_increments(inc, added)
     return states
 
 

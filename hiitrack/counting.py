@@ -31,7 +31,6 @@ import functools
 import struct
 import sys
 from array import array
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
@@ -47,11 +46,14 @@ __all__ = [
     "Interval",
     "Visitor",
     "WIDE_EVENTS",
+    "add_increments",
+    "cell_count",
     "count_batch",
     "count_event",
     "count_property",
     "event_row",
     "holders_row",
+    "increment",
     "new_increments",
     "segment_row",
     "series_rows",
@@ -109,8 +111,13 @@ def _value_ids(data: bytes, offset: int, count: int) -> tuple[set[bytes], int]:
     return {data[start : start + VALUE_ID_SIZE] for start in range(offset, end, VALUE_ID_SIZE)}, end
 
 
-Increments = Counter[tuple[bytes, bytes]]
-"""``Increments[row, column] = amount``: what one or more actions add."""
+Increments = dict[bytes, dict[bytes, int]]
+"""``Increments[row][column] = amount``: what one or more actions add, by row.
+
+By row because stores merge, journal and write a commit's cells by row: a
+row met for the first time in a commit is copied whole, in C, and the
+merge then looks each row up once rather than once per cell.
+"""
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,29 @@ INTERVALS = {"hour": HOUR, "day": DAY}
 
 
 def new_increments() -> Increments:
-    return Counter()
+    return {}
+
+
+def increment(inc: Increments, row: bytes, column: bytes, amount: int = 1) -> None:
+    """Add `amount` to one cell."""
+    cells = inc.get(row)
+    if cells is None:
+        inc[row] = {column: amount}
+    else:
+        cells[column] = cells.get(column, 0) + amount
+
+
+def add_increments(inc: Increments, more: Increments, sign: int = 1) -> None:
+    """Add every cell of `more` (times `sign`) to `inc`."""
+    for row, columns in more.items():
+        cells = inc.setdefault(row, {})
+        for column, amount in columns.items():
+            cells[column] = cells.get(column, 0) + sign * amount
+
+
+def cell_count(inc: Increments) -> int:
+    """How many cells the increments touch."""
+    return sum(map(len, inc.values()))
 
 
 @dataclass
@@ -315,9 +344,17 @@ def count_event(visitor: Visitor, event: bytes, when: int, inc: Increments) -> N
         rows.append((segment_row(event, prop), value))
         rows += [(SEGMENT_SERIES + middle + event + prop, stamp + value) for middle, stamp in series]
         if first:
-            inc[holders_row(prop), value + event] += 1
-    # Every row gets each counter once: counted in C, as this is most of a hit's work.
-    inc.update([(row, prefix + column) for row, prefix in rows for column in counters])
+            increment(inc, holders_row(prop), value + event)
+    # Every row gets each counter once (the counters are distinct): a row new to
+    # `inc` is made in C, as this is most of a hit's work.
+    for row, prefix in rows:
+        columns = [prefix + counter for counter in counters] if prefix else counters
+        cells = inc.get(row)
+        if cells is None:
+            inc[row] = dict.fromkeys(columns, 1)
+        else:
+            for column in columns:
+                cells[column] = cells.get(column, 0) + 1
 
     followed = visitor.followed.setdefault(event, {})
     for earlier in visitor.seen:
@@ -337,12 +374,12 @@ def count_property(visitor: Visitor, value: bytes, inc: Increments) -> bool:
     prop = value[:ID_SIZE]
     for event, n in visitor.seen.items():
         row = segment_row(event, prop)
-        inc[row, value + TOTAL] += n
-        inc[row, value + UNIQUE_TOTAL] += 1
-        inc[holders_row(prop), value + event] += 1
+        increment(inc, row, value + TOTAL, n)
+        increment(inc, row, value + UNIQUE_TOTAL)
+        increment(inc, holders_row(prop), value + event)
         for earlier, m in visitor.followed.get(event, {}).items():
-            inc[row, value + PATH + earlier] += m
-            inc[row, value + UNIQUE_PATH + earlier] += 1
+            increment(inc, row, value + PATH + earlier, m)
+            increment(inc, row, value + UNIQUE_PATH + earlier)
     return True
 
 
@@ -374,5 +411,5 @@ def _check(visitor: Visitor, inc: Increments, limits: Limits) -> None:
         raise OverLimit("visitor_values", limits.visitor_values, "this visitor has too many distinct property values")
     if len(visitor.seen) > limits.visitor_events:
         raise OverLimit("visitor_events", limits.visitor_events, "this visitor has too many distinct events")
-    if len(inc) > limits.hit_cells:
+    if cell_count(inc) > limits.hit_cells:
         raise OverLimit("hit_cells", limits.hit_cells, "this hit would update too many counters")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields, replace
 
 import ujson
 
-from hiitrack.counting import Increments, Visitor, count_batch, new_increments
+from hiitrack.counting import Increments, Visitor, add_increments, count_batch, new_increments
 from hiitrack.ids import canonical_json, event_id, property_id, value_id
 from hiitrack.limits import Limits
 from hiitrack.store.interface import RecordStore
@@ -92,6 +92,5 @@ def replay(hits: Iterable[Hit]) -> tuple[Visitor, Increments]:
         # Each hit on its own, as it was applied: the hit-cells cap is per hit.
         added = new_increments()
         count_batch(visitor, hit.value_ids, hit.event_ids, hit.time_ms // 1000, added, UNCAPPED)
-        for cell, amount in added.items():
-            increments[cell] += amount
+        add_increments(increments, added)
     return visitor, increments

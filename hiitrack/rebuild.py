@@ -15,7 +15,7 @@ from collections.abc import Callable
 import ujson
 
 from hiitrack.conversions import FunnelStates, SavedFunnel, level_kind, replay_states
-from hiitrack.counting import Visitor, new_increments
+from hiitrack.counting import Visitor, add_increments, new_increments
 from hiitrack.history import read_hits, replay
 from hiitrack.store import Store, WriteBatch
 from hiitrack.store.kinds import FUNNEL, FUNNEL_STATE, VISITOR, Kind
@@ -53,8 +53,7 @@ async def rebuild(store: Store, scope: str, progress: Callable[[int, int], None]
             if counted.level:
                 records[level_kind(version, counted.level), visitor_id] = b""
         records[FUNNEL_STATE, visitor_id] = in_funnels.to_bytes()
-        for cell, amount in added.items():
-            increments[cell] += amount
+        add_increments(increments, added)
         visitors += 1
         hits += len(history)
         if visitors % VISITORS_PER_WRITE == 0:

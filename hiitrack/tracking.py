@@ -35,7 +35,7 @@ from twisted.internet.defer import Deferred, DeferredList, DeferredLock
 from hiitrack.caching import LRU, KeyedLock
 from hiitrack.catalog import Catalog
 from hiitrack.conversions import Conversions, SavedFunnel
-from hiitrack.counting import Visitor, count_batch, new_increments
+from hiitrack.counting import Visitor, add_increments, count_batch, new_increments
 from hiitrack.history import Hit, hit_key, hits_kind, read_hits, replay
 from hiitrack.ids import event_id, property_id, value_id
 from hiitrack.limits import Limits, OverLimit
@@ -204,11 +204,12 @@ class Tracker:
             history = [hit async for _, hit in read_hits(self._store, scope, visitor_id)]
             _, increments = replay(history)
             in_funnels, funnel_records = await self._conversions.contributions(scope, visitor_id, history)
-            for cell, amount in in_funnels.items():
-                increments[cell] += amount
+            add_increments(increments, in_funnels)
+            taken_back = new_increments()
+            add_increments(taken_back, increments, sign=-1)
             batch = WriteBatch(
                 scope,
-                increments={cell: -amount for cell, amount in increments.items()},
+                increments=taken_back,
                 deletions={(VISITOR, visitor_id)} | funnel_records,
                 cleared={hits_kind(visitor_id)},
             )

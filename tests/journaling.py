@@ -16,9 +16,9 @@ async def hits(store: Store, scope: str, count: int, totals: Totals | None = Non
     added (new totals if none)."""
     totals = totals if totals is not None else {row: {} for row in ROWS}
     for n in range(count):
-        increments = {(row, b"c%d" % (n % 7)): 1 + n % 3 for row in ROWS}
-        await store.write(WriteBatch(scope, increments=increments))
-        for (row, column), amount in increments.items():
+        column, amount = b"c%d" % (n % 7), 1 + n % 3
+        await store.write(WriteBatch(scope, increments={row: {column: amount} for row in ROWS}))
+        for row in ROWS:
             totals[row][column] = totals[row].get(column, 0) + amount
     return totals
 

@@ -24,12 +24,12 @@ async def test_reads_see_what_is_merged_and_a_flush_stores_it_merged(store, user
     scope = _scope(user_name)
     buffered = Buffered(store, flush_batches=1000)
     await store.write(WriteBatch(scope, records={(EVENT, "old"): b"o", (EVENT, "gone"): b"g"}))
-    await buffered.write(WriteBatch(scope, records={(VISITOR, "v"): b"1"}, increments={(b"r", b"c"): 2}))
+    await buffered.write(WriteBatch(scope, records={(VISITOR, "v"): b"1"}, increments={b"r": {b"c": 2}}))
     await buffered.write(
         WriteBatch(
             scope,
             records={(VISITOR, "v"): b"2", (EVENT, "new"): b"n"},
-            increments={(b"r", b"c"): 3, (b"r", b"d"): 1},
+            increments={b"r": {b"c": 3, b"d": 1}},
             deletions={(EVENT, "gone")},
         )
     )
@@ -65,7 +65,7 @@ async def test_every_flush_batches_writes_wait_for_a_flush(store, user_name):
     scope = _scope(user_name)
     buffered = Buffered(store, flush_batches=3)
     for _ in range(7):
-        await buffered.write(WriteBatch(scope, increments={(b"r", b"c"): 1}))
+        await buffered.write(WriteBatch(scope, increments={b"r": {b"c": 1}}))
     assert buffered.flushed == 6
     assert await store.read_rows(scope, [b"r"]) == [{b"c": 6}]
     await buffered.flush()

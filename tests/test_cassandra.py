@@ -71,7 +71,7 @@ async def test_second_store_sees_the_data(user_name):
     first = await opened()
     try:
         assert await first.create(user_name, BUCKET, "b", b"bucket record")
-        await first.write(WriteBatch(scope, {(EVENT, "e1"): b"A"}, {(b"row", b"col"): 5}))
+        await first.write(WriteBatch(scope, {(EVENT, "e1"): b"A"}, {b"row": {b"col": 5}}))
     finally:
         await first.close()
 
@@ -81,7 +81,7 @@ async def test_second_store_sees_the_data(user_name):
         assert await second.scan(scope, EVENT) == {"e1": b"A"}
         assert await second.read_rows(scope, [b"row"]) == [{b"col": 5}]
         assert not await second.create(user_name, BUCKET, "b", b"other")
-        await second.write(WriteBatch(scope, increments={(b"row", b"col"): 1}))
+        await second.write(WriteBatch(scope, increments={b"row": {b"col": 1}}))
         assert await second.read_rows(scope, [b"row"]) == [{b"col": 6}]
     finally:
         await second.close()
@@ -106,7 +106,7 @@ async def test_drop_deletes_the_rows_of_every_table(cql, user_name):
                         (INSERT, "i"): b"1",
                         **{(VISITOR, f"v{i}"): b"state" for i in range(20)},
                     },
-                    increments={(b"row%d" % i, b"c"): 1 for i in range(10)},
+                    increments={b"row%d" % i: {b"c": 1} for i in range(10)},
                 )
             )
         assert await store.create(user_name, BUCKET, "doomed", b"{}")
@@ -217,7 +217,7 @@ async def test_unreachable_cluster_fails_fast_with_store_unavailable():
     with pytest.raises(StoreUnavailable):
         await store.get("", USER, "x")
     with pytest.raises(StoreUnavailable):
-        await store.write(WriteBatch("x", increments={(b"r", b"c"): 1}))
+        await store.write(WriteBatch("x", increments={b"r": {b"c": 1}}))
     await store.close()
 
 
@@ -225,7 +225,7 @@ async def test_unreachable_cluster_fails_fast_with_store_unavailable():
 async def test_consistency_option(user_name):
     store = await opened(consistency="one", replication="NetworkTopologyStrategy:datacenter1=1")
     try:
-        await store.write(WriteBatch(user_name, increments={(b"r", b"c"): 2}))
+        await store.write(WriteBatch(user_name, increments={b"r": {b"c": 2}}))
         assert await store.read_rows(user_name, [b"r"]) == [{b"c": 2}]
     finally:
         await store.close()
@@ -320,10 +320,10 @@ async def test_results_longer_than_a_page(user_name):
         store._cql.session.default_fetch_size = 3
         records = {(EVENT, f"e{i:02d}"): b"%d" % i for i in range(10)}
         # Counts from 1: a cell at 0 reads as absent.
-        increments = {(b"row", b"c%02d" % i): i + 1 for i in range(10)}
-        await store.write(WriteBatch(user_name, records, increments))
+        cells = {b"c%02d" % i: i + 1 for i in range(10)}
+        await store.write(WriteBatch(user_name, records, {b"row": cells}))
         assert await store.scan(user_name, EVENT) == {key: value for (_, key), value in records.items()}
-        assert await store.read_rows(user_name, [b"row"]) == [{column: n for (_, column), n in increments.items()}]
+        assert await store.read_rows(user_name, [b"row"]) == [cells]
         assert await store.read_rows(user_name, [b"row"], b"c02", b"c09") == [
             {b"c%02d" % i: i + 1 for i in range(2, 9)}
         ]
@@ -425,7 +425,7 @@ async def test_a_commit_is_one_logged_batch_of_records_and_journal_entry(user_na
         # Three visitors of three shards, counters in three rows.
         chosen = list({VISITOR.partitioning.shard(visitor): visitor for visitor in visitors}.values())[:3]
         rows = [b"event", b"series", b"segment"]
-        cells = {(row, b"c%d" % n): 1 for row in rows for n in range(5)}
+        cells = {row: {b"c%d" % n: 1 for n in range(5)} for row in rows}
         requests = sent_requests(store, wakeups)
 
         async def one_logged_batch(version: bytes) -> list[object]:
@@ -467,7 +467,7 @@ async def test_the_fold_that_makes_a_scope_s_generation_reads_no_totals_and_late
     adds to them, and every total stays exact."""
     scope = f"{user_name}/b"
     rows = [b"event", b"series"]
-    cells = {(row, b"c%d" % n): 1 for row in rows for n in range(300)}
+    cells = {row: {b"c%d" % n: 1 for n in range(300)} for row in rows}
     settings = Settings.from_uri(CASSANDRA_URI, writer=f"w{uuid.uuid4().hex[:8]}")
 
     async def totals_read_by_a_new_process() -> int:
@@ -535,9 +535,9 @@ async def test_large_commits_are_batched_without_cassandra_warnings(user_name, c
     try:
         records = {(VISITOR, f"v{n}"): bytes([65 + n % 26]) * 1000 for n in range(30)}
         records[VISITOR, "large"] = b"L" * 12_000
-        cells = {(b"row%02d" % row, b"col%02d" % col): row + col + 1 for row in range(30) for col in range(10)}
+        cells = {b"row%02d" % row: {b"col%02d" % col: row + col + 1 for col in range(10)} for row in range(30)}
         # A partition of 2,000 cells, over 100 KB: one mutation, which no batch threshold checks.
-        cells.update({(b"wide", b"c%04d" % col): 1 for col in range(2000)})
+        cells[b"wide"] = {b"c%04d" % col: 1 for col in range(2000)}
         requests = sent_requests(store, CountingReactor())
         with caplog.at_level(logging.WARNING, logger="cassandra"):
             await store.write(WriteBatch(scope, records, cells))

@@ -44,14 +44,19 @@ def stamp(when: int) -> bytes:
     return struct.pack(">Q", when)
 
 
+def cells(inc) -> dict:
+    """The non-zero increments as ``{(row, column): n}``."""
+    return {(row, column): n for row, columns in inc.items() for column, n in columns.items() if n}
+
+
 def plain(inc) -> dict:
     """The non-zero increments outside the series rows (kinds e, s, v)."""
-    return {key: n for key, n in inc.items() if n and key[0][:1] in (b"e", b"s", b"v")}
+    return {key: n for key, n in cells(inc).items() if key[0][:1] in (b"e", b"s", b"v")}
 
 
 def series(inc) -> dict:
     """The non-zero increments of the hourly and daily series rows."""
-    return {key: n for key, n in inc.items() if n and key[0][:1] in (b"E", b"S")}
+    return {key: n for key, n in cells(inc).items() if key[0][:1] in (b"E", b"S")}
 
 
 def event_cells(event: bytes, counters: dict[bytes, int]) -> dict:
@@ -196,7 +201,7 @@ def test_property_before_any_event_adds_nothing():
     visitor = Visitor()
     inc = new_increments()
     assert count_property(visitor, P1, inc) is True
-    assert {key: n for key, n in inc.items() if n} == {}
+    assert cells(inc) == {}
     assert visitor.values == {P1}
 
 
@@ -206,7 +211,7 @@ def test_same_value_again_changes_nothing():
     before = Visitor.from_bytes(visitor.to_bytes())
     inc = new_increments()
     assert count_property(visitor, P1, inc) is False
-    assert {key: n for key, n in inc.items() if n} == {}
+    assert cells(inc) == {}
     assert visitor == before
 
 
@@ -471,4 +476,4 @@ def test_a_capped_batch_stops_counting_at_the_action_that_passes_the_cap():
     except OverLimit:
         pass
     # Each event k adds 3 rows x (2 + 2k) cells: 6, 12, 18, 24, 30, 36 passes 100 at the sixth.
-    assert len(inc) == 6 + 12 + 18 + 24 + 30 + 36
+    assert len(cells(inc)) == 6 + 12 + 18 + 24 + 30 + 36

@@ -27,11 +27,11 @@ def test_merged_increments_are_the_sum_of_every_batch_cell(drawn: list) -> None:
     expected: Counter = Counter()
     written = []
     for scope, batch_cells in drawn:
-        increments: dict[tuple[bytes, bytes], int] = {}
+        increments: dict[bytes, dict[bytes, int]] = {}
         for row, distinct, column, amount in batch_cells:
             # An equal row that is another object: merging must go by value.
-            key = (bytes(bytearray(row)) if distinct else row, column)
-            increments[key] = increments.get(key, 0) + amount
+            columns = increments.setdefault(bytes(bytearray(row)) if distinct else row, {})
+            columns[column] = columns.get(column, 0) + amount
             expected[scope, row, column] += amount
         written.append(WriteBatch(scope, increments=increments))
     merged = merge(written)

@@ -156,7 +156,7 @@ async def test_cassandra_fresh_keyspace_gets_every_version(session, keyspace):
     store = CassandraStore.from_uri(uri(keyspace))
     await store.open()
     try:
-        await store.write(WriteBatch("u/b", {(INSERT, "i"): b"1"}, {(b"r", b"c"): 2}))
+        await store.write(WriteBatch("u/b", {(INSERT, "i"): b"1"}, {b"r": {b"c": 2}}))
         assert await store.get("u/b", INSERT, "i") == b"1"
         assert await store.read_rows("u/b", [b"r"]) == [{b"c": 2}]
     finally:

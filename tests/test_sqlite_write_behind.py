@@ -117,7 +117,7 @@ class Held:
 async def test_a_read_of_a_fold_committed_but_not_finished_counts_it_once(tmp_path):
     store = await opened(tmp_path / "s.db")
     try:
-        await store.write(WriteBatch(SCOPE, increments={(b"row", b"col"): 1}))
+        await store.write(WriteBatch(SCOPE, increments={b"row": {b"col": 1}}))
         held = Held(store, "_writer")
         folding = Deferred.fromCoroutine(store.fold())
         await held.first  # the fold is in the file; its layer is still in memory
@@ -132,12 +132,12 @@ async def test_a_read_of_a_fold_committed_but_not_finished_counts_it_once(tmp_pa
 async def test_a_read_older_than_the_last_fold_is_read_again(tmp_path):
     store = await opened(tmp_path / "s.db")
     try:
-        await store.write(WriteBatch(SCOPE, increments={(b"row", b"col"): 1}))
+        await store.write(WriteBatch(SCOPE, increments={b"row": {b"col": 1}}))
         held = Held(store, "_reader")
         read = Deferred.fromCoroutine(store.read_rows(SCOPE, [b"row"]))
         await held.first  # its snapshot is read: folded up to 0, no cell
         await store.fold()
-        await store.write(WriteBatch(SCOPE, increments={(b"row", b"col"): 2}))
+        await store.write(WriteBatch(SCOPE, increments={b"row": {b"col": 2}}))
         held.gate.callback(None)
         assert await read == [{b"col": 3}]
         assert held.reached == 2
@@ -151,11 +151,11 @@ async def test_a_second_process_on_the_file_adds_to_the_cells_and_reads_the_firs
     journaling = await opened(path)
     beside = await opened(path)
     try:
-        await journaling.write(WriteBatch(SCOPE, increments={(b"row", b"col"): 1}))
+        await journaling.write(WriteBatch(SCOPE, increments={b"row": {b"col": 1}}))
         assert await beside.read_rows(SCOPE, [b"row"]) == [{}]
         await journaling.fold()
         assert await beside.read_rows(SCOPE, [b"row"]) == [{b"col": 1}]
-        await beside.write(WriteBatch(SCOPE, increments={(b"row", b"col"): 2}))
+        await beside.write(WriteBatch(SCOPE, increments={b"row": {b"col": 2}}))
         assert in_file(path)[1] == 0  # not journaled: in the cell at once
         assert await journaling.read_rows(SCOPE, [b"row"]) == [{b"col": 3}]
     finally:

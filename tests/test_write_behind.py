@@ -220,7 +220,7 @@ async def counted_before_and_after_a_kill(
     scope, writer, store = await folded_by_hand(user_name)
     try:
         sent = logged_batches(store, outcome)
-        await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {(row, b"c"): 2 for row in ROWS}))
+        await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {row: {b"c": 2} for row in ROWS}))
         assert await store.read_rows(scope, ROWS) == [{b"c": 2}] * 2
     finally:
         await killed(store)
@@ -269,14 +269,14 @@ async def test_a_failed_commit_counts_the_units_that_landed(user_name):
         lost = unavailable(Unavailable("not enough replicas", consistency=6, required_replicas=2, alive_replicas=1))
         logged_batches(store, lambda batch: (False, lost) if holds(batch, b"fails") else (True, None))
         first = Deferred.fromCoroutine(
-            store.write(WriteBatch(scope, {(VISITOR, "first"): b"ok"}, {(ROWS[0], b"a"): 1}))
+            store.write(WriteBatch(scope, {(VISITOR, "first"): b"ok"}, {ROWS[0]: {b"a": 1}}))
         )
         # These two wait for the first commit and go out together, as two units.
         failing = Deferred.fromCoroutine(
-            store.write(WriteBatch(scope, {(VISITOR, "failing"): b"fails"}, {(ROWS[0], b"c"): 1}))
+            store.write(WriteBatch(scope, {(VISITOR, "failing"): b"fails"}, {ROWS[0]: {b"c": 1}}))
         )
         landing = Deferred.fromCoroutine(
-            store.write(WriteBatch(scope, {(VISITOR, "landing"): b"ok"}, {(ROWS[0], b"b"): 1}))
+            store.write(WriteBatch(scope, {(VISITOR, "landing"): b"ok"}, {ROWS[0]: {b"b": 1}}))
         )
         await first
         for write in [failing, landing]:
@@ -342,7 +342,7 @@ async def test_a_batch_in_doubt_stays_in_doubt_when_later_attempts_are_refused(u
     refusal = Unavailable("not enough replicas", consistency=6, required_replicas=2, alive_replicas=1)
     try:
         sent = logged_batches(store, failing_in_turn([IN_DOUBT, refusal, refusal]))
-        await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {(ROWS[0], b"c"): 1}))
+        await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {ROWS[0]: {b"c": 1}}))
         assert len(sent) == 1
         assert await store.read_rows(scope, ROWS) == [{b"c": 1}, {}]
     finally:
@@ -359,7 +359,7 @@ async def test_a_batch_in_doubt_for_doubt_seconds_is_answered_503(user_name, mon
         logged_batches(store, lambda batch: attempts.append(batch) or (False, unavailable(IN_DOUBT)))
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
-            await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {(ROWS[0], b"c"): 1}))
+            await store.write(WriteBatch(scope, {(VISITOR, "v"): b"state"}, {ROWS[0]: {b"c": 1}}))
         assert time.monotonic() - started >= 0.2
         assert len(attempts) > cassandra_store.WRITE_ATTEMPTS
         assert await store.read_rows(scope, ROWS) == [{}, {}]

@@ -62,21 +62,21 @@ class MergedWrite:
         for (kind, key), value in batch.records.items():
             self.deletions.discard((batch.scope, kind, key))
             self.records[batch.scope, kind, key] = value
-        # Locals: this loop runs for every cell of every hit.  Counting
-        # gives a row's cells one after another (hiitrack.counting), so the
-        # row's dict is looked up once per run of them, not once per cell.
+        # This loop runs for every cell of every hit: a row new to the commit
+        # is copied whole (in C), and a row met before is looked up once.
         scope, rows = batch.scope, self.rows
-        last_row: bytes | None = None
-        cells: dict[bytes, int] = {}
-        for (row, column), amount in batch.increments.items():
-            if row is not last_row:
-                last_row, cells = row, rows.setdefault((scope, row), {})
-            cells[column] = cells.get(column, 0) + amount
+        for row, columns in batch.increments.items():
+            cells = rows.get((scope, row))
+            if cells is None:
+                rows[scope, row] = dict(columns)
+            else:
+                for column, amount in columns.items():
+                    cells[column] = cells.get(column, 0) + amount
 
     def batches(self) -> list[WriteBatch]:
         """The merged write again as batches, one per scope."""
         batches: dict[str, WriteBatch] = {}
-        increments: dict[str, dict[tuple[bytes, bytes], int]] = {}
+        increments: dict[str, dict[bytes, dict[bytes, int]]] = {}
 
         def of(scope: str) -> WriteBatch:
             if scope not in batches:
@@ -91,8 +91,7 @@ class MergedWrite:
             of(scope).records[kind, key] = value
         for (scope, row), columns in self.rows.items():
             of(scope)
-            for column, amount in columns.items():
-                increments[scope][row, column] = amount
+            increments[scope][row] = dict(columns)
         return list(batches.values())
 
 

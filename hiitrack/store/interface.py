@@ -47,7 +47,7 @@ class WriteBatch:
 
     scope: str
     records: dict[tuple[Kind, str], bytes] = field(default_factory=dict)
-    increments: Mapping[tuple[bytes, bytes], int] = field(default_factory=dict)
+    increments: Mapping[bytes, Mapping[bytes, int]] = field(default_factory=dict)
     deletions: set[tuple[Kind, str]] = field(default_factory=set)
     cleared: set[Kind] = field(default_factory=set)
 

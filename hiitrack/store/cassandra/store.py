@@ -86,7 +86,9 @@ CELL_BYTES = 24
 def _weight(batch: WriteBatch) -> int:
     """A batch's bytes in a logged batch, estimated high: its records and its journal entry."""
     records = sum(ROW_BYTES + len(key) + len(value) for (_, key), value in batch.records.items())
-    return records + sum(len(row) + len(column) + CELL_BYTES for row, column in batch.increments)
+    return records + sum(
+        (len(row) + CELL_BYTES) * len(columns) + sum(map(len, columns)) for row, columns in batch.increments.items()
+    )
 
 
 class CassandraStore:
