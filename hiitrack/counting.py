@@ -157,12 +157,12 @@ def increment(inc: Increments, row: bytes, column: bytes, amount: int = 1) -> No
         cells[column] = cells.get(column, 0) + amount
 
 
-def add_increments(inc: Increments, more: Increments, sign: int = 1) -> None:
-    """Add every cell of `more` (times `sign`) to `inc`."""
+def add_increments(inc: Increments, more: Increments) -> None:
+    """Add every cell of `more` to `inc`."""
     for row, columns in more.items():
         cells = inc.setdefault(row, {})
         for column, amount in columns.items():
-            cells[column] = cells.get(column, 0) + sign * amount
+            cells[column] = cells.get(column, 0) + amount
 
 
 def cell_count(inc: Increments) -> int:

@@ -205,11 +205,9 @@ class Tracker:
             _, increments = replay(history)
             in_funnels, funnel_records = await self._conversions.contributions(scope, visitor_id, history)
             add_increments(increments, in_funnels)
-            taken_back = new_increments()
-            add_increments(taken_back, increments, sign=-1)
             batch = WriteBatch(
                 scope,
-                increments=taken_back,
+                increments={row: {column: -n for column, n in cells.items()} for row, cells in increments.items()},
                 deletions={(VISITOR, visitor_id)} | funnel_records,
                 cleared={hits_kind(visitor_id)},
             )

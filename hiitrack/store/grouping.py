@@ -10,7 +10,7 @@ tests/test_store_contract.py, tests/test_write_behind.py.
 """
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -20,10 +20,21 @@ from hiitrack.metrics import METRICS
 from hiitrack.store.interface import WriteBatch
 from hiitrack.store.kinds import Kind
 
-__all__ = ["GroupCommitter", "MergedWrite", "Rows", "merge"]
+__all__ = ["GroupCommitter", "MergedWrite", "Rows", "add_row", "merge"]
 
 Rows = dict[tuple[str, bytes], dict[bytes, int]]
 """Amounts by (scope, row), then column: each row's key once, as the stores write and journal them."""
+
+
+def add_row(rows: Rows, key: tuple[str, bytes], columns: Mapping[bytes, int]) -> None:
+    """Add one row's amounts to `rows`: a row new there is copied whole (in C), one met before is
+    looked up once.  Runs for every row of every hit's increments, and again for every commit's."""
+    cells = rows.get(key)
+    if cells is None:
+        rows[key] = dict(columns)
+    else:
+        for column, amount in columns.items():
+            cells[column] = cells.get(column, 0) + amount
 
 
 class MergedWrite:
@@ -62,16 +73,8 @@ class MergedWrite:
         for (kind, key), value in batch.records.items():
             self.deletions.discard((batch.scope, kind, key))
             self.records[batch.scope, kind, key] = value
-        # This loop runs for every cell of every hit: a row new to the commit
-        # is copied whole (in C), and a row met before is looked up once.
-        scope, rows = batch.scope, self.rows
         for row, columns in batch.increments.items():
-            cells = rows.get((scope, row))
-            if cells is None:
-                rows[scope, row] = dict(columns)
-            else:
-                for column, amount in columns.items():
-                    cells[column] = cells.get(column, 0) + amount
+            add_row(self.rows, (batch.scope, row), columns)
 
     def batches(self) -> list[WriteBatch]:
         """The merged write again as batches, one per scope."""

@@ -18,7 +18,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from hiitrack.metrics import METRICS
-from hiitrack.store.grouping import Rows
+from hiitrack.store.grouping import Rows, add_row
 
 __all__ = ["FOLD_SECONDS", "Unfolded", "WriteBehind"]
 
@@ -40,14 +40,8 @@ class Unfolded:
         return self.upto > self.after
 
     def add(self, seq: int, entry: Rows) -> None:
-        rows = self.rows
         for key, columns in entry.items():
-            cells = rows.get(key)
-            if cells is None:
-                rows[key] = dict(columns)
-                continue
-            for column, amount in columns.items():
-                cells[column] = cells.get(column, 0) + amount
+            add_row(self.rows, key, columns)
         self.upto = max(self.upto, seq)
 
     def cells(self, scope: str, row: bytes) -> Mapping[bytes, int]:
