@@ -117,7 +117,9 @@ async def test_a_delete_in_the_middle_of_a_burst_matches_the_model(server, user_
         )
         assert answer.status == 200
         await track(client, user_name, "b", visitor, "Pre")
-    split = (await client.get(path(user_name, "b", "event", "Pre"), {"property": "who"}, auth=auth)).json
+    answer = await client.get(path(user_name, "b", "event", "Pre"), {"property": "who"}, auth=auth)
+    assert answer.status == 200, answer.json
+    split = answer.json
     model = Model()
     for visitor in visitors:
         model.property(visitor, "who", visitor)
