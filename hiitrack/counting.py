@@ -37,6 +37,7 @@ from itertools import chain
 
 from hiitrack.ids import ID_SIZE
 from hiitrack.limits import Limits, OverLimit
+from hiitrack.store.interface import add_cells
 
 __all__ = [
     "DAY",
@@ -160,9 +161,7 @@ def increment(inc: Increments, row: bytes, column: bytes, amount: int = 1) -> No
 def add_increments(inc: Increments, more: Increments) -> None:
     """Add every cell of `more` to `inc`."""
     for row, columns in more.items():
-        cells = inc.setdefault(row, {})
-        for column, amount in columns.items():
-            cells[column] = cells.get(column, 0) + amount
+        add_cells(inc, row, columns)
 
 
 def cell_count(inc: Increments) -> int:

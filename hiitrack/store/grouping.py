@@ -10,31 +10,20 @@ tests/test_store_contract.py, tests/test_write_behind.py.
 """
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from hiitrack.metrics import METRICS
-from hiitrack.store.interface import WriteBatch
+from hiitrack.store.interface import WriteBatch, add_cells
 from hiitrack.store.kinds import Kind
 
-__all__ = ["GroupCommitter", "MergedWrite", "Rows", "add_row", "merge"]
+__all__ = ["GroupCommitter", "MergedWrite", "Rows", "merge"]
 
 Rows = dict[tuple[str, bytes], dict[bytes, int]]
 """Amounts by (scope, row), then column: each row's key once, as the stores write and journal them."""
-
-
-def add_row(rows: Rows, key: tuple[str, bytes], columns: Mapping[bytes, int]) -> None:
-    """Add one row's amounts to `rows`: a row new there is copied whole (in C), one met before is
-    looked up once.  Runs for every row of every hit's increments, and again for every commit's."""
-    cells = rows.get(key)
-    if cells is None:
-        rows[key] = dict(columns)
-    else:
-        for column, amount in columns.items():
-            cells[column] = cells.get(column, 0) + amount
 
 
 class MergedWrite:
@@ -74,7 +63,7 @@ class MergedWrite:
             self.deletions.discard((batch.scope, kind, key))
             self.records[batch.scope, kind, key] = value
         for row, columns in batch.increments.items():
-            add_row(self.rows, (batch.scope, row), columns)
+            add_cells(self.rows, (batch.scope, row), columns)
 
     def batches(self) -> list[WriteBatch]:
         """The merged write again as batches, one per scope."""

@@ -13,11 +13,12 @@ shared contract test is tests/test_store_contract.py.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from hiitrack.store.kinds import Kind, Kinds
 
 __all__ = [
+    "add_cells",
     "check_batch",
     "CounterStore",
     "Inspector",
@@ -50,6 +51,21 @@ class WriteBatch:
     increments: Mapping[bytes, Mapping[bytes, int]] = field(default_factory=dict)
     deletions: set[tuple[Kind, str]] = field(default_factory=set)
     cleared: set[Kind] = field(default_factory=set)
+
+
+Key = TypeVar("Key")
+
+
+def add_cells(rows: dict[Key, dict[bytes, int]], key: Key, columns: Mapping[bytes, int]) -> None:
+    """Add one row's amounts (column to amount) to `rows[key]`: a row new there is copied whole
+    (in C), one met before is looked up once.  Every merge of increments goes through here: a hit's,
+    a commit's, the fold's layer's."""
+    cells = rows.get(key)
+    if cells is None:
+        rows[key] = dict(columns)
+    else:
+        for column, amount in columns.items():
+            cells[column] = cells.get(column, 0) + amount
 
 
 def check_batch(kinds: Kinds, batch: WriteBatch) -> None:

@@ -18,7 +18,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from hiitrack.metrics import METRICS
-from hiitrack.store.grouping import Rows, add_row
+from hiitrack.store.grouping import Rows
+from hiitrack.store.interface import add_cells
 
 __all__ = ["FOLD_SECONDS", "Unfolded", "WriteBehind"]
 
@@ -41,7 +42,7 @@ class Unfolded:
 
     def add(self, seq: int, entry: Rows) -> None:
         for key, columns in entry.items():
-            add_row(self.rows, key, columns)
+            add_cells(self.rows, key, columns)
         self.upto = max(self.upto, seq)
 
     def cells(self, scope: str, row: bytes) -> Mapping[bytes, int]:
