@@ -578,7 +578,8 @@ class SQLiteStore:
         bounds = (start,) if end is None else (start, end)
 
         def stored(connection: sqlite3.Connection) -> list[dict[bytes, int]]:
-            return [{bytes(col): n for col, n in connection.execute(query, (scope, row, *bounds))} for row in rows]
+            # A BLOB comes back as bytes: the cursor's (col, n) pairs are the row's cells as they are.
+            return [dict(connection.execute(query, (scope, row, *bounds))) for row in rows]
 
         if self._journal_lock is None:
             return await self._run(self._reader, stored)
