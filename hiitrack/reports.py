@@ -76,10 +76,13 @@ Count = int | list[list[int]]
 """A counter of a plain report, or the ``[start, n]`` points of a time-bounded one."""
 
 
-def _with_cell(count: Count | None, n: int, stamp: int | None) -> Count:
-    """`count` with one more cell: its whole value, or the point of series bucket `stamp`."""
-    if stamp is None:
-        return n
+ALL = b""
+"""The key of a report's counters when it is not split by a property: the value part of its
+columns is empty."""
+
+
+def _with_point(count: Count | None, n: int, stamp: int) -> Count:
+    """The points of `count` with one more, the cell of series bucket `stamp`."""
     points = count if isinstance(count, list) else []
     points.append([stamp, n])
     return points
@@ -97,18 +100,6 @@ class _Counts:
         self.path: dict[str, Count] = {}
         self.unique_path: dict[str, Count] = {}
 
-    def add(self, column: bytes, n: int, stamp: int | None) -> None:
-        """One cell: `column` is a counter tag (and earlier event); `stamp` its series bucket."""
-        tag, earlier = column[:1], column[1:]
-        if tag in (PATH, UNIQUE_PATH):
-            paths = self.path if tag == PATH else self.unique_path
-            key = encode_id(earlier)
-            paths[key] = _with_cell(paths.get(key), n, stamp)
-        elif tag == TOTAL:
-            self.total = _with_cell(self.total, n, stamp)
-        else:
-            self.unique_total = _with_cell(self.unique_total, n, stamp)
-
     def as_dict(self) -> dict[str, object]:
         return {
             "total": self.total,
@@ -116,6 +107,44 @@ class _Counts:
             "path": self.path,
             "unique_path": self.unique_path,
         }
+
+
+def _set_cells(by_value: dict[bytes, _Counts], cells: dict[bytes, int], width: int) -> None:
+    """A plain report's row into `by_value`'s counters, keyed by a column's first `width` bytes
+    (its value; none for `ALL`).  Such a row has each column once, so a cell sets its counter.
+    A split report runs this loop thousands of times: it is kept flat."""
+    for column, n in cells.items():
+        counts = by_value.get(column[:width])
+        if counts is None:
+            continue
+        tag = column[width : width + 1]
+        if tag == PATH:
+            counts.path[encode_id(column[width + 1 :])] = n
+        elif tag == UNIQUE_PATH:
+            counts.unique_path[encode_id(column[width + 1 :])] = n
+        elif tag == TOTAL:
+            counts.total = n
+        else:
+            counts.unique_total = n
+
+
+def _add_points(by_value: dict[bytes, _Counts], cells: dict[bytes, int], width: int) -> None:
+    """A time-bounded report's row into `by_value`'s counters: each cell is the point of the
+    series bucket its column starts with, then its value (`width` bytes) and counter tag."""
+    for stamped, n in cells.items():
+        stamp, column = STAMP.unpack_from(stamped)[0], stamped[8:]
+        counts = by_value.get(column[:width])
+        if counts is None:
+            continue
+        tag, earlier = column[width : width + 1], column[width + 1 :]
+        if tag in (PATH, UNIQUE_PATH):
+            paths = counts.path if tag == PATH else counts.unique_path
+            key = encode_id(earlier)
+            paths[key] = _with_point(paths.get(key), n, stamp)
+        elif tag == TOTAL:
+            counts.total = _with_point(counts.total, n, stamp)
+        else:
+            counts.unique_total = _with_point(counts.unique_total, n, stamp)
 
 
 class ReportStore(CounterStore, RecordStore, Protocol):
@@ -167,13 +196,13 @@ class Reports:
         prop: bytes | None = None,
         values: Sequence[bytes] = (),
         series: Series | None = None,
-    ) -> dict[bytes, dict[bytes | None, _Counts]]:
-        """Each event's counters, per value of `prop` (or overall, under None).
+    ) -> dict[bytes, dict[bytes, _Counts]]:
+        """Each event's counters, per value of `prop` (or overall, under `ALL`).
 
         All the rows go to the store in one read, so a funnel of many steps
         costs one trip to the store, not one per step.
         """
-        keys: list[bytes | None] = [None] if prop is None else list(values)
+        keys = [ALL] if prop is None else list(values)
         counts = {event: {key: _Counts(series is not None) for key in keys} for event in events}
         owners: list[bytes] = []
         rows: list[bytes] = []
@@ -184,18 +213,11 @@ class Reports:
                 wanted = [event_row(event) if prop is None else segment_row(event, prop)]
             rows += wanted
             owners += [event] * len(wanted)
+        width = 0 if prop is None else VALUE_ID_SIZE
         # Cells come in column order (the store promises it), which puts
         # every series in time order.
         for event, cells in zip(owners, await self._rows(scope, rows, series), strict=True):
-            by_value = counts[event]
-            for column, n in cells.items():
-                stamp = None
-                if series is not None:
-                    stamp, column = STAMP.unpack_from(column)[0], column[8:]
-                if prop is None:
-                    by_value[None].add(column, n, stamp)
-                elif (value_counts := by_value.get(column[:VALUE_ID_SIZE])) is not None:
-                    value_counts.add(column[VALUE_ID_SIZE:], n, stamp)
+            (_set_cells if series is None else _add_points)(counts[event], cells, width)
         return counts
 
     async def event(
@@ -207,7 +229,7 @@ class Reports:
         properties = await self._catalog.properties(scope)
         answer: dict[str, object] = {"id": encode_id(event), "name": name}
         if prop_name is None:
-            answer.update((await self._counts(scope, [event], series=series))[event][None].as_dict())
+            answer.update((await self._counts(scope, [event], series=series))[event][ALL].as_dict())
         else:
             prop, values = await self._property_values(scope, prop_name, properties)
             counts = (await self._counts(scope, [event], prop, list(values), series))[event]
@@ -250,7 +272,7 @@ class Reports:
         distinct = list(dict.fromkeys(steps))
         answer: dict[str, object] = {"event_ids": ids}
         if prop_name is None:
-            counts = {step: by_value[None] for step, by_value in (await self._counts(scope, distinct)).items()}
+            counts = {step: by_value[ALL] for step, by_value in (await self._counts(scope, distinct)).items()}
             for key in ("total", "unique_total", "path", "unique_path"):
                 answer[key] = {encode_id(step): getattr(c, key) for step, c in counts.items()}
             answer["funnel"] = _funnel(steps, counts, "total", "path")
