@@ -12,7 +12,7 @@ import uuid
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from cassandra import ConsistencyLevel, ProtocolVersion
@@ -56,7 +56,9 @@ def rows_as_named_tuples(columns: Sequence[str], rows: Iterable[Sequence[Any]]) 
         row = _row_class(tuple(columns))
     except ValueError:  # a column name that is no identifier: the driver cleans it
         return named_tuple_factory(columns, rows)
-    return [row(*values) for values in rows]
+    # tuple.__new__ makes each row in C; the class's own __new__ is a Python function, a frame per
+    # row, and a report's read is thousands of rows.  The driver gives every row all the columns.
+    return list(map(partial(tuple.__new__, row), rows))
 
 
 def idempotent(cql: str) -> bool:
