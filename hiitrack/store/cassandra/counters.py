@@ -169,18 +169,23 @@ class Counters:
             slices = await self._cql.each_rows((statement, (stored(scope), generation, row, *bounds)) for row in rows)
         found = []
         for row, cells in zip(rows, slices, strict=True):
+            # Clustered by (col, writer): the sums come in column order, as a report needs them.
             sums: dict[bytes, int] = {}
             mine: dict[bytes, int] = {}
-            for cell in cells:
-                sums[cell.col] = sums.get(cell.col, 0) + cell.n
-                if cell.writer == self._writer:
-                    mine[cell.col] = cell.through
+            for col, writer, n, through in cells:
+                sums[col] = sums.get(col, 0) + n
+                if writer == self._writer:
+                    mine[col] = through
+            added = False
             for layer in unfolded:
                 for column, amount in layer.cells(scope, row).items():
                     if start <= column and (end is None or column < end) and mine.get(column, 0) < layer.upto:
+                        added = added or column not in sums
                         sums[column] = sums.get(column, 0) + amount
-            # A cell at 0 (an erased visitor's increments taken back) reads as absent.
-            found.append({column: sums[column] for column in sorted(sums) if sums[column]})
+            # A column only a layer holds goes in its place; a cell at 0 (an erased visitor's
+            # increments taken back) reads as absent.
+            ordered = sorted(sums.items()) if added else sums.items()
+            found.append({column: n for column, n in ordered if n})
         return found
 
     async def end_generation(self, scope: str) -> None:
