@@ -19,7 +19,7 @@ from twisted.python.threadpool import ThreadPool
 from hiitrack.store import WriteBatch
 from hiitrack.store.sqlite import SQLiteStore
 from hiitrack.store.write_behind import FOLD_SECONDS
-from tests.journaling import ROWS, added, hits
+from tests.journaling import ROWS, added, hits, reads_in_column_order
 
 SCOPE = "u/b"
 
@@ -63,6 +63,15 @@ async def test_a_commit_is_one_journal_entry_read_from_memory_until_the_fold(tmp
         assert await store.read_rows(SCOPE, ROWS, b"c2", b"c5") == [
             {column: n for column, n in cells.items() if b"c2" <= column < b"c5"} for cells in added(totals)
         ]
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_row_reads_in_column_order_with_unfolded_columns_in_their_place(tmp_path):
+    store = await opened(tmp_path / "s.db")
+    try:
+        await reads_in_column_order(store, SCOPE)
     finally:
         await store.close()
 

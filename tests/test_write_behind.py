@@ -30,7 +30,7 @@ from hiitrack.store.cassandra.journal import ENTRY_CELLS, _entries
 from hiitrack.store.kinds import VISITOR
 from hiitrack.store.write_behind import Unfolded
 from tests.conftest import CASSANDRA_URI
-from tests.journaling import ROWS, added, hits
+from tests.journaling import ROWS, added, hits, reads_in_column_order
 
 pytestmark = pytest.mark.cassandra
 
@@ -143,6 +143,15 @@ async def test_writers_add_up_and_each_reads_its_own_unfolded_hits(user_name):
     finally:
         await first.close()
         await second.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_row_reads_in_column_order_with_unfolded_columns_in_their_place(user_name):
+    scope, _, store = await folded_by_hand(user_name)
+    try:
+        await reads_in_column_order(store, scope)
+    finally:
+        await store.close()
 
 
 @pytest_twisted.ensureDeferred
