@@ -345,7 +345,9 @@ def count_event(visitor: Visitor, event: bytes, when: int, inc: Increments) -> N
         if first:
             increment(inc, holders_row(prop), value + event)
     # Every row gets each counter once (the counters are distinct): a row new to
-    # `inc` is made in C, as this is most of a hit's work.
+    # `inc` is made in C, as this is most of a hit's work.  Not through add_cells,
+    # which would copy the new row once more: about 8 % more CPU per batch hit in
+    # `python benchmarks/cell_path.py`.
     for row, prefix in rows:
         columns = [prefix + counter for counter in counters] if prefix else counters
         cells = inc.get(row)
