@@ -1,0 +1,115 @@
+"""The CPU of the benchmark's funnel report, in-process: ``python -m benchmarks.report_cpu``.
+
+The full run's funnel report (4 steps split by the 50-value ``plan``;
+benchmarks/client.py, `funnel_path`) read over HTTP moves with the
+machine's hour by more than most changes to the read path.  This script
+loads a bucket as the funnel phase does (a server and `wrk`'s batch load,
+the server then stopped), opens the same store in-process and times the
+report itself: `Reports.funnel` and its JSON, in rounds, by the process's
+CPU (the store's reader thread included).  Another checkout's read path
+runs under it as ``PYTHONPATH=<checkout> python -m benchmarks.report_cpu``,
+so two versions compare in alternating runs.  It exits 1 if the load was
+not counted exactly.  Tests: tests/test_bench_smoke.py.
+"""
+
+import argparse
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ujson
+from twisted.internet import defer, task
+
+from benchmarks.client import basic, create_user, http, recorded
+from benchmarks.servers import drop_keyspaces, start_hiitrack
+from benchmarks.workload import FUNNEL_STEPS
+from benchmarks.wrk import run_wrk
+from hiitrack.accounts import bucket_scope
+from hiitrack.app import HiiTrack
+from hiitrack.ids import event_id
+from hiitrack.store import open_store
+
+__all__ = ["main"]
+
+USER, BUCKET = "bench", "funnel"
+EVENTS_PER_MESSAGE = 10
+CONNECTIONS = 64
+
+
+def load(work: Path, store: str, events: int) -> None:
+    """`events` events from events / 10 visitors into the bucket, through a server stopped after."""
+    server = start_hiitrack(work, store, "report-cpu")
+    try:
+        create_user(server.port, USER)
+        done = run_wrk(
+            work,
+            server.port,
+            mode="batch",
+            prefix=f"/{USER}/{BUCKET}",
+            visitors=max(1, events // EVENTS_PER_MESSAGE),
+            quota=-(-events // EVENTS_PER_MESSAGE),
+            connections=CONNECTIONS,
+            events_per_message=EVENTS_PER_MESSAGE,
+            cap=600.0,
+        )
+        counted = recorded(server.port, USER, BUCKET)
+        if counted != done.ok * EVENTS_PER_MESSAGE:
+            raise SystemExit(f"{done.ok * EVENTS_PER_MESSAGE:,} events answered 200, {counted:,} counted")
+        status, _ = http(server.port, "GET", f"/{USER}/{BUCKET}", auth=basic(USER))
+        if status != 200:
+            raise SystemExit(f"the loaded bucket answered {status}")
+    finally:
+        server.stop()
+
+
+async def measure(store: str, reports: int, rounds: int) -> tuple[list[float], int]:
+    """Milliseconds of CPU per report (and its JSON) in each round; the answer's bytes."""
+    app = HiiTrack(open_store(store))
+    await app.start(backfills=False)
+    try:
+        scope, steps = bucket_scope(USER, BUCKET), [event_id(step) for step in FUNNEL_STEPS]
+        size = len(ujson.dumps(await app.reports.funnel(scope, steps, "plan")))
+        per_round = []
+        for _ in range(rounds):
+            started = time.process_time()
+            for _ in range(reports):
+                ujson.dumps(await app.reports.funnel(scope, steps, "plan"))
+            per_round.append((time.process_time() - started) / reports * 1000)
+        return per_round, size
+    finally:
+        await app.stop()
+
+
+async def report(options: argparse.Namespace, store: str) -> None:
+    rounds, size = await measure(store, options.reports, options.rounds)
+    print(
+        f"funnel report, {options.store}, {options.events:,} events: CPU per report, min / median of "
+        f"{options.rounds} rounds of {options.reports}: {min(rounds):.2f} / {statistics.median(rounds):.2f} ms "
+        f"({size:,} bytes of JSON)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report_cpu", description=__doc__.split("\n")[0])
+    parser.add_argument("--store", choices=["sqlite", "cassandra"], default="sqlite")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--reports", type=int, default=30, help="reports a round")
+    parser.add_argument("--rounds", type=int, default=5)
+    options = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="report-cpu-"))
+    keyspace = f"bench_{secrets.token_hex(4)}"
+    store = f"sqlite:{work / 'report.db'}" if options.store == "sqlite" else f"cassandra://127.0.0.1/{keyspace}"
+    try:
+        load(work, store, options.events)
+        # Exits the process: 0 once the report is printed, 1 if measuring failed.
+        task.react(lambda _: defer.Deferred.fromCoroutine(report(options, store)))
+    finally:
+        if options.store == "cassandra":
+            drop_keyspaces([keyspace])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
