@@ -5,8 +5,10 @@ commit that finds the file's write lock held by another process waits for
 it on the writer thread, the reactor free meanwhile; a commit that writes
 over `AT_ONCE_ROWS` rows is made on the writer thread too (a journaling
 process's increments are one row).  Such commits never checkpoint: the
-writer thread does.  A point read is answered at once, without a thread.
-An error there is a `StoreUnavailable`, as on the threads.
+writer thread does.  A point read is answered at once, without a thread,
+and so are a plain report's counter rows (at most `AT_ONCE_READ_ROWS`, no
+column range); a series' rows are read on the reader thread.  An error
+there is a `StoreUnavailable`, as on the threads.
 """
 
 import sqlite3
@@ -20,7 +22,7 @@ from twisted.internet.task import deferLater
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.kinds import VISITOR
 from hiitrack.store.sqlite import SQLiteStore
-from hiitrack.store.sqlite.store import AT_ONCE_ROWS, CHECKPOINT_SECONDS
+from hiitrack.store.sqlite.store import AT_ONCE_READ_ROWS, AT_ONCE_ROWS, CHECKPOINT_SECONDS
 from hiitrack.store.write_behind import FOLD_SECONDS
 
 SCOPE = "u/b"
@@ -147,6 +149,24 @@ async def test_a_point_read_is_answered_at_once(store):
     assert read.called
     assert await read == b"state"
     assert await store.get(SCOPE, VISITOR, "other") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_plain_report_s_rows_are_read_at_once_and_a_series_on_the_reader_thread(store):
+    rows = [b"r%d" % n for n in range(AT_ONCE_READ_ROWS + 1)]
+    cells = {b"a": 1, b"b": 2, b"c": 3}
+    await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, increments={row: dict(cells) for row in rows})))
+    await store.fold()
+    # One more, not folded yet: each read adds it to the cells it reads.
+    await Deferred.fromCoroutine(store.write(WriteBatch(SCOPE, increments={rows[0]: {b"b": 5}})))
+    plain = Deferred.fromCoroutine(store.read_rows(SCOPE, rows[:AT_ONCE_READ_ROWS]))
+    assert plain.called
+    assert await plain == [{b"a": 1, b"b": 7, b"c": 3}] + [cells] * (AT_ONCE_READ_ROWS - 1)
+    series = Deferred.fromCoroutine(store.read_rows(SCOPE, rows[:1], b"b", b"c"))
+    many = Deferred.fromCoroutine(store.read_rows(SCOPE, rows))
+    assert not series.called and not many.called
+    assert await series == [{b"b": 7}]
+    assert await many == [{b"a": 1, b"b": 7, b"c": 3}] + [cells] * AT_ONCE_READ_ROWS
 
 
 @pytest_twisted.ensureDeferred

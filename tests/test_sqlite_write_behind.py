@@ -143,7 +143,8 @@ async def test_a_read_older_than_the_last_fold_is_read_again(tmp_path):
     try:
         await store.write(WriteBatch(SCOPE, increments={b"row": {b"col": 1}}))
         held = Held(store, "_reader")
-        read = Deferred.fromCoroutine(store.read_rows(SCOPE, [b"row"]))
+        # A column range: read on the reader thread, where a fold can end meanwhile.
+        read = Deferred.fromCoroutine(store.read_rows(SCOPE, [b"row"], b"c", b"d"))
         await held.first  # its snapshot is read: folded up to 0, no cell
         await store.fold()
         await store.write(WriteBatch(SCOPE, increments={b"row": {b"col": 2}}))
