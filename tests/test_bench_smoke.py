@@ -81,7 +81,7 @@ def test_the_cell_path_counts_every_event_into_the_layers() -> None:
 
 @pytest.mark.timeout(120)
 def test_report_cpu_times_the_funnel_report_of_an_exactly_counted_load() -> None:
-    """`python -m benchmarks.report_cpu`: the load is counted exactly (else it exits 1), then CPU and time per report."""
+    """`python -m benchmarks.report_cpu`: an exactly counted load (else it exits 1), then CPU and time per report."""
     output = ran("benchmarks.report_cpu", "--events", "2000", "--reports", "3", "--rounds", "2")
     found = re.fullmatch(
         r"funnel report, sqlite, 2,000 events: CPU per report, min / median of 2 rounds of 3: "
