@@ -10,7 +10,7 @@ Tests: tests/test_write_behind.py, tests/test_sqlite_write_behind.py.
 """
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredLock
@@ -21,7 +21,7 @@ from hiitrack.metrics import METRICS
 from hiitrack.store.grouping import Rows
 from hiitrack.store.interface import add_cells
 
-__all__ = ["FOLD_SECONDS", "Unfolded", "WriteBehind"]
+__all__ = ["FOLD_SECONDS", "Unfolded", "WriteBehind", "with_amounts"]
 
 FOLD_SECONDS = 1.0
 """How often journaled increments are folded into the counter cells."""
@@ -48,6 +48,18 @@ class Unfolded:
     def cells(self, scope: str, row: bytes) -> Mapping[bytes, int]:
         """The row's unfolded amounts by column (empty if none)."""
         return self.rows.get((scope, row), {})
+
+
+def with_amounts(cells: dict[bytes, int], amounts: Iterable[tuple[bytes, int]]) -> dict[bytes, int]:
+    """A row's `cells`, in column order, with unfolded `amounts` added, as a read gives them: still in
+    column order (a column only `amounts` holds goes in its place; only then are they sorted), and
+    without the cells that add up to 0 (an erased visitor's increments taken back)."""
+    new_column = False
+    for column, amount in amounts:
+        new_column = new_column or column not in cells
+        cells[column] = cells.get(column, 0) + amount
+    ordered = sorted(cells.items()) if new_column else cells.items()
+    return {column: n for column, n in ordered if n}
 
 
 class WriteBehind:

@@ -28,7 +28,7 @@ from hiitrack.caching import LRU
 from hiitrack.gathering import gather
 from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, applied, chunks, packed
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
-from hiitrack.store.write_behind import Unfolded
+from hiitrack.store.write_behind import Unfolded, with_amounts
 
 __all__ = ["STATEMENTS", "TALLIES", "Counters"]
 
@@ -176,16 +176,14 @@ class Counters:
                 sums[col] = sums.get(col, 0) + n
                 if writer == self._writer:
                     mine[col] = through
-            added = False
-            for layer in unfolded:
-                for column, amount in layer.cells(scope, row).items():
-                    if start <= column and (end is None or column < end) and mine.get(column, 0) < layer.upto:
-                        added = added or column not in sums
-                        sums[column] = sums.get(column, 0) + amount
-            # A column only a layer holds goes in its place; a cell at 0 (an erased visitor's
-            # increments taken back) reads as absent.
-            ordered = sorted(sums.items()) if added else sums.items()
-            found.append({column: n for column, n in ordered if n})
+            amounts = (
+                (column, amount)
+                for layer in unfolded
+                for column, amount in layer.cells(scope, row).items()
+                if start <= column and (end is None or column < end) and mine.get(column, 0) < layer.upto
+            )
+            # Tallies may add up to 0 (an erase) with no layer at all: always through with_amounts.
+            found.append(with_amounts(sums, amounts))
         return found
 
     async def end_generation(self, scope: str) -> None:

@@ -71,7 +71,7 @@ from hiitrack.store.grouping import GroupCommitter, MergedWrite, Rows
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
 from hiitrack.store.sqlite.schema import migrate
-from hiitrack.store.write_behind import FOLD_SECONDS, Unfolded, WriteBehind
+from hiitrack.store.write_behind import FOLD_SECONDS, Unfolded, WriteBehind, with_amounts
 
 __all__ = ["SQLiteStore"]
 
@@ -611,15 +611,14 @@ class SQLiteStore:
             layers = self._lacking(folded)
         merged = []
         for row, cells in zip(rows, found, strict=True):
-            added = False
-            for layer in layers:
-                for column, amount in layer.cells(scope, row).items():
-                    if start <= column and (end is None or column < end):
-                        cells[column] = cells.get(column, 0) + amount
-                        added = True
-            # Read, a row's cells are in column order and none is 0; with a layer's added, put them
-            # back in order, and leave out a cell at 0 (an erased visitor's increments taken back).
-            merged.append({column: cells[column] for column in sorted(cells) if cells[column]} if added else cells)
+            amounts = [
+                (column, amount)
+                for layer in layers
+                for column, amount in layer.cells(scope, row).items()
+                if start <= column and (end is None or column < end)
+            ]
+            # Read, a row's cells are in column order and none is 0: as they are unless a layer adds to them.
+            merged.append(with_amounts(cells, amounts) if amounts else cells)
         return merged
 
     def _lacking(self, folded: int) -> list[Unfolded] | None:
