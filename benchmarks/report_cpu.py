@@ -7,10 +7,13 @@ loads a bucket as the funnel phase does (a server and `wrk`'s batch load,
 the server then stopped), opens the same store in-process and times the
 report itself: `Reports.funnel` and its JSON, in rounds, by the process's
 CPU (the store's reader thread included) and by the time from asking for
-a report to its JSON (the median of all of them).  Another checkout's read path
-runs under it as ``PYTHONPATH=<checkout> python -m benchmarks.report_cpu``,
-so two versions compare in alternating runs.  It exits 1 if the load was
-not counted exactly.  Tests: tests/test_bench_smoke.py.
+a report to its JSON: the median of all of them, and of those at each of
+the machine's two speeds, probed before each report
+(benchmarks/machine_speed.py).  Another version's read path runs from its
+own checkout (``cd <checkout> && python -m benchmarks.report_cpu``: the
+current folder comes first on the module path), so two versions compare
+in alternating runs.  It exits 1 if the load was not counted exactly.
+Tests: tests/test_bench_smoke.py.
 """
 
 import argparse
@@ -25,6 +28,7 @@ import ujson
 from twisted.internet import defer, task
 
 from benchmarks.client import basic, create_user, http, recorded
+from benchmarks.machine_speed import by_speed, probe
 from benchmarks.servers import drop_keyspaces, start_hiitrack
 from benchmarks.workload import FUNNEL_STEPS
 from benchmarks.wrk import run_wrk
@@ -66,9 +70,10 @@ def load(work: Path, store: str, events: int) -> None:
         server.stop()
 
 
-async def measure(store: str, reports: int, rounds: int) -> tuple[list[float], list[float], int]:
-    """Milliseconds of CPU per report (and its JSON) in each round, each report's milliseconds
-    from asked to encoded (its store's threads and hand-offs included), and the answer's bytes."""
+async def measure(store: str, reports: int, rounds: int) -> tuple[list[float], list[tuple[float, float]], int]:
+    """Milliseconds of CPU per report (and its JSON) in each round; each report's milliseconds
+    from asked to encoded (its store's threads and hand-offs included), after the machine's speed
+    probed just before it; and the answer's bytes."""
     app = HiiTrack(open_store(store))
     await app.start(backfills=False)
     try:
@@ -76,12 +81,14 @@ async def measure(store: str, reports: int, rounds: int) -> tuple[list[float], l
         size = len(ujson.dumps(await app.reports.funnel(scope, steps, "plan")))
         per_round, walls = [], []
         for _ in range(rounds):
-            started = time.process_time()
+            spent = 0.0
             for _ in range(reports):
-                asked = time.perf_counter()
+                speed = probe()
+                started, asked = time.process_time(), time.perf_counter()
                 ujson.dumps(await app.reports.funnel(scope, steps, "plan"))
-                walls.append((time.perf_counter() - asked) * 1000)
-            per_round.append((time.process_time() - started) / reports * 1000)
+                walls.append((speed, (time.perf_counter() - asked) * 1000))
+                spent += time.process_time() - started
+            per_round.append(spent / reports * 1000)
         return per_round, walls, size
     finally:
         await app.stop()
@@ -89,10 +96,14 @@ async def measure(store: str, reports: int, rounds: int) -> tuple[list[float], l
 
 async def report(options: argparse.Namespace, store: str) -> None:
     rounds, walls, size = await measure(store, options.reports, options.rounds)
+    fast, slow = by_speed(walls)
+    at_slow = f"{statistics.median(slow):.2f} ms" if slow else "none"
     print(
         f"funnel report, {options.store}, {options.events:,} events: CPU per report, min / median of "
         f"{options.rounds} rounds of {options.reports}: {min(rounds):.2f} / {statistics.median(rounds):.2f} ms; "
-        f"asked to encoded, p50 {statistics.median(walls):.2f} ms ({size:,} bytes of JSON)"
+        f"asked to encoded, p50 {statistics.median(wall for _, wall in walls):.2f} ms ({size:,} bytes of JSON); "
+        f"at the machine's fast speed {statistics.median(fast):.2f} ms ({len(fast)} of {len(walls)}), "
+        f"at its slow speed {at_slow}"
     )
 
 

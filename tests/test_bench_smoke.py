@@ -11,6 +11,7 @@ run's totals must be exact.  Needs Debian's ``wrk``.  The full benchmark is
 described in docs/performance.md.
 """
 
+import random
 import re
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 from cassandra.cluster import Cluster
 
 from benchmarks.client import create_user, http, recorded
+from benchmarks.machine_speed import SLOW, by_speed
 from benchmarks.profile import innermost_summary, spy_summary
 from benchmarks.report import Report
 from benchmarks.servers import start_floor, start_hiitrack
@@ -85,7 +87,8 @@ def test_report_cpu_times_the_funnel_report_of_an_exactly_counted_load() -> None
     output = ran("benchmarks.report_cpu", "--events", "2000", "--reports", "3", "--rounds", "2")
     found = re.fullmatch(
         r"funnel report, sqlite, 2,000 events: CPU per report, min / median of 2 rounds of 3: "
-        r"([\d.]+) / ([\d.]+) ms; asked to encoded, p50 ([\d.]+) ms \(([\d,]+) bytes of JSON\)",
+        r"([\d.]+) / ([\d.]+) ms; asked to encoded, p50 ([\d.]+) ms \(([\d,]+) bytes of JSON\); "
+        r"at the machine's fast speed ([\d.]+) ms \((\d+) of 6\), at its slow speed (none|[\d.]+ ms)",
         output.strip(),
     )
     assert found, output
@@ -93,6 +96,37 @@ def test_report_cpu_times_the_funnel_report_of_an_exactly_counted_load() -> None
     assert float(found.group(3)) > 0
     # Every plan's funnel is in the answer: 50 values of 4 steps, far more than an empty report.
     assert int(found.group(4).replace(",", "")) > 100_000
+    # The report after the fastest probe is at the fast speed, whatever the machine does.
+    assert float(found.group(5)) > 0 and 1 <= int(found.group(6)) <= 6
+
+
+def test_by_speed_splits_samples_at_the_slow_factor_of_the_fastest_probe() -> None:
+    """A sample is slow when its probe took `SLOW` times the fastest probe or more, checked against
+    a brute-force split of random samples (the fastest probe's own sample is always fast)."""
+    rng = random.Random(7)
+    for _ in range(200):
+        samples = [(rng.uniform(1, 3), float(index)) for index in range(rng.randint(1, 20))]
+        fastest = min(took for took, _ in samples)
+        fast, slow = by_speed(samples)
+        assert fast == [value for took, value in samples if took / fastest < SLOW]
+        assert slow == [value for took, value in samples if took / fastest >= SLOW]
+        assert fast and len(fast) + len(slow) == len(samples)
+    assert by_speed([]) == ([], [])
+
+
+def test_machine_speed_prints_the_probe_s_times_over_a_while() -> None:
+    """`python -m benchmarks.machine_speed`: how many probes, their min <= p50 <= max, the slow share."""
+    output = ran("benchmarks.machine_speed", "--seconds", "1", "--every", "0.2", "--loops", "2000")
+    found = re.fullmatch(
+        r"2,000 loops, (\d+) probes over 1 s: CPU min / p50 / max ([\d.]+) / ([\d.]+) / ([\d.]+) ms; "
+        r"slow \(≥ 1.3 × the fastest\) (\d+) %(, their p50 [\d.]+ × the fast ones')?",
+        output.strip(),
+    )
+    assert found, output
+    assert 4 <= int(found.group(1)) <= 6
+    assert float(found.group(2)) <= float(found.group(3)) <= float(found.group(4))
+    assert 0 <= int(found.group(5)) < 100
+    assert (found.group(6) is None) == (found.group(5) == "0")
 
 
 @pytest.mark.timeout(180)
