@@ -67,7 +67,9 @@ def run(mode: str, visitors: int, commits: int, seed: int = 1) -> tuple[float, i
         if commit % COMMITS_PER_LAYER == COMMITS_PER_LAYER - 1:
             layers.append(Unfolded(commit + 1))
     spent = time.process_time() - started
-    found = sum(layer.cells(SCOPE, event_row(event)).get(TOTAL, 0) for layer in layers for event in events)
+    found = sum(
+        dict(layer.amounts(SCOPE, event_row(event), TOTAL, None)).get(TOTAL, 0) for layer in layers for event in events
+    )
     if found != counted:
         raise SystemExit(f"the layers hold {found} events, {counted} were counted")
     return spent / (commits * HITS_PER_COMMIT), counted

@@ -10,7 +10,7 @@ Tests: tests/test_write_behind.py, tests/test_sqlite_write_behind.py.
 """
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredLock
@@ -45,9 +45,11 @@ class Unfolded:
             add_cells(self.rows, key, columns)
         self.upto = max(self.upto, seq)
 
-    def cells(self, scope: str, row: bytes) -> Mapping[bytes, int]:
-        """The row's unfolded amounts by column (empty if none)."""
-        return self.rows.get((scope, row), {})
+    def amounts(self, scope: str, row: bytes, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, int]]:
+        """The row's unfolded (column, amount) pairs in ``start <= column < end`` (no `end`: to the last)."""
+        for column, amount in self.rows.get((scope, row), {}).items():
+            if start <= column and (end is None or column < end):
+                yield column, amount
 
 
 def with_amounts(cells: dict[bytes, int], amounts: Iterable[tuple[bytes, int]]) -> dict[bytes, int]:

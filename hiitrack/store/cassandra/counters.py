@@ -176,11 +176,12 @@ class Counters:
                 sums[col] = sums.get(col, 0) + n
                 if writer == self._writer:
                     mine[col] = through
+            # A layer's amount of a column this process's tallies already hold is left out.
             amounts = (
                 (column, amount)
                 for layer in unfolded
-                for column, amount in layer.cells(scope, row).items()
-                if start <= column and (end is None or column < end) and mine.get(column, 0) < layer.upto
+                for column, amount in layer.amounts(scope, row, start, end)
+                if mine.get(column, 0) < layer.upto
             )
             # Tallies may add up to 0 (an erase) with no layer at all: always through with_amounts.
             found.append(with_amounts(sums, amounts))

@@ -611,12 +611,7 @@ class SQLiteStore:
             layers = self._lacking(folded)
         merged = []
         for row, cells in zip(rows, found, strict=True):
-            amounts = [
-                (column, amount)
-                for layer in layers
-                for column, amount in layer.cells(scope, row).items()
-                if start <= column and (end is None or column < end)
-            ]
+            amounts = [pair for layer in layers for pair in layer.amounts(scope, row, start, end)]
             # Read, a row's cells are in column order and none is 0: as they are unless a layer adds to them.
             merged.append(with_amounts(cells, amounts) if amounts else cells)
         return merged
