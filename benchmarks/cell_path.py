@@ -6,8 +6,11 @@ counting them (hiitrack.counting), merging a commit's hits
 reads and the fold use (hiitrack.store.write_behind).  The full run's
 workload (benchmarks/workload.py): visitors who keep their plan and country,
 hits in commits of 16 (the full run's ~15.7 requests a commit), a new layer
-every 60 commits (a fold).  It prints the process's CPU per hit, and
-checks that the layers hold every event it counted.  Another checkout's
+every 60 commits (a fold).  It prints the process's CPU per hit, then
+each part of it (counting with the visitor's state read and written, the
+commit's merge, the layer's) and what pickling each commit's rows as its
+journal entry adds, and checks that the layers hold every event it
+counted.  Another checkout's
 code runs under this script as ``PYTHONPATH=<checkout> python
 benchmarks/cell_path.py``: two versions compare in alternating runs,
 without the HTTP and scheduling noise of a saturated server.
@@ -15,6 +18,7 @@ Tests: tests/test_bench_smoke.py.
 """
 
 import argparse
+import pickle
 import random
 import sys
 import time
@@ -42,37 +46,50 @@ def _values(visitor: int) -> list[bytes]:
     ]
 
 
-def run(mode: str, visitors: int, commits: int, seed: int = 1) -> tuple[float, int]:
-    """CPU seconds per hit over `commits` commits, after as many unmeasured; and the events counted."""
+PARTS = ("counting", "the commit's merge", "the layer's", "pickling the journal entry")
+"""What `run` times apart; the last is not in a hit's cell path proper (the stores pickle the
+commit's rows as its journal entry), so it is given on its own."""
+
+
+def run(mode: str, visitors: int, commits: int, seed: int = 1) -> tuple[dict[str, float], int]:
+    """CPU seconds per hit of each of `PARTS` over `commits` commits, after as many unmeasured;
+    and the events counted."""
     rng = random.Random(seed)
     events = [event_id(name) for name in EVENT_NAMES]
     states: dict[int, bytes] = {}
     layers = [Unfolded(0)]
     counted = 0
-    started = 0.0
+    spent = dict.fromkeys(PARTS, 0.0)
     for commit in range(2 * commits):
-        if commit == commits:
-            started = time.process_time()
+        measured = commit >= commits
         merged = MergedWrite()
         for _ in range(HITS_PER_COMMIT):
             who = rng.randrange(visitors)
-            visitor = Visitor.from_bytes(states[who]) if who in states else Visitor()
             steps = [rng.choice(events) for _ in range(BATCH_EVENTS if mode == "batch" else 1)]
+            started = time.process_time()
+            visitor = Visitor.from_bytes(states[who]) if who in states else Visitor()
             increments = new_increments()
             count_batch(visitor, _values(who) if mode == "batch" else [], steps, WHEN + commit, increments)
             states[who] = visitor.to_bytes()
+            counted_at = time.process_time()
             merged.add(WriteBatch(SCOPE, increments=increments))
+            if measured:
+                spent["counting"] += counted_at - started
+                spent["the commit's merge"] += time.process_time() - counted_at
             counted += len(steps)
+        started = time.process_time()
+        pickle.dumps(merged.rows, protocol=pickle.HIGHEST_PROTOCOL)
+        pickled_at = time.process_time()
         layers[-1].add(commit + 1, merged.rows)
+        if measured:
+            spent["pickling the journal entry"] += pickled_at - started
+            spent["the layer's"] += time.process_time() - pickled_at
         if commit % COMMITS_PER_LAYER == COMMITS_PER_LAYER - 1:
             layers.append(Unfolded(commit + 1))
-    spent = time.process_time() - started
-    found = sum(
-        dict(layer.amounts(SCOPE, event_row(event), TOTAL, None)).get(TOTAL, 0) for layer in layers for event in events
-    )
+    found = sum(layer.rows.get((SCOPE, event_row(event)), {}).get(TOTAL, 0) for layer in layers for event in events)
     if found != counted:
         raise SystemExit(f"the layers hold {found} events, {counted} were counted")
-    return spent / (commits * HITS_PER_COMMIT), counted
+    return {part: seconds / (commits * HITS_PER_COMMIT) for part, seconds in spent.items()}, counted
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,10 +98,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--visitors", type=int, default=1000)
     parser.add_argument("--commits", type=int, default=400, help="measured commits, after as many unmeasured")
     options = parser.parse_args(argv)
-    per_hit, counted = run(options.mode, options.visitors, options.commits)
+    per_part, counted = run(options.mode, options.visitors, options.commits)
+    *path, journal = (per_part[part] * 1e6 for part in PARTS)
+    parts = ", ".join(f"{part} {micros:.1f}" for part, micros in zip(PARTS[:-1], path, strict=True))
     print(
-        f"cell path, {options.mode}: {per_hit * 1e6:.1f} µs CPU per hit "
-        f"({options.commits * HITS_PER_COMMIT:,} hits measured; all {counted:,} events in the layers)"
+        f"cell path, {options.mode}: {sum(path):.1f} µs CPU per hit "
+        f"({options.commits * HITS_PER_COMMIT:,} hits measured; all {counted:,} events in the layers): "
+        f"{parts}; {PARTS[-1]} {journal:.1f} more"
     )
 
 

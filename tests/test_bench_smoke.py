@@ -69,16 +69,23 @@ def test_quick_bench_counts_every_event() -> None:
 
 @pytest.mark.timeout(120)
 def test_the_cell_path_counts_every_event_into_the_layers() -> None:
-    """`python -m benchmarks.cell_path`: CPU per hit, and every event counted is in the unfolded layers."""
+    """`python -m benchmarks.cell_path`: CPU per hit and its parts, and every event counted is in the
+    unfolded layers."""
     for mode, events_per_hit in (("batch", 5), ("event", 1)):
         output = ran("benchmarks.cell_path", "--mode", mode, "--commits", "20")
         found = re.fullmatch(
-            rf"cell path, {mode}: ([\d.]+) µs CPU per hit \(320 hits measured; all ([\d,]+) events in the layers\)",
+            rf"cell path, {mode}: ([\d.]+) µs CPU per hit \(320 hits measured; all ([\d,]+) events in the layers\): "
+            r"counting ([\d.]+), the commit's merge ([\d.]+), the layer's ([\d.]+); "
+            r"pickling the journal entry ([\d.]+) more",
             output.strip(),
         )
         assert found, output
         assert float(found.group(1)) > 0
         assert int(found.group(2).replace(",", "")) == 640 * events_per_hit
+        # The total is the sum of the path's three parts (each printed to a tenth).
+        parts = [float(found.group(group)) for group in (3, 4, 5)]
+        assert abs(float(found.group(1)) - sum(parts)) <= 0.2
+        assert parts[0] > 0 and float(found.group(6)) >= 0
 
 
 @pytest.mark.timeout(120)
