@@ -1,5 +1,5 @@
 """The light load alone, its tail taken apart: ``python -m benchmarks.light_load [--store sqlite|cassandra]
-[--hits N] [--fold-off] [--trace] [--insert-ids] [--new-visitors]``.
+[--hits N] [--fold-off] [--trace] [--insert-ids] [--new-visitors] [--after-load SECONDS]``.
 
 The full benchmark's light load (benchmarks/phases.py: one hit at a time on
 one kept-alive connection, a tenth of them from a visitor of
@@ -15,6 +15,9 @@ steps (benchmarks/tracing.py), and each of the slowest 1 % is taken apart
 (benchmarks/tail.py).  ``--insert-ids`` gives each hit an insert_id of its
 own, as hiitrack.js does, so that each asks the store whether it was
 applied; ``--new-visitors`` makes every timed hit a new visitor's first.
+``--after-load SECONDS`` first gives the same server that long of `wrk`'s
+saturated batch load from `AFTER_LOAD_VISITORS` visitors, as the full run's
+light load follows its ingest runs on the server that took them.
 A fresh server and store each run, the node of
 ``scripts/cassandra`` for Cassandra.  Loopback only.  Tests: tests/test_bench_smoke.py.
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 from benchmarks.client import create_user, http, recorded, timed_hits
 from benchmarks.servers import drop_keyspaces, start_hiitrack
 from benchmarks.tail import TRACE_FILE, read_trace, taken_apart
+from benchmarks.wrk import run_wrk
 
 __all__ = ["LARGE_STATE_EVENTS", "KINDS", "light_load", "main"]
 
@@ -37,6 +41,8 @@ LARGE_STATE_EVENTS = 60
 """Distinct events of the light load's large visitor: its state holds a path count per pair of
 events, over 10 KB (tests/test_cassandra.py measures it; 30 events made it so before the compact
 state layout of session 26)."""
+AFTER_LOAD_VISITORS = 100_000
+"""The visitors of `--after-load`'s batch load, as the full run's last ingest run before its light load."""
 KINDS = ("first", "large", "other")
 """A hit is its visitor's first (its state read from the store), the large visitor's, or another."""
 
@@ -82,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         "--insert-ids", action="store_true", help="each hit with an insert_id of its own, as the tracker sends"
     )
     parser.add_argument("--new-visitors", action="store_true", help="each hit a new visitor's first")
+    parser.add_argument(
+        "--after-load", type=float, default=0.0, metavar="SECONDS", help="first this long of saturated batch load"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hiitrack-light-"))
     keyspace = f"light_{time.time_ns()}"
@@ -95,6 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     server = start_hiitrack(work, store, "light", preload=preload)
     try:
         create_user(server.port, "bench")
+        if args.after_load:
+            loaded = run_wrk(
+                work,
+                server.port,
+                mode="batch",
+                prefix="/bench/load",
+                visitors=AFTER_LOAD_VISITORS,
+                seconds=args.after_load,
+            )
+            if loaded.bad or not loaded.ok:
+                raise SystemExit(f"the load before the light load: {loaded.ok} answered 200, {loaded.bad} others")
         latencies, kinds = light_load(
             server.port, "/bench/light", args.hits, starts, args.insert_ids, args.new_visitors
         )
@@ -105,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             drop_keyspaces([keyspace])
     chosen = (("fold off", args.fold_off), ("insert_ids", args.insert_ids), ("new visitors", args.new_visitors))
     options = [name for name, on in chosen if on]
+    options += [f"after {args.after_load:g} s of batch load"] if args.after_load else []
     shown = f" ({', '.join(options)})" if options else ""
     print(f"{args.store} light load{shown}, {args.hits:,} hits one at a time")
     print(f"all: p50 / p90 / p99 {_cuts(latencies)} ms")

@@ -149,7 +149,7 @@ def test_funnel_only_reads_the_funnel_and_nothing_else() -> None:
 def test_the_light_load_alone_gives_each_kind_of_hit_and_counts_them_all() -> None:
     """`python -m benchmarks.light_load`: p50 <= p90 <= p99 for all hits and each kind, every hit counted,
     also with the fold off (the hits then counted from the unfolded journal) and with insert_ids;
-    with new visitors only, every hit is a first."""
+    with new visitors only, every hit is a first; after a batch load, still every hit counted."""
     for option in ([], ["--fold-off"], ["--insert-ids"]):
         output = ran("benchmarks.light_load", "--hits", "300", *option)
         figures = re.findall(r"^(all|first|large|other)(?: \(([\d,]+) hits\))?: p50 / p90 / p99 (.+) ms$", output, re.M)
@@ -165,6 +165,10 @@ def test_the_light_load_alone_gives_each_kind_of_hit_and_counts_them_all() -> No
     output = ran("benchmarks.light_load", "--hits", "300", "--insert-ids", "--new-visitors")
     assert re.search(r"^first \(300 hits\): p50 / p90 / p99 ", output, re.M), output
     assert "(insert_ids, new visitors)" in output
+    assert "counted 300 of 300 answered 200" in output
+    # After a batch load on the same server: its hits are in another bucket, the light load's all counted.
+    output = ran("benchmarks.light_load", "--hits", "300", "--after-load", "2")
+    assert "(after 2 s of batch load)" in output
     assert "counted 300 of 300 answered 200" in output
 
 
