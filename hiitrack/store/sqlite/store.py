@@ -38,6 +38,12 @@ the cells, so it adds exactly the entries those cells lack.  A process that
 opens the file folds what the journal holds first: a process killed before
 its fold loses nothing.
 
+Whole counter rows are read through the rows this process read last
+(hiitrack.store.sqlite.cells_cache): every transaction that changes
+`counters` moves a number in `journal_folded`, which a read takes in its
+snapshot too, and a kept row serves only a snapshot with the number it was
+read at.  This process's fold moves the rows it keeps with it.
+
 One process per file journals: the one holding the file's journal lock
 (``PATH.journal-lock``, released by the kernel when the process ends).
 Another process on the same file (an import beside the server, a second
@@ -46,7 +52,8 @@ reads the journaling process's hits once they are folded, and tries the
 lock every `FOLD_SECONDS`: when the journaling process stops or dies, the
 first to take the lock folds what it left and journals from then on.
 Tests: tests/test_store_contract.py, tests/test_migrations.py,
-tests/test_sqlite_write_behind.py, tests/test_durability.py.
+tests/test_sqlite_write_behind.py, tests/test_sqlite_cells_cache.py,
+tests/test_durability.py.
 """
 
 import fcntl
@@ -70,6 +77,7 @@ from twisted.python.threadpool import ThreadPool
 from hiitrack.store.grouping import GroupCommitter, MergedWrite, Rows
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
+from hiitrack.store.sqlite.cells_cache import CellsCache
 from hiitrack.store.sqlite.schema import migrate
 from hiitrack.store.write_behind import FOLD_SECONDS, Unfolded, WriteBehind, with_amounts
 
@@ -198,7 +206,11 @@ DROP_COUNTERS = "DELETE FROM counters WHERE scope = ?"
 READ_JOURNAL = "SELECT seq, entry FROM journal ORDER BY seq"
 TRIM_JOURNAL = "DELETE FROM journal WHERE seq <= ?"
 FOLDED_UPTO = "SELECT upto FROM journal_folded"
+# How far the journal is folded and how often `counters` changed, in a read's snapshot (schema v005).
+READ_VERSIONS = "SELECT upto, changes FROM journal_folded"
 SET_FOLDED = "UPDATE journal_folded SET upto = ?"
+# In the transaction of every change to `counters`: a reader's kept rows are then out of date.
+COUNTERS_CHANGED = "UPDATE journal_folded SET changes = changes + 1 RETURNING changes"
 CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 COUNT_COUNTERS = "SELECT count(*) FROM counters WHERE scope = :scope"
 
@@ -282,16 +294,30 @@ def _packed(rows: Rows) -> dict[str, tuple[list[tuple[int, ...]], list[bytes]]]:
     return packed
 
 
-def _add_counters(connection: sqlite3.Connection, rows: Rows) -> None:
+def _add_counters(connection: sqlite3.Connection, rows: Rows) -> int:
+    """Add `rows` to the cells (inside a transaction); the counters' new `changes` number."""
     for scope, (index, keys) in _packed(rows).items():
         connection.execute(ADD_COUNTERS, (scope, ujson.dumps(index), b"".join(keys)))
+    return _counters_changed(connection)
 
 
-def _fold_into_cells(connection: sqlite3.Connection, layer: Unfolded) -> None:
-    """Add a layer's increments to the cells and drop its journal entries (inside a transaction)."""
-    _add_counters(connection, layer.rows)
+def _counters_changed(connection: sqlite3.Connection) -> int:
+    (changes,) = connection.execute(COUNTERS_CHANGED).fetchone()
+    return changes
+
+
+def _drop_counters(connection: sqlite3.Connection, scope: str) -> None:
+    connection.execute(DROP_COUNTERS, (scope,))
+    _counters_changed(connection)
+
+
+def _fold_into_cells(connection: sqlite3.Connection, layer: Unfolded) -> int:
+    """Add a layer's increments to the cells and drop its journal entries (inside a transaction);
+    the counters' new `changes` number."""
+    changes = _add_counters(connection, layer.rows)
     connection.execute(TRIM_JOURNAL, (layer.upto,))
     connection.execute(SET_FOLDED, (layer.upto,))
+    return changes
 
 
 def _replay(connection: sqlite3.Connection) -> int:
@@ -332,6 +358,7 @@ class SQLiteStore:
         self._journaled = 0
         """The last journal entry number given out."""
         self._behind = WriteBehind(self._reactor, self._fold_layer, "sqlite")
+        self._cells = CellsCache()
         self._taking_over = LoopingCall(lambda: Deferred.fromCoroutine(self._try_taking_over()))
         self._taking_over.clock = self._reactor
         self._checkpointing = LoopingCall(lambda: Deferred.fromCoroutine(self._checkpoint_tick()))
@@ -588,32 +615,37 @@ class SQLiteStore:
     ) -> list[dict[bytes, int]]:
         query = (READ_ROW if end is None else READ_ROW + " AND col < ?") + " ORDER BY col"
         bounds = (start,) if end is None else (start, end)
+        # Whole rows are kept (CellsCache); a range of columns is read each time.
+        whole = start == b"" and end is None
+        kept = self._cells
 
-        def stored(connection: sqlite3.Connection) -> list[dict[bytes, int]]:
-            # A BLOB comes back as bytes: the cursor's (col, n) pairs are the row's cells as they are.
-            return [dict(connection.execute(query, (scope, row, *bounds))) for row in rows]
-
-        run = self._here_or_on if end is None and len(rows) <= AT_ONCE_READ_ROWS else self._run
-        if self._journal_lock is None:
-            return await run(self._reader, stored)
-
-        def read(connection: sqlite3.Connection) -> tuple[int, list[dict[bytes, int]]]:
-            # One snapshot for how far the journal is folded and for the cells.
+        def read(connection: sqlite3.Connection) -> tuple[int, int, list[dict[bytes, int]]]:
+            # One snapshot for how far the journal is folded, how often the cells changed, and the cells.
             connection.execute("BEGIN")
             try:
-                return connection.execute(FOLDED_UPTO).fetchone()[0], stored(connection)
+                folded, changes = connection.execute(READ_VERSIONS).fetchone()
+                found = []
+                for row in rows:
+                    cells = kept.get((scope, row), changes) if whole else None
+                    # A BLOB comes back as bytes: the cursor's (col, n) pairs are the row's cells as they are.
+                    found.append(dict(connection.execute(query, (scope, row, *bounds))) if cells is None else cells)
+                return folded, changes, found
             finally:
                 connection.execute("COMMIT")
 
+        run = self._here_or_on if end is None and len(rows) <= AT_ONCE_READ_ROWS else self._run
         layers = None
         while layers is None:
-            folded, found = await run(self._reader, read)
+            folded, changes, found = await run(self._reader, read)
             layers = self._lacking(folded)
         merged = []
         for row, cells in zip(rows, found, strict=True):
+            if whole:
+                kept.put((scope, row), changes, cells)
             amounts = [pair for layer in layers for pair in layer.amounts(scope, row, start, end)]
-            # Read, a row's cells are in column order and none is 0: as they are unless a layer adds to them.
-            merged.append(with_amounts(cells, amounts) if amounts else cells)
+            # Read, a row's cells are in column order and none is 0: as they are unless a layer adds
+            # to them (to a copy: the cells read may be kept).
+            merged.append(with_amounts(dict(cells), amounts) if amounts else cells)
         return merged
 
     def _lacking(self, folded: int) -> list[Unfolded] | None:
@@ -631,7 +663,8 @@ class SQLiteStore:
             await self._behind.fold()
 
     async def _fold_layer(self, layer: Unfolded) -> int:
-        await self._transaction(partial(_fold_into_cells, layer=layer))
+        changes = await self._transaction(partial(_fold_into_cells, layer=layer))
+        self._cells.advance(changes - 1, changes, layer.rows)
         return sum(len(columns) for columns in layer.rows.values())
 
     async def _settled(self) -> None:
@@ -646,13 +679,13 @@ class SQLiteStore:
         def drop(connection: sqlite3.Connection) -> None:
             for table in TABLES.values():
                 connection.execute(table["drop"], (scope,))
-            connection.execute(DROP_COUNTERS, (scope,))
+            _drop_counters(connection, scope)
 
         await self._transaction(drop)
 
     async def drop_counters(self, scope: str) -> None:
         await self._settled()
-        await self._transaction(lambda connection: connection.execute(DROP_COUNTERS, (scope,)) and None)
+        await self._transaction(partial(_drop_counters, scope=scope))
 
     async def count(self, scope: str) -> int:
         await self.fold()

@@ -1,0 +1,167 @@
+"""The SQLite store's kept counter rows (hiitrack.store.sqlite.cells_cache): never stale.
+
+The cache itself first, then the store reading through it against a brute-force
+model of every write, with a second process writing to the same file, folds, a
+drop, and reads of column ranges in between.
+"""
+
+import random
+from pathlib import Path
+
+import pytest_twisted
+
+from hiitrack.store import WriteBatch
+from hiitrack.store.sqlite import SQLiteStore
+from hiitrack.store.sqlite.cells_cache import CellsCache
+
+SCOPE = "u/b"
+ROWS = [b"r0", b"r1", b"r2"]
+COLUMNS = [b"c0", b"c1", b"c2", b"c3", b"c4"]
+
+
+def test_a_row_is_given_only_to_a_snapshot_with_its_number():
+    cache = CellsCache()
+    cache.put((SCOPE, b"r"), 3, {b"c": 1})
+    assert cache.get((SCOPE, b"r"), 3) == {b"c": 1}
+    assert cache.get((SCOPE, b"r"), 4) is None
+    assert cache.get((SCOPE, b"other"), 3) is None
+    # A read that ended late does not replace a newer row.
+    cache.put((SCOPE, b"r"), 2, {b"c": 0})
+    assert cache.get((SCOPE, b"r"), 3) == {b"c": 1}
+    cache.put((SCOPE, b"r"), 5, {b"c": 2})
+    assert (cache.get((SCOPE, b"r"), 3), cache.get((SCOPE, b"r"), 5)) == (None, {b"c": 2})
+    assert cache.cells == 1
+
+
+def test_the_cells_kept_are_bounded_least_recently_used_first_out():
+    cache = CellsCache(limit=7)
+    three = {b"a": 1, b"b": 1, b"c": 1}
+    cache.put((SCOPE, b"first"), 1, three)
+    cache.put((SCOPE, b"second"), 1, three)
+    cache.put((SCOPE, b"first"), 1, three)  # read again: used last
+    cache.put((SCOPE, b"third"), 1, three)
+    assert [cache.get((SCOPE, row), 1) is not None for row in (b"first", b"second", b"third")] == [True, False, True]
+    assert cache.cells == 6
+    cache.put((SCOPE, b"huge"), 1, {bytes([n]): 1 for n in range(8)})
+    assert cache.get((SCOPE, b"huge"), 1) is None
+    assert cache.cells == 6
+
+
+def test_a_fold_moves_the_rows_kept_before_it_and_only_those():
+    cache = CellsCache()
+    cache.put((SCOPE, b"before"), 4, {b"c1": 1, b"c3": 3})
+    cache.put((SCOPE, b"untouched"), 4, {b"c1": 1})
+    cache.put((SCOPE, b"newer"), 5, {b"c1": 1})
+    cache.put((SCOPE, b"older"), 3, {b"c1": 1})
+    added = {(SCOPE, b"before"): {b"c2": 2, b"c3": -3}, (SCOPE, b"newer"): {b"c1": 9}, (SCOPE, b"older"): {b"c1": 9}}
+    cache.advance(4, 5, added)
+    # In column order, the new column in its place, the cell that adds up to 0 gone.
+    assert list(cache.get((SCOPE, b"before"), 5).items()) == [(b"c1", 1), (b"c2", 2)]
+    assert cache.get((SCOPE, b"untouched"), 5) == {b"c1": 1}
+    assert cache.get((SCOPE, b"newer"), 5) == {b"c1": 1}
+    assert cache.get((SCOPE, b"older"), 3) == {b"c1": 1}
+    assert cache.cells == 5
+
+
+async def opened(path: Path) -> SQLiteStore:
+    """A store that folds only when told."""
+    store = SQLiteStore(str(path))
+    await store.open()
+    store._behind.stop()
+    return store
+
+
+def add(totals: dict[bytes, dict[bytes, int]], increments: dict[bytes, dict[bytes, int]]) -> None:
+    for row, columns in increments.items():
+        for column, amount in columns.items():
+            totals[row][column] = totals[row].get(column, 0) + amount
+
+
+def expected(*parts: dict[bytes, dict[bytes, int]], start: bytes = b"", end: bytes = b"\xff") -> list[dict]:
+    """Each row as `read_rows` gives it: the sum of `parts`, in column order, without cells at 0."""
+    rows = []
+    for row in ROWS:
+        summed = {column: sum(part[row].get(column, 0) for part in parts) for column in COLUMNS}
+        rows.append({column: n for column, n in summed.items() if n and start <= column < end})
+    return rows
+
+
+@pytest_twisted.ensureDeferred
+async def test_reads_through_kept_rows_equal_the_model_with_another_process_writing(tmp_path):
+    path = tmp_path / "s.db"
+    journaling = await opened(path)
+    beside = await opened(path)  # does not journal: adds to the cells at each commit
+    assert journaling._journal_lock is not None and beside._journal_lock is None
+    kept = journaling._cells
+    served = {"kept": 0}
+    get = kept.get
+
+    def counted(key: tuple[str, bytes], changes: int) -> dict[bytes, int] | None:
+        found = get(key, changes)
+        served["kept"] += found is not None
+        return found
+
+    kept.get = counted  # type: ignore[method-assign]
+    # What reaches the cells (the folded journal, the other process's commits), and what the
+    # journaling process holds unfolded: it reads both, the other process the first alone.
+    folded: dict[bytes, dict[bytes, int]] = {row: {} for row in ROWS}
+    unfolded: dict[bytes, dict[bytes, int]] = {row: {} for row in ROWS}
+    rng = random.Random(14)
+    try:
+        for step in range(400):
+            action = rng.random()
+            increments = {
+                row: {rng.choice(COLUMNS): rng.choice((-2, -1, 1, 2, 3)) for _ in range(rng.randint(1, 3))}
+                for row in rng.sample(ROWS, rng.randint(1, len(ROWS)))
+            }
+            if action < 0.3:
+                await journaling.write(WriteBatch(SCOPE, increments=increments))
+                add(unfolded, increments)
+            elif action < 0.4:
+                await beside.write(WriteBatch(SCOPE, increments=increments))
+                add(folded, increments)
+            elif action < 0.5:
+                await journaling.fold()
+                add(folded, unfolded)
+                unfolded = {row: {} for row in ROWS}
+            elif action < 0.52:
+                await journaling.drop_counters(SCOPE)
+                folded = {row: {} for row in ROWS}
+                unfolded = {row: {} for row in ROWS}
+            elif action < 0.85:
+                assert await journaling.read_rows(SCOPE, ROWS) == expected(folded, unfolded), step
+            elif action < 0.92:
+                assert await journaling.read_rows(SCOPE, ROWS, b"c1", b"c3") == expected(
+                    folded, unfolded, start=b"c1", end=b"c3"
+                ), step
+            else:
+                assert await beside.read_rows(SCOPE, ROWS) == expected(folded), step
+        # Most whole-row reads found their rows kept, folds or not.
+        assert served["kept"] > 100
+    finally:
+        await beside.close()
+        await journaling.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fold_keeps_the_rows_read_before_it_and_another_process_s_write_does_not(tmp_path):
+    path = tmp_path / "s.db"
+    journaling = await opened(path)
+    beside = await opened(path)
+    key = (SCOPE, b"r0")
+    try:
+        await journaling.write(WriteBatch(SCOPE, increments={b"r0": {b"c1": 1}}))
+        await journaling.fold()
+        assert await journaling.read_rows(SCOPE, [b"r0"]) == [{b"c1": 1}]
+        (changes,) = [number for number, _ in [journaling._cells._rows[key]]]
+        await journaling.write(WriteBatch(SCOPE, increments={b"r0": {b"c0": 5}}))
+        await journaling.fold()
+        # Moved past the fold, with its amounts, in column order: no read of the file needed.
+        assert list(journaling._cells.get(key, changes + 1).items()) == [(b"c0", 5), (b"c1", 1)]
+        await beside.write(WriteBatch(SCOPE, increments={b"r0": {b"c1": 1}}))
+        # The other process moved the number: the kept row is not used, the file is read.
+        assert journaling._cells.get(key, changes + 2) is None
+        assert await journaling.read_rows(SCOPE, [b"r0"]) == [{b"c0": 5, b"c1": 2}]
+    finally:
+        await beside.close()
+        await journaling.close()
