@@ -346,3 +346,19 @@ def test_the_saturated_load_with_insert_ids_sends_each_request_its_own(tmp_path:
         assert totals == [200, 200]
     finally:
         server.stop()
+
+
+@pytest.mark.timeout(120)
+def test_the_funnel_is_read_while_events_arrive_and_every_event_is_counted() -> None:
+    """`python -m benchmarks.funnel_ingest`: exits 1 unless every event answered 200 was counted."""
+    output = ran("benchmarks.funnel_ingest", "--events", "2000", "--seconds", "2")
+    found = re.fullmatch(
+        r"funnel report, sqlite, ([\d,]+) events: while ([\d,]+) events/s arrive, p50 / p99 ([\d.]+) / ([\d.]+) ms "
+        r"\(([\d,]+) reports\); alone after, ([\d.]+) / ([\d.]+) ms \(([\d,]+) reports\)",
+        output.strip(),
+    )
+    assert found, output
+    # The events sent while the funnel was read are in the total, on top of the 2,000 loaded.
+    assert int(found.group(1).replace(",", "")) > 2_000 and int(found.group(2).replace(",", "")) > 0
+    assert 0 < float(found.group(3)) <= float(found.group(4))
+    assert int(found.group(5).replace(",", "")) > 0 and int(found.group(8).replace(",", "")) > 0
