@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 
 from hiitrack.accounts import Accounts, bucket_scope
 from hiitrack.backfill import AT_ONCE, LEASE_SECONDS, Backfills
-from hiitrack.caching import LRU
 from hiitrack.catalog import Catalog
 from hiitrack.conversions import Conversions, SavedFunnel, drop_off_index, new_version
 from hiitrack.forwarding import Forwarder
 from hiitrack.limits import Limits
+from hiitrack.metrics import CacheStats
 from hiitrack.reports import Reports
 from hiitrack.store import Store, WriteBatch
 from hiitrack.tracking import Tracker
@@ -59,9 +59,10 @@ class HiiTrack:
         forwarder = None if backfill_through is None else Forwarder(backfill_through, self.accounts.sign, AT_ONCE)
         self.backfills = Backfills(store, self.tracker, clock, backfill_lease, forwarder=forwarder)
 
-    def caches(self) -> dict[str, LRU]:
-        """Every bounded cache of the app, by name (for /metrics)."""
+    def caches(self) -> dict[str, CacheStats]:
+        """Every bounded cache of the app and its store, by name (for /metrics)."""
         return {
+            **self.store.caches(),
             **self.accounts.caches(),
             **self.catalog.caches(),
             **self.tracker.caches(),

@@ -18,10 +18,11 @@ insert ids adds exactly what is missing.  Tests: tests/test_buffering.py,
 tests/test_import.py.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from twisted.internet.defer import Deferred, DeferredList, DeferredLock
 
+from hiitrack.metrics import CacheStats
 from hiitrack.store.grouping import MergedWrite
 from hiitrack.store.interface import Store, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
@@ -168,6 +169,9 @@ class Buffered:
     async def drop_counters(self, scope: str) -> None:
         await self.flush()
         await self._store.drop_counters(scope)
+
+    def caches(self) -> Mapping[str, CacheStats]:
+        return self._store.caches()
 
     async def count(self, scope: str) -> int:
         await self.flush()

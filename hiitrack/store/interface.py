@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from hiitrack.metrics import CacheStats
 from hiitrack.store.kinds import Kind, Kinds
 
 __all__ = [
@@ -156,6 +157,9 @@ class Inspector(Protocol):
 
     async def count(self, scope: str) -> int:
         """How many live records and counter cells a scope holds."""
+
+    def caches(self) -> Mapping[str, CacheStats]:
+        """The store's own bounded caches by name, for /metrics (none is fine)."""
 
 
 class RecordWriter(RecordStore, Writer, Protocol):

@@ -20,7 +20,7 @@ tests/test_cassandra.py, tests/test_migrations.py,
 tests/test_cassandra_outage.py, tests/test_write_behind.py.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cassandra.cluster import Cluster
@@ -31,6 +31,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from hiitrack.metrics import CacheStats
 from hiitrack.store.cassandra import schema
 from hiitrack.store.cassandra.bridge import (
     ROW_BYTES,
@@ -372,6 +373,9 @@ class CassandraStore:
         drop = self._cql.statement(f"{TALLIES} drop")
         await self._cql.each((drop, key) for _, key in self._counters.partitions(entries))
         await self._index.remove(entries)
+
+    def caches(self) -> Mapping[str, CacheStats]:
+        return {}
 
     async def count(self, scope: str) -> int:
         await self.fold()

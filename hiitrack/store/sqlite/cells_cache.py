@@ -33,11 +33,18 @@ Key = tuple[str, bytes]
 
 
 class CellsCache:
-    def __init__(self, limit: int = CACHED_CELLS) -> None:
-        self.limit = limit
-        self.cells = 0
-        """Cells kept now."""
+    """Its size and length count cells; its hits and misses, rows (counted by the store, on the
+    reactor thread: /metrics shows them as the cache `counter_rows`)."""
+
+    def __init__(self, size: int = CACHED_CELLS) -> None:
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._cells = 0
         self._rows: OrderedDict[Key, tuple[int, dict[bytes, int]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self._cells
 
     def get(self, key: Key, changes: int) -> dict[bytes, int] | None:
         """The row's cells as a snapshot numbered `changes` has them, if kept."""
@@ -52,11 +59,11 @@ class CellsCache:
             if kept[0] > changes:
                 return
             self._forget(key)
-        if len(cells) > self.limit:
+        if len(cells) > self.size:
             return
         self._rows[key] = (changes, cells)
-        self.cells += len(cells)
-        while self.cells > self.limit:
+        self._cells += len(cells)
+        while self._cells > self.size:
             self._forget(next(iter(self._rows)))
 
     def advance(self, before: int, after: int, added: Rows) -> None:
@@ -68,11 +75,11 @@ class CellsCache:
             amounts = added.get(key)
             if amounts:
                 cells = with_amounts(dict(cells), amounts.items())
-                self.cells += len(cells) - len(self._rows[key][1])
+                self._cells += len(cells) - len(self._rows[key][1])
             # In place: a fold is no use of the row, and keeps its place in the order.
             self._rows[key] = (after, cells)
-        while self.cells > self.limit:
+        while self._cells > self.size:
             self._forget(next(iter(self._rows)))
 
     def _forget(self, key: Key) -> None:
-        self.cells -= len(self._rows.pop(key)[1])
+        self._cells -= len(self._rows.pop(key)[1])

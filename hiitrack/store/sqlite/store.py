@@ -61,7 +61,7 @@ import pickle
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import IO, Any, TypeVar
 
@@ -74,6 +74,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from hiitrack.metrics import CacheStats
 from hiitrack.store.grouping import GroupCommitter, MergedWrite, Rows
 from hiitrack.store.interface import StoreUnavailable, WriteBatch, check_batch
 from hiitrack.store.kinds import KINDS, Kind, Kinds
@@ -619,25 +620,30 @@ class SQLiteStore:
         whole = start == b"" and end is None
         kept = self._cells
 
-        def read(connection: sqlite3.Connection) -> tuple[int, int, list[dict[bytes, int]]]:
-            # One snapshot for how far the journal is folded, how often the cells changed, and the cells.
+        def read(connection: sqlite3.Connection) -> tuple[int, int, list[dict[bytes, int]], int]:
+            # One snapshot for how far the journal is folded, how often the cells changed, and the
+            # cells; and how many of the rows were kept ones.
             connection.execute("BEGIN")
             try:
                 folded, changes = connection.execute(READ_VERSIONS).fetchone()
-                found = []
+                found, hits = [], 0
                 for row in rows:
                     cells = kept.get((scope, row), changes) if whole else None
+                    hits += cells is not None
                     # A BLOB comes back as bytes: the cursor's (col, n) pairs are the row's cells as they are.
                     found.append(dict(connection.execute(query, (scope, row, *bounds))) if cells is None else cells)
-                return folded, changes, found
+                return folded, changes, found, hits
             finally:
                 connection.execute("COMMIT")
 
         run = self._here_or_on if end is None and len(rows) <= AT_ONCE_READ_ROWS else self._run
         layers = None
         while layers is None:
-            folded, changes, found = await run(self._reader, read)
+            folded, changes, found, hits = await run(self._reader, read)
             layers = self._lacking(folded)
+        if whole:
+            kept.hits += hits
+            kept.misses += len(rows) - hits
         merged = []
         for row, cells in zip(rows, found, strict=True):
             if whole:
@@ -686,6 +692,9 @@ class SQLiteStore:
     async def drop_counters(self, scope: str) -> None:
         await self._settled()
         await self._transaction(partial(_drop_counters, scope=scope))
+
+    def caches(self) -> Mapping[str, CacheStats]:
+        return {"counter_rows": self._cells}
 
     async def count(self, scope: str) -> int:
         await self.fold()
