@@ -26,7 +26,8 @@ from hiitrack.store.write_behind import with_amounts
 __all__ = ["CACHED_CELLS", "CellsCache"]
 
 CACHED_CELLS = 100_000
-"""Cells kept at most, about 15 MB (a 49-byte column, its count and the dict's slot)."""
+"""Cells kept at most: 12.8 MB when full of 49-byte columns, 128 bytes a cell (a column, its count
+and its slot in the row's dict), by `tracemalloc` over 111 rows of 900 random cells."""
 
 Key = tuple[str, bytes]
 """(scope, row)"""
