@@ -6,6 +6,8 @@ drop, and reads of column ranges in between.
 """
 
 import random
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest_twisted
@@ -47,20 +49,64 @@ def test_the_cells_kept_are_bounded_least_recently_used_first_out():
     assert len(cache) == 6
 
 
-def test_a_fold_moves_the_rows_kept_before_it_and_only_those():
+def test_a_fold_moves_every_row_kept_at_the_number_before_it_with_its_amounts():
     cache = CellsCache()
-    cache.put((SCOPE, b"before"), 4, {b"c1": 1, b"c3": 3})
+    cache.put((SCOPE, b"touched"), 4, {b"c1": 1, b"c3": 3})
     cache.put((SCOPE, b"untouched"), 4, {b"c1": 1})
-    cache.put((SCOPE, b"newer"), 5, {b"c1": 1})
-    cache.put((SCOPE, b"older"), 3, {b"c1": 1})
-    added = {(SCOPE, b"before"): {b"c2": 2, b"c3": -3}, (SCOPE, b"newer"): {b"c1": 9}, (SCOPE, b"older"): {b"c1": 9}}
+    added = {(SCOPE, b"touched"): {b"c2": 2, b"c3": -3}, (SCOPE, b"never read"): {b"c1": 9}}
     cache.advance(4, 5, added)
     # In column order, the new column in its place, the cell that adds up to 0 gone.
-    assert list(cache.get((SCOPE, b"before"), 5).items()) == [(b"c1", 1), (b"c2", 2)]
+    assert list(cache.get((SCOPE, b"touched"), 5).items()) == [(b"c1", 1), (b"c2", 2)]
     assert cache.get((SCOPE, b"untouched"), 5) == {b"c1": 1}
-    assert cache.get((SCOPE, b"newer"), 5) == {b"c1": 1}
-    assert cache.get((SCOPE, b"older"), 3) == {b"c1": 1}
-    assert len(cache) == 5
+    assert cache.get((SCOPE, b"touched"), 4) is None and cache.get((SCOPE, b"never read"), 5) is None
+    assert len(cache) == 3
+    # And again at the next fold: the rows moved stay together.
+    cache.advance(5, 6, {(SCOPE, b"untouched"): {b"c1": 1}})
+    assert cache.get((SCOPE, b"touched"), 6) == {b"c1": 1, b"c2": 2}
+    assert cache.get((SCOPE, b"untouched"), 6) == {b"c1": 2}
+
+
+def test_a_lookup_during_a_fold_s_move_never_sees_a_row_at_a_number_it_does_not_hold():
+    """A store thread may look rows up while the reactor moves them: between each step of the
+    move, every row reads as it is at 4 or at 5, or not at all."""
+    cache = CellsCache()
+    at_4 = {(SCOPE, row): {b"c": n} for n, row in enumerate((b"a", b"b", b"c"), 1)}
+    amounts = {(SCOPE, b"a"): {b"c": 10}, (SCOPE, b"c"): {b"c": 10}}
+    at_5 = {key: {b"c": cells[b"c"] + amounts.get(key, {}).get(b"c", 0)} for key, cells in at_4.items()}
+    for key, cells in at_4.items():
+        cache.put(key, 4, cells)
+    looked = []
+
+    def look() -> None:
+        for key in at_4:
+            assert cache.get(key, 4) in (None, at_4[key])
+            assert cache.get(key, 5) in (None, at_5[key])
+        looked.append(True)
+
+    class Watched(dict):
+        def items(self):  # type: ignore[override]
+            for pair in super().items():
+                look()
+                yield pair
+                look()
+
+    cache.advance(4, 5, Watched(amounts))
+    assert len(looked) == 4
+    assert {key: cache.get(key, 5) for key in at_4} == at_5
+
+
+def test_a_fold_moves_nothing_read_at_another_number():
+    cache = CellsCache()
+    cache.put((SCOPE, b"older"), 4, {b"c1": 1})
+    cache.put((SCOPE, b"newer"), 6, {b"c1": 1})
+    # A row read before another change is not the fold's to move.
+    cache.advance(6, 7, {(SCOPE, b"older"): {b"c1": 9}})
+    assert cache.get((SCOPE, b"older"), 7) is None
+    assert cache.get((SCOPE, b"newer"), 7) == {b"c1": 1}
+    # A row read after the fold committed has its amounts already: added twice, it would count twice.
+    cache.put((SCOPE, b"read after"), 8, {b"c1": 5})
+    cache.advance(7, 8, {(SCOPE, b"read after"): {b"c1": 5}})
+    assert cache.get((SCOPE, b"read after"), 8) == {b"c1": 5}
 
 
 async def opened(path: Path) -> SQLiteStore:
@@ -144,7 +190,8 @@ async def test_a_fold_keeps_the_rows_read_before_it_and_another_process_s_write_
         await journaling.write(WriteBatch(SCOPE, increments={b"r0": {b"c1": 1}}))
         await journaling.fold()
         assert await journaling.read_rows(SCOPE, [b"r0"]) == [{b"c1": 1}]
-        (changes,) = [number for number, _ in [journaling._cells._rows[key]]]
+        with closing(sqlite3.connect(path)) as connection:
+            (changes,) = connection.execute("SELECT changes FROM journal_folded").fetchone()
         await journaling.write(WriteBatch(SCOPE, increments={b"r0": {b"c0": 5}}))
         await journaling.fold()
         # Moved past the fold, with its amounts, in column order: no read of the file needed.
