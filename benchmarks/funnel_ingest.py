@@ -18,6 +18,7 @@ import argparse
 import sys
 import tempfile
 import threading
+from functools import partial
 from pathlib import Path
 
 from benchmarks.client import basic, funnel_path, http, recorded
@@ -65,13 +66,10 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"the funnel report answered {status}")
         sender = threading.Thread(target=send_events)
         sender.start()
-        during = run_wrk(
-            work, server.port, mode="report", report=path, auth=auth, connections=1, seconds=options.seconds
-        )
+        read = partial(run_wrk, work, server.port, mode="report", report=path, auth=auth, connections=1)
+        during = read(seconds=options.seconds)
         sender.join()
-        alone = run_wrk(
-            work, server.port, mode="report", report=path, auth=auth, connections=1, seconds=options.seconds
-        )
+        alone = read(seconds=options.seconds)
         (events,) = arriving
         answered = loaded + events.ok
         counted = recorded(server.port, USER, BUCKET)
