@@ -57,7 +57,7 @@ T = TypeVar("T")
 FOLDED_WITHIN = 15.0
 """Seconds within which a process's hits reach the other processes' reports: the process that
 journals counters (every Cassandra process, one SQLite process per file) folds them into the
-counter cells about once a second."""
+counter cells about once a second, at least every 5 s."""
 
 
 def settled(read: Callable[[], T], expected: T, seconds: float = FOLDED_WITHIN) -> T:

@@ -2,13 +2,17 @@
 
 Both stores answer a commit once its increments are durable in a journal
 and add them to the cells later, in one fold a second, so that a cell
-shared by many hits is written once.  Until then the process that journaled
+shared by many hits is written once.  Under a load whose folds take long,
+folds come less often: a fold's cost grows with the distinct cells it
+writes, far slower than with the hits it sums, so fewer, larger folds cost
+the store less (docs/performance.md, "Session 35").  Until then the process that journaled
 them holds them here, summed by row in layers, and adds them to what it
 reads.  How a layer reaches the cells is each store's own (`fold_layer`);
 the order of layers, one fold at a time and the loop are here.
 Tests: tests/test_write_behind.py, tests/test_sqlite_write_behind.py.
 """
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
@@ -24,7 +28,13 @@ from hiitrack.store.interface import add_cells
 __all__ = ["FOLD_SECONDS", "Unfolded", "WriteBehind", "with_amounts"]
 
 FOLD_SECONDS = 1.0
-"""How often journaled increments are folded into the counter cells."""
+"""How often journaled increments are folded into the counter cells, under a light load."""
+FOLD_SHARE = 0.1
+"""At most this share of the time is spent folding, as long as folds come at least every
+FOLD_SECONDS_MAX: a fold that took longer than a tenth of FOLD_SECONDS is followed by ticks
+of the loop without a fold."""
+FOLD_SECONDS_MAX = 5.0
+"""The longest time between two folds: how far another process's reports can fall behind."""
 
 _log = Logger()
 
@@ -70,7 +80,8 @@ class WriteBehind:
     The last layer takes new commits; a fold seals it and folds the layers
     before it, one after another, each through `fold_layer` (which returns
     how many cells it set).  A layer whose fold failed stays, and is tried
-    again first at the next fold.
+    again first at the next fold.  The loop ticks every FOLD_SECONDS and
+    skips the ticks that would make folds more than FOLD_SHARE of the time.
     """
 
     def __init__(self, reactor: Any, fold_layer: Callable[[Unfolded], Awaitable[int]], store: str) -> None:
@@ -78,6 +89,7 @@ class WriteBehind:
         self._fold_layer = fold_layer
         self._store = store
         self._one_fold = DeferredLock()
+        self._rested_until = 0.0
         self.loop = LoopingCall(lambda: Deferred.fromCoroutine(self._tick()))
         self.loop.clock = reactor
 
@@ -114,9 +126,21 @@ class WriteBehind:
             self.layers.pop(0)
 
     async def _tick(self) -> None:
+        started = self.loop.clock.seconds()
+        if started < self._rested_until:
+            return
         try:
             await self.fold()
         except Exception:
             # Kept, and tried again at the next tick.
             METRICS.fold_failures.inc()
             _log.failure("{store}: a fold of journaled increments failed", store=self._store)
+        # Half a tick early: the tick the gap ends on may come a little before it.
+        self._rested_until = started + fold_gap(self.loop.clock.seconds() - started) - FOLD_SECONDS / 2
+
+
+def fold_gap(took: float) -> float:
+    """Seconds from the start of a fold that took `took` seconds to the next one's, in whole ticks
+    of the loop: enough that folding is at most FOLD_SHARE of the time, and at most FOLD_SECONDS_MAX."""
+    ticks = math.ceil(took / FOLD_SHARE / FOLD_SECONDS - 1e-9)
+    return min(FOLD_SECONDS_MAX, max(1, ticks) * FOLD_SECONDS)

@@ -28,7 +28,8 @@ round trip between Python and SQLite.
 
 Counters are written behind a journal.  A commit writes its records and its
 increments as one journal row, in one transaction (durable before it is
-answered); about once a second a fold adds the journaled sums to the counter
+answered); about once a second (less often under a load whose folds take
+long: hiitrack.store.write_behind) a fold adds the journaled sums to the counter
 cells and deletes the rows, again in one transaction, so a cell shared by
 many hits (a bucket's totals, its hourly series) is written once a second
 instead of once a commit, and a fold is never half done.  Until its fold, a
