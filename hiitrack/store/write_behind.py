@@ -2,14 +2,17 @@
 
 Both stores answer a commit once its increments are durable in a journal
 and add them to the cells later, in one fold a second, so that a cell
-shared by many hits is written once.  Under a load whose folds take long,
-folds come less often: a fold's cost grows with the distinct cells it
-writes, far slower than with the hits it sums, so fewer, larger folds cost
-the store less (docs/performance.md, "Session 35").  Until then the process that journaled
+shared by many hits is written once.  Until then the process that journaled
 them holds them here, summed by row in layers, and adds them to what it
 reads.  How a layer reaches the cells is each store's own (`fold_layer`);
 the order of layers, one fold at a time and the loop are here.
-Tests: tests/test_write_behind.py, tests/test_sqlite_write_behind.py.
+
+Under a load whose folds take long, folds come less often: a fold's cost
+grows with the distinct cells it writes, far slower than with the hits it
+sums, so fewer, larger folds cost the store less (docs/performance.md,
+"Session 35").
+Tests: tests/test_write_behind.py, tests/test_sqlite_write_behind.py,
+tests/test_fold_pacing.py.
 """
 
 import math
@@ -25,7 +28,7 @@ from hiitrack.metrics import METRICS
 from hiitrack.store.grouping import Rows
 from hiitrack.store.interface import add_cells
 
-__all__ = ["FOLD_SECONDS", "Unfolded", "WriteBehind", "with_amounts"]
+__all__ = ["FOLD_SECONDS", "FOLD_SECONDS_MAX", "FOLD_SHARE", "Unfolded", "WriteBehind", "fold_gap", "with_amounts"]
 
 FOLD_SECONDS = 1.0
 """How often journaled increments are folded into the counter cells, under a light load."""
