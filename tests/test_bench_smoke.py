@@ -362,3 +362,17 @@ def test_the_funnel_is_read_while_events_arrive_and_every_event_is_counted() -> 
     assert int(found.group(1).replace(",", "")) > 2_000 and int(found.group(2).replace(",", "")) > 0
     assert 0 < float(found.group(3)) <= float(found.group(4))
     assert int(found.group(5).replace(",", "")) > 0 and int(found.group(8).replace(",", "")) > 0
+
+
+@pytest.mark.timeout(120)
+def test_hits_are_timed_to_the_other_process_while_batches_load_the_first() -> None:
+    """`python -m benchmarks.staleness_under_load`: each hit reaches the other process, within the
+    longest gap between folds and a little more."""
+    output = ran("benchmarks.staleness_under_load", "--seconds", "6", "--hits", "2")
+    found = re.fullmatch(
+        r"batch load ([\d,]+) requests/s; 2 hits, 200 to the other's report: p50 ([\d,]+) ms, max ([\d,]+) ms",
+        output.strip(),
+    )
+    assert found, output
+    assert int(found.group(1).replace(",", "")) > 0
+    assert 0 < int(found.group(2).replace(",", "")) <= int(found.group(3).replace(",", "")) <= 10_000
