@@ -4,7 +4,16 @@ It parses what HiiTrack parses (parameters, visitor, event name, batch
 message) with HiiTrack's own functions and writes no access log (issue 14
 defines the floor so), so that its requests/s is what Twisted and Python
 cost before HiiTrack does anything.  Run by the benchmark as
-``python -m benchmarks.floor PORT LOGFILE``.  Tests: tests/test_bench_smoke.py.
+``python -m benchmarks.floor PORT LOGFILE``.
+
+That floor is Twisted's default `Site`, the bare twisted.web of issue 14,
+which also parses the Content-Type of every POST with a body through the
+email package (`twisted.web.http.Request.requestReceived`, for its own form
+parsing): about half of the floor's CPU per request on this machine.
+HiiTrack parses bodies itself and turns that off (hiitrack/web/site.py).
+``--lean`` turns it off here too: the floor of what HiiTrack's parsing
+alone costs (benchmarks/floors.py compares the two).
+Tests: tests/test_bench_smoke.py.
 """
 
 import sys
@@ -19,7 +28,7 @@ from hiitrack.web.batch import parse_message
 from hiitrack.web.params import Params, check_event_name, decode_segment
 from hiitrack.web.visitor import visitor_of
 
-__all__ = ["Floor", "QuietSite", "serve_floor"]
+__all__ = ["Floor", "QuietSite", "floor_site", "serve_floor"]
 
 
 class Floor(Resource):
@@ -55,11 +64,17 @@ class QuietSite(Site):
         pass
 
 
-def serve_floor(port: int, log: str) -> None:
+def floor_site(lean: bool = False) -> QuietSite:
+    """The floor's site; `lean`: without Twisted's form parsing."""
+    site = QuietSite(Floor(), parsePOSTFormSubmission=not lean)
+    site.displayTracebacks = False
+    return site
+
+
+def serve_floor(port: int, log: str, lean: bool = False) -> None:
     """Listen on 127.0.0.1:port until stopped, logging errors (never requests) to the file `log`."""
     globalLogBeginner.beginLoggingTo([textFileLogObserver(open(log, "a"))], redirectStandardIO=False)
-    site = QuietSite(Floor())
-    site.displayTracebacks = False
+    site = floor_site(lean)
     # listenTCP raises at once if the port is taken, so the process ends and the bench sees it.
     # (Twisted's annotations do not count a Site as the ServerFactory that it is.)
     reactor.listenTCP(port, site, interface="127.0.0.1")  # type: ignore[arg-type]
@@ -67,4 +82,4 @@ def serve_floor(port: int, log: str) -> None:
 
 
 if __name__ == "__main__":
-    serve_floor(int(sys.argv[1]), sys.argv[2])
+    serve_floor(int(sys.argv[1]), sys.argv[2], lean=sys.argv[3:] == ["--lean"])

@@ -50,7 +50,9 @@ PAIRED_ROUNDS = 2
 first round and the store first in the next (ABBA), so that a drift of the machine's speed over
 the figure's minute weighs on both alike; the ratio is the store's mean requests/s over the
 floor's.  This machine's floor moved by half within a minute (docs/performance.md): a floor
-measured minutes before its store's runs put that into every ratio."""
+measured minutes before its store's runs put that into every ratio.  Each round also runs the
+lean floor between the two (benchmarks/floor.py: without Twisted's form parsing, which
+HiiTrack turns off), for a second ratio; the targets are over issue 14's floor."""
 QUIET_WINDOW = 0.5
 QUIET_SHARE = 0.1
 """Of a core: below it, over `QUIET_WINDOW` seconds, the server and the node are quiet."""
@@ -135,15 +137,16 @@ class Bench:
         """Each mode and visitor count on the store, in turn with the bare floor (`PAIRED_ROUNDS`);
         the floor's mean requests/s of each mode, for the scale-out's ratio."""
         print(f"ingest on {kind}, in turn with the bare floor (twisted.web, parsing only)", flush=True)
-        floor = start_floor(self.work)
+        floor, lean = start_floor(self.work), start_floor(self.work, lean=True)
         try:
             server = start_hiitrack(self.work, self.store_uri(kind, f"ingest-{kind}"), f"ingest-{kind}")
             try:
                 create_user(server.port, USER)
                 busy = [server.process.pid] + ([int(NODE_PID.read_text())] if kind == "cassandra" else [])
+                targets = {"floor": (floor.port, "/floor/b"), "lean floor": (lean.port, "/floor/b")}
                 floors = {
                     mode: statistics.fmean(
-                        self.ingest_figure(kind, floor.port, server.port, busy, mode, per_request, visitors)
+                        self.ingest_figure(kind, targets, server.port, busy, mode, per_request, visitors)
                         for visitors in self.args.visitor_counts
                     )
                     for mode, per_request in (("event", 1), ("batch", BATCH_EVENTS))
@@ -153,35 +156,44 @@ class Bench:
                 server.stop()
         finally:
             floor.stop()
+            lean.stop()
         return floors
 
     def ingest_figure(
-        self, kind: str, floor_port: int, port: int, busy: list[int], mode: str, per_request: int, visitors: int
+        self,
+        kind: str,
+        floors: dict[str, tuple[int, str]],
+        port: int,
+        busy: list[int],
+        mode: str,
+        per_request: int,
+        visitors: int,
     ) -> float:
-        """One ingest row: the runs of the store on `port` against the floor's, taken in turn while
-        the processes `busy` are quiet, and checked exact; the floor's mean requests/s."""
+        """One ingest row: the runs of the store on `port` against the floor's and the lean
+        floor's (`floors`: port and path prefix), taken in turn while the processes `busy` are
+        quiet, and checked exact; the floor's mean requests/s."""
         user, bucket = USER, f"{mode}{visitors}"
         label = f"{kind} {mode} {visitors:,} visitors"
         commits_before, batches_before, _ = commits(port)
-        runs = self.in_turn(
-            {"floor": (floor_port, "/floor/b"), "store": (port, f"/{user}/{bucket}")}, busy, mode, visitors
-        )
+        targets = {**floors, "store": (port, f"/{user}/{bucket}")}
+        runs = self.in_turn(targets, busy, mode, visitors)
         commits_after, batches_after, _ = commits(port)
-        on_floor = [load for which, load in runs if which == "floor"]
+        rates = {name: statistics.fmean(load.rate for which, load in runs if which == name) for name in targets}
+        for which, load in runs:
+            if which != "store" and (load.bad or load.ok == 0):
+                self.report.failures.append(f"{which}, {label}: {load.bad} errors, {load.ok} answers")
         on_store = [load for which, load in runs if which == "store"]
-        for load in on_floor:
-            if load.bad or load.ok == 0:
-                self.report.failures.append(f"floor, {label}: {load.bad} errors, {load.ok} answers")
         self.report.check(label, combined(on_store), per_request, recorded(port, user, bucket))
         grouped = (batches_after - batches_before) / max(1.0, commits_after - commits_before)
-        floor_rate = statistics.fmean(load.rate for load in on_floor)
-        store_rate = statistics.fmean(load.rate for load in on_store)
+        floor_rate, lean_rate, store_rate = rates["floor"], rates["lean floor"], rates["store"]
         ratio = store_rate / floor_rate if floor_rate else 0.0
+        lean_ratio = store_rate / lean_rate if lean_rate else 0.0
         target = TARGETS.get(f"{kind} {mode}")
         in_turn = ", ".join(f"{which} {load.rate:,.0f}" for which, load in runs)
         self.report.row(
             f"{label}: requests/s (events/s) ÷ floor",
             f"{store_rate:,.0f} ({store_rate * per_request:,.0f}) ÷ {floor_rate:,.0f} = {ratio:.2f}"
+            f" (÷ the lean floor's {lean_rate:,.0f} = {lean_ratio:.2f})"
             f"; {grouped:.1f} requests/commit; runs in turn: {in_turn}",
             "" if target is None else f"≥ {target}",
             None if target is None else ratio >= target,
@@ -191,11 +203,12 @@ class Bench:
     def in_turn(
         self, targets: dict[str, tuple[int, str]], busy: list[int], mode: str, visitors: int
     ) -> list[tuple[str, Load]]:
-        """`PAIRED_ROUNDS` rounds of a run on the "floor" and the "store" of `targets` (port, path
-        prefix), ABBA, each once the processes `busy` are quiet: which ran, and its load."""
+        """`PAIRED_ROUNDS` rounds of a run on each of `targets` (port, path prefix), in their order
+        in the first round and the other way round in the next (ABBA), each once the processes
+        `busy` are quiet: which ran, and its load."""
         runs = []
         for round_ in range(PAIRED_ROUNDS):
-            for which in ("floor", "store") if round_ % 2 == 0 else ("store", "floor"):
+            for which in list(targets) if round_ % 2 == 0 else reversed(targets):
                 self.quiet(busy)
                 port, prefix = targets[which]
                 load = run_wrk(

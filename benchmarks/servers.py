@@ -119,10 +119,12 @@ class Server:
                 self.process.wait()
 
 
-def start_floor(work: Path) -> Server:
+def start_floor(work: Path, lean: bool = False) -> Server:
+    """The floor (benchmarks/floor.py); `lean`: without Twisted's form parsing."""
     port = free_port()
-    command = [sys.executable, "-m", "benchmarks.floor", str(port), str(work / "floor.log")]
-    return Server(command, port, work / "floor.out", work)
+    name = "lean-floor" if lean else "floor"
+    command = [sys.executable, "-m", "benchmarks.floor", str(port), str(work / f"{name}.log")]
+    return Server(command + ["--lean"] * lean, port, work / f"{name}.out", work)
 
 
 def start_hiitrack(
