@@ -31,14 +31,9 @@ WARM_SECONDS = 3.0
 """Of the load before the first timed hit."""
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.staleness_under_load", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--seconds", type=float, default=40.0, help="of wrk's batch load on the first process")
-    parser.add_argument("--hits", type=int, default=15, help="timed hits, one at a time, during the load")
-    options = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="staleness-"))
+def _timed_under_load(work: Path, seconds: float, hits: int) -> tuple[list[float], Load]:
+    """Two processes on one file in `work`, `seconds` of batch load on the first, `hits` timed to
+    the other meanwhile: their delays in seconds, and the load."""
     store = f"sqlite:{work / 'beside.db'}"
     # The first opens the file first, so it holds the journal lock.
     servers = [start_hiitrack(work, store, "journaling")]
@@ -48,18 +43,29 @@ def main(argv: list[str] | None = None) -> None:
         loads: list[Load] = []
 
         def send_batches() -> None:
-            port = servers[0].port
-            loads.append(run_wrk(work, port, mode="batch", prefix=f"/{USER}/load", seconds=options.seconds))
+            loads.append(run_wrk(work, servers[0].port, mode="batch", prefix=f"/{USER}/load", seconds=seconds))
 
         sender = threading.Thread(target=send_batches)
         sender.start()
         time.sleep(WARM_SECONDS)
-        delays = seen_elsewhere(servers[0].port, servers[1].port, USER, "seen", options.hits, FOLD_SECONDS)
+        delays = seen_elsewhere(servers[0].port, servers[1].port, USER, "seen", hits, FOLD_SECONDS)
         sender.join()
     finally:
         for server in servers:
             server.stop()
     (load,) = loads
+    return delays, load
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.staleness_under_load", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--seconds", type=float, default=40.0, help="of wrk's batch load on the first process")
+    parser.add_argument("--hits", type=int, default=15, help="timed hits, one at a time, during the load")
+    options = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="staleness-") as directory:
+        delays, load = _timed_under_load(Path(directory), options.seconds, options.hits)
     cuts = statistics.quantiles(delays, n=100) if len(delays) > 1 else [delays[0]] * 99
     print(
         f"batch load {load.rate:,.0f} requests/s; {len(delays)} hits, 200 to the other's report:"
