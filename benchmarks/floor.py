@@ -9,7 +9,7 @@ cost before HiiTrack does anything.  Run by the benchmark as
 That floor is Twisted's default `Site`, the bare twisted.web of issue 14,
 which also parses the Content-Type of every POST with a body through the
 email package (`twisted.web.http.Request.requestReceived`, for its own form
-parsing): about half of the floor's CPU per request on this machine.
+parsing): the lean floor answers about 1.7 times as many requests.
 HiiTrack parses bodies itself and turns that off (hiitrack/web/site.py).
 ``--lean`` turns it off here too: the floor of what HiiTrack's parsing
 alone costs (benchmarks/floors.py compares the two).
