@@ -11,7 +11,8 @@ client's clock is the same machine's), for:
 - ``commit``: a group commit's write to the store, from start to durable;
 - ``read``: a point read of the store (`get`: a visitor's state, a
   bucket's record), from asked to answered;
-- ``request``: an HTTP request, from the whole of it read to its answer;
+- ``request``: an HTTP request, from the whole of it read to its answer
+  (Twisted's, and the lean ones of hiitrack.web.lean);
 - ``step``: one reactor step (a socket's events, or the timed calls of a
   turn) that held the reactor thread longer than `benchmarks.tail.LONG_STEP` seconds:
   whatever arrives meanwhile waits;
@@ -35,6 +36,7 @@ from benchmarks.tail import LONG_STEP, TRACE_FILE
 from hiitrack.store.cassandra.store import CassandraStore
 from hiitrack.store.sqlite.store import SQLiteStore
 from hiitrack.store.write_behind import WriteBehind
+from hiitrack.web.lean import LeanRequest
 
 _trace: TextIO = open(os.environ[TRACE_FILE], "a", buffering=1)
 
@@ -73,19 +75,20 @@ def _timed_step(owner: type, name: str) -> None:
     setattr(owner, name, step)
 
 
-def _requests() -> None:
-    received, finish = http.Request.requestReceived, http.Request.finish
+def _timed_requests(owner: type, received: str) -> None:
+    """Requests of class `owner`, from its method `received` (the whole request read) to its `finish`."""
+    receive, finish = getattr(owner, received), owner.finish  # type: ignore[attr-defined]
 
-    def requestReceived(self: Any, *args: Any) -> None:
+    def whole(self: Any, *args: Any) -> None:
         self.traced_at = time.time()
-        received(self, *args)
+        receive(self, *args)
 
     def finished(self: Any) -> None:
         finish(self)
         _write("request", getattr(self, "traced_at", time.time()), time.time())
 
-    http.Request.requestReceived = requestReceived  # type: ignore[method-assign]
-    http.Request.finish = finished  # type: ignore[method-assign]
+    setattr(owner, received, whole)
+    owner.finish = finished  # type: ignore[attr-defined]
 
 
 _collecting = [0.0]
@@ -106,5 +109,6 @@ for store in (CassandraStore, SQLiteStore):
     _timed_coroutine(store, "get", "read")
 _timed_step(type(reactor), "_doReadOrWrite")
 _timed_step(type(reactor), "runUntilCurrent")
-_requests()
+_timed_requests(http.Request, "requestReceived")
+_timed_requests(LeanRequest, "__init__")
 gc.callbacks.append(_collection)

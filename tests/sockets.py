@@ -3,7 +3,8 @@
 `exchange` sends exact bytes (odd paths, ``Expect: 100-continue``) and
 returns everything the server answers until it closes.  `trickle` is a
 slowloris: it sends a head, then one byte at a time, and reports when and
-how the server closed the connection.
+how the server closed the connection.  `kept_connection` sends exact bytes
+on a connection kept open, and reads its answers one by one.
 """
 
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-__all__ = ["Closed", "exchange", "trickle"]
+__all__ = ["Closed", "KeptConnection", "exchange", "kept_connection", "trickle"]
 
 
 @dataclass
@@ -89,3 +90,48 @@ async def trickle(port: int, head: bytes, drip: bytes, interval: float, give_up:
     deadline fails the test instead of hanging it.
     """
     return await _connect(port, _Recorder(head, drip, interval, give_up))
+
+
+class KeptConnection(Protocol):
+    """A connection kept open: `send` writes bytes, `answer` awaits the next whole answer."""
+
+    def __init__(self) -> None:
+        self.received = b""
+        self._waiting: list[defer.Deferred[bytes]] = []
+        self.closed: defer.Deferred[bytes] = defer.Deferred()
+
+    def send(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def answer(self) -> "defer.Deferred[bytes]":
+        """The next answer, head and body (every answer here has a Content-Length)."""
+        waiting: defer.Deferred[bytes] = defer.Deferred()
+        self._waiting.append(waiting)
+        self._deliver()
+        return waiting
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+        self._deliver()
+
+    def _deliver(self) -> None:
+        while self._waiting:
+            end = self.received.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.received[:end].lower()
+            length = int(head.partition(b"\r\ncontent-length:")[2].partition(b"\r\n")[0] or b"0")
+            if len(self.received) < end + 4 + length:
+                return
+            whole, self.received = self.received[: end + 4 + length], self.received[end + 4 + length :]
+            self._waiting.pop(0).callback(whole)
+
+    def connectionLost(self, reason: Failure) -> None:
+        waiting, self._waiting = self._waiting, []
+        for answer in waiting:
+            answer.errback(reason)
+        self.closed.callback(self.received)
+
+
+async def kept_connection(port: int) -> KeptConnection:
+    return await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), KeptConnection())

@@ -28,9 +28,11 @@ The site keeps the tracking resources (``/{user}/{bucket}/event/{name}``,
 ``/property/{name}``, ``/batch``) it walked to, by path, in a bounded LRU: such a
 resource depends on its path alone, and checks every request's credentials
 and parameters itself, so a hit's path is walked and its segments checked
-once, not at every hit.
+once, not at every hit.  A hit to such a path that arrives whole in one read
+is answered as a `LeanRequest` (hiitrack.web.lean), without Twisted's
+request machinery; everything else goes through Twisted's channel.
 Tests: tests/test_http_limits.py, tests/test_http_deadlines.py,
-tests/test_access_log.py, tests/test_route_cache.py.
+tests/test_access_log.py, tests/test_route_cache.py, tests/test_lean_requests.py.
 """
 
 import io
@@ -38,7 +40,7 @@ import re
 import time
 from collections.abc import Callable
 from functools import lru_cache, partial
-from typing import TextIO
+from typing import TextIO, cast
 
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import connectionDone
@@ -53,7 +55,9 @@ from twisted.web.server import Request, Site
 from hiitrack.app import HiiTrack
 from hiitrack.caching import LRU
 from hiitrack.web.defaults import ACCESS_LOG_OFF, ACCESS_LOG_TWISTD, BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT
+from hiitrack.web.lean import LeanRequest, parse_whole
 from hiitrack.web.params import BODY_LIMIT
+from hiitrack.web.render import ApiResource
 from hiitrack.web.tree import Root
 
 __all__ = ["access_log_line", "make_site"]
@@ -66,6 +70,7 @@ ROUTE_CACHE = 4096
 """Tracking resources kept by path (a few hundred bytes each)."""
 
 _access_log = Logger(namespace="hiitrack.access")
+_log = Logger()
 
 
 def _refusal(status: bytes, message: str) -> bytes:
@@ -82,6 +87,7 @@ LINE_TOO_LONG = _refusal(b"413 Content Too Large", "request line or header too l
 BODY_TOO_LARGE = _refusal(b"413 Content Too Large", f"request body is over {BODY_LIMIT} bytes")
 HEADERS_TOO_SLOW = _refusal(b"408 Request Timeout", "the request's headers took too long")
 BODY_TOO_SLOW = _refusal(b"408 Request Timeout", "the request's body took too long")
+INTERNAL_ERROR = _refusal(b"500 Internal Server Error", "internal server error")
 
 
 def _hang_up(channel: HTTPChannel, refusal: bytes) -> None:
@@ -134,7 +140,13 @@ class ApiChannel(HTTPChannel):
     # each for their headers and body cost 3 % of the reactor thread.
     _deadline: IDelayedCall | None = None
     _host: IAddress | None = None
+    _lean: LeanRequest | None = None
     _secure: bool | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        # What arrived while a lean request was answered: it waits for the answer (pipelining).
+        self._held: list[bytes] = []
 
     def getHost(self) -> IAddress:
         # Asked by every request (twisted.web.http.Request.__init__): one getsockname a connection.
@@ -152,14 +164,58 @@ class ApiChannel(HTTPChannel):
         _hang_up(self, LINE_TOO_LONG)
 
     def dataReceived(self, data: bytes) -> None:
+        if self._lean is not None:
+            self._held.append(data)
+            self._networkProducer.pauseProducing()
+            return
+        between_requests = self._awaited is None and not self._handlingRequest
+        if between_requests and self._answer_lean(data):
+            return
         # The first byte of a request starts its header deadline; bytes that
         # arrive while a request is being answered wait for it (pipelining).
-        if self._awaited is None and not self._handlingRequest:
+        if between_requests:
             self._await(HEADERS_TOO_SLOW, self.site.header_timeout)
         super().dataReceived(data)
         if self._awaited is not None and self._deadline is None and self.transport is not None:
             refusal, due = self._awaited
             self._deadline = self.callLater(max(0.0, due - time.monotonic()), partial(self._deadline_passed, refusal))
+
+    def _answer_lean(self, data: bytes) -> bool:
+        """Answer `data` as a `LeanRequest` if it is one whole tracking request (hiitrack.web.lean)."""
+        if self.requests or self._buffer or not self.line_mode or not self.persistent:
+            return False  # Twisted's parser is in the middle of something
+        parsed = parse_whole(data)
+        if parsed is None:
+            return False
+        method, target, _, _ = parsed
+        resource = self.site.tracking_route(target.partition(b"?")[0])
+        if resource is None or method not in resource.tracking_methods:
+            return False
+        self.resetTimeout()
+        self._lean = request = LeanRequest(self, parsed, self._lean_answered)
+        try:
+            # A LeanRequest has what a tracking resource uses of a Request.
+            resource.render(cast(Request, request))
+        except Exception:
+            _log.failure("could not answer {uri}", uri=target)
+            if not request.finished:
+                _hang_up(self, INTERNAL_ERROR)
+        return True
+
+    def _lean_answered(self) -> None:
+        self._lean = None
+        held, self._held = b"".join(self._held), []
+        if held:
+            if not self._waitingForTransport:
+                self._networkProducer.resumeProducing()
+            self.dataReceived(held)
+
+    def timeoutConnection(self) -> None:
+        if self._lean is not None:
+            # The idle timeout measures the client's silence, not a lean request's answer.
+            self.resetTimeout()
+            return
+        super().timeoutConnection()
 
     def allHeadersReceived(self) -> None:
         self._await_nothing()
@@ -173,6 +229,8 @@ class ApiChannel(HTTPChannel):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._await_nothing()
+        if self._lean is not None:
+            self._lean.connection_lost(reason)
         super().connectionLost(reason)
 
     def _await(self, refusal: bytes, seconds: float) -> None:
@@ -248,7 +306,11 @@ class ApiSite(Site):
         self._flushing: LoopingCall | None = None
         # twistd-log lines not logged yet.
         self._lines: list[str] = []
-        self._routes: LRU[bytes, Resource] = LRU(ROUTE_CACHE)
+        self._routes: LRU[bytes, ApiResource] = LRU(ROUTE_CACHE)
+
+    def tracking_route(self, path: bytes) -> ApiResource | None:
+        """The tracking resource at `path`, if the route cache holds it."""
+        return self._routes.get(path)
 
     def getResourceFor(self, request: Request) -> Resource:
         # The tree's walk, a resource made and a segment checked per level, cost 6 % of the
@@ -257,7 +319,7 @@ class ApiSite(Site):
         resource = self._routes.get(path)
         if resource is None:
             resource = super().getResourceFor(request)
-            if getattr(resource, "tracking_methods", None):
+            if isinstance(resource, ApiResource) and resource.tracking_methods:
                 self._routes.put(path, resource)
             return resource
         # As Site.getResourceFor leaves a request (Twisted's stubs lack `sitepath`), and the walk
