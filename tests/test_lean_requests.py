@@ -292,8 +292,8 @@ async def test_the_idle_timeout_does_not_cut_a_lean_answer_short(server, user_na
 
 def test_parse_whole_takes_one_whole_request_only():
     hit = request("POST", "/u/b/event/e", b"visitor_id=v1", "Connection: Keep-Alive", "cookie: v=1", "Cookie: v=2")
-    method, target, headers, body = parse_whole(hit)
-    assert (method, target, body) == (b"POST", b"/u/b/event/e", b"visitor_id=v1")
+    method, target, path, headers, body = parse_whole(hit)
+    assert (method, target, path, body) == (b"POST", b"/u/b/event/e", b"/u/b/event/e", b"visitor_id=v1")
     assert headers[b"cookie"] == [b"v=1", b"v=2"] and headers[b"content-length"] == [b"13"]
     head, _, body = hit.partition(b"\r\n\r\n")
     refused = [
@@ -314,7 +314,7 @@ def test_parse_whole_takes_one_whole_request_only():
         head + b"\r\nX-Pad: " + b"a" * LEAN_BYTES + b"\r\n\r\n" + body,
     ]
     assert [parse_whole(data) for data in refused] == [None] * len(refused)
-    pixel = (b"GET", b"/u/b/batch?img=1", {b"host": [b"127.0.0.1"]}, b"")
+    pixel = (b"GET", b"/u/b/batch?img=1", b"/u/b/batch", {b"host": [b"127.0.0.1"]}, b"")
     assert parse_whole(request("GET", "/u/b/batch?img=1")) == pixel
 
 

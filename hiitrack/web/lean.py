@@ -32,7 +32,7 @@ import io
 import re
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -51,8 +51,16 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"[\x21-\xb0]+")
 _UNSAFE_VALUE = re.compile(rb"[\x00\r\n]")
 
-Parsed = tuple[bytes, bytes, dict[bytes, list[bytes]], bytes]
-"""A request's method, target, headers (by lower-case name) and body."""
+
+class Parsed(NamedTuple):
+    """One whole request, as `parse_whole` read it."""
+
+    method: bytes
+    target: bytes
+    path: bytes
+    headers: dict[bytes, list[bytes]]
+    """By lower-case name, each name's values in the order they came."""
+    body: bytes
 
 
 def parse_whole(data: bytes) -> Parsed | None:
@@ -86,16 +94,14 @@ def parse_whole(data: bytes) -> Parsed | None:
     lengths = headers.get(b"content-length", [b"0"])
     if len(lengths) != 1 or not lengths[0].isdigit() or int(lengths[0]) != len(body):
         return None
-    return parts[0], parts[1], headers, body
+    return Parsed(parts[0], parts[1], parts[1].partition(b"?")[0], headers, body)
 
 
-class _Headers:
-    """What the tracking resources use of `twisted.web.http_headers.Headers`, keeping the order
-    in which names were first set (a name set again keeps its place, as there)."""
+class _RequestHeaders:
+    """What the tracking resources read of a request's `twisted.web.http_headers.Headers`."""
 
-    def __init__(self, by_name: dict[bytes, list[bytes]] | None = None) -> None:
-        self._by_name = by_name or {}
-        self._names: dict[bytes, bytes] = {}
+    def __init__(self, by_name: dict[bytes, list[bytes]]) -> None:
+        self._by_name = by_name
 
     def getRawHeaders(self, name: bytes, default: Any = None) -> Any:
         return self._by_name.get(name.lower(), default)
@@ -103,15 +109,26 @@ class _Headers:
     def hasHeader(self, name: bytes) -> bool:
         return name.lower() in self._by_name
 
+
+class _ResponseHeaders:
+    """What the tracking resources set of an answer's `twisted.web.http_headers.Headers`, kept
+    in the order in which names were first set (a name set again keeps its place, as there)."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[bytes, tuple[bytes, list[bytes]]] = {}
+
+    def hasHeader(self, name: bytes) -> bool:
+        return name.lower() in self._by_name
+
     def setRawHeaders(self, name: bytes, values: list[bytes]) -> None:
         key = name.lower()
-        self._names.setdefault(key, name)
-        self._by_name[key] = values
+        kept = self._by_name.get(key)
+        self._by_name[key] = (name if kept is None else kept[0], values)
 
     def lines(self) -> Iterable[bytes]:
-        for key, values in self._by_name.items():
+        for name, values in self._by_name.values():
             for value in values:
-                yield b"%s: %s\r\n" % (self._names[key], value)
+                yield b"%s: %s\r\n" % (name, value)
 
 
 _date = (0, b"")
@@ -140,11 +157,10 @@ class LeanRequest:
 
     def __init__(self, channel: Any, parsed: Parsed, done: Callable[[], None]) -> None:
         self.channel = channel
-        self.method, self.uri, headers, body = parsed
-        self.path = self.uri.partition(b"?")[0]
-        self.requestHeaders = _Headers(headers)
-        self.responseHeaders = _Headers()
-        self.content = io.BytesIO(body)
+        self.method, self.uri, self.path = parsed.method, parsed.target, parsed.path
+        self.requestHeaders = _RequestHeaders(parsed.headers)
+        self.responseHeaders = _ResponseHeaders()
+        self.content = io.BytesIO(parsed.body)
         self.cookies: list[bytes] = []
         self._body: list[bytes] = []
         self._notifications: list[Deferred[None]] = []

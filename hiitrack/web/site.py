@@ -187,9 +187,8 @@ class ApiChannel(HTTPChannel):
         parsed = parse_whole(data)
         if parsed is None:
             return False
-        method, target, _, _ = parsed
-        resource = self.site.tracking_route(target.partition(b"?")[0])
-        if resource is None or method not in resource.tracking_methods:
+        resource = self.site.tracking_route(parsed.path)
+        if resource is None or parsed.method not in resource.tracking_methods:
             return False
         self.resetTimeout()
         self._lean = request = LeanRequest(self, parsed, self._lean_answered)
@@ -197,7 +196,7 @@ class ApiChannel(HTTPChannel):
             # A LeanRequest has what a tracking resource uses of a Request.
             resource.render(cast(Request, request))
         except Exception:
-            _log.failure("could not answer {uri}", uri=target)
+            _log.failure("could not answer {uri}", uri=parsed.target)
             if not request.finished:
                 _hang_up(self, INTERNAL_ERROR)
         return True
