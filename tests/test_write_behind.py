@@ -25,7 +25,8 @@ from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore
 from hiitrack.store.cassandra import store as cassandra_store
 from hiitrack.store.cassandra.bridge import in_doubt
-from hiitrack.store.cassandra.journal import ENTRY_CELLS, _entries
+from hiitrack.store.cassandra.journal import ENTRY_CELLS
+from hiitrack.store.interface import in_parts
 from hiitrack.store.kinds import VISITOR
 from hiitrack.store.write_behind import Unfolded
 from tests.conftest import CASSANDRA_URI
@@ -397,7 +398,7 @@ def test_a_commit_larger_than_an_entry_is_several_entries_holding_every_cell_onc
         ("u/b", b"long"): {b"c%05d" % n: n + 1 for n in range(ENTRY_CELLS + 5)},
         ("u/b", b"short"): {b"x": 1, b"y": 2},
     }
-    entries = list(_entries(rows))
+    entries = list(in_parts(rows, ENTRY_CELLS))
     assert len(entries) == 2
     assert all(sum(len(columns) for columns in entry.values()) <= ENTRY_CELLS for entry in entries)
     joined: dict = {}

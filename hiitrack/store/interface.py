@@ -11,7 +11,7 @@ the narrow interfaces below; a backend implements `Store`, all of them.  The
 shared contract test is tests/test_store_contract.py.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -21,6 +21,7 @@ from hiitrack.store.kinds import Kind, Kinds
 __all__ = [
     "add_cells",
     "check_batch",
+    "in_parts",
     "CounterStore",
     "Inspector",
     "Lifecycle",
@@ -67,6 +68,23 @@ def add_cells(rows: dict[Key, dict[bytes, int]], key: Key, columns: Mapping[byte
     else:
         for column, amount in columns.items():
             cells[column] = cells.get(column, 0) + amount
+
+
+def in_parts(rows: dict[Key, dict[bytes, int]], cells: int) -> Iterator[dict[Key, dict[bytes, int]]]:
+    """`rows` in parts of at most `cells` cells, in order (a longer row split between parts)."""
+    part: dict[Key, dict[bytes, int]] = {}
+    taken = 0
+    for key, columns in rows.items():
+        items = list(columns.items())
+        for at in range(0, len(items), cells):
+            piece = items[at : at + cells]
+            if taken + len(piece) > cells:
+                yield part
+                part, taken = {}, 0
+            part.setdefault(key, {}).update(piece)
+            taken += len(piece)
+    if part:
+        yield part
 
 
 def check_batch(kinds: Kinds, batch: WriteBatch) -> None:

@@ -12,10 +12,10 @@ cells may already hold it.  Tests: tests/test_write_behind.py.
 """
 
 import pickle
-from collections.abc import Iterator
 
 from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write
 from hiitrack.store.grouping import Rows
+from hiitrack.store.interface import in_parts
 
 __all__ = ["ENTRY_CELLS", "Journal", "STATEMENTS"]
 
@@ -33,23 +33,6 @@ STATEMENTS = {
     "writer folding": "UPDATE journal_writers SET folding = ? WHERE writer = ?",
     "writer folded": "UPDATE journal_writers SET folded = ? WHERE writer = ?",
 }
-
-
-def _entries(rows: Rows) -> Iterator[Rows]:
-    """`rows` in entries of at most `ENTRY_CELLS` cells (a longer row split between entries)."""
-    entry: Rows = {}
-    cells = 0
-    for key, columns in rows.items():
-        items = list(columns.items())
-        for at in range(0, len(items), ENTRY_CELLS):
-            part = items[at : at + ENTRY_CELLS]
-            if cells + len(part) > ENTRY_CELLS:
-                yield entry
-                entry, cells = {}, 0
-            entry.setdefault(key, {}).update(part)
-            cells += len(part)
-    if entry:
-        yield entry
 
 
 def _loaded(entry: bytes) -> Rows:
@@ -89,7 +72,7 @@ class Journal:
     def number(self, rows: Rows) -> list[tuple[int, Rows]]:
         """The entries of one commit, numbered in order."""
         numbered = []
-        for entry in _entries(rows):
+        for entry in in_parts(rows, ENTRY_CELLS):
             self.last += 1
             numbered.append((self.last, entry))
         return numbered
