@@ -22,7 +22,7 @@ from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred
 
 from hiitrack.store import StoreUnavailable, WriteBatch
-from hiitrack.store.cassandra import CassandraStore
+from hiitrack.store.cassandra import CassandraStore, counters
 from hiitrack.store.cassandra import store as cassandra_store
 from hiitrack.store.cassandra.bridge import in_doubt
 from hiitrack.store.cassandra.journal import ENTRY_CELLS
@@ -120,6 +120,38 @@ async def test_a_fold_sent_again_changes_nothing(user_name):
         assert await store.read_rows(scope, ROWS) == added(totals)
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_large_fold_is_worked_out_and_written_part_after_part(user_name, monkeypatch):
+    """Each part's cells are written before the next part is worked out, and each is set once."""
+    monkeypatch.setattr(counters, "FOLD_PART", 3)
+    scope, _, store = await folded_by_hand(user_name)
+    try:
+        totals = await hits(store, scope, 10)
+        each, put = store._cql.each, store._cql.statement("tallies put")
+        parts: list[int] = []
+
+        def recorded(statements: Iterable[tuple[object, object]]) -> Deferred:
+            statements = list(statements)
+            # A batch is bound only as it is sent: until then it holds its writes.
+            writes = [write for statement, _ in statements for write in getattr(statement, "writes", [])]
+            cells = sum(statement is put for statement, _ in statements)
+            cells += sum(write.statement is put for write in writes)
+            if cells:
+                parts.append(cells)
+            return each(statements)
+
+        store._cql.each = recorded
+        await store.fold()
+        assert sum(parts) == 2 * 7 and max(parts) <= 3 and len(parts) >= 5
+    finally:
+        await store.close()
+    other = await opened(f"w-{uuid.uuid4().hex}")
+    try:
+        assert await other.read_rows(scope, ROWS) == added(totals)
+    finally:
+        await other.close()
 
 
 @pytest_twisted.ensureDeferred
