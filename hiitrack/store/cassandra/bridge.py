@@ -213,8 +213,9 @@ class Unbound:
 
     Binding costs the driver about 12 µs a row: a fold of 25,000 cells bound
     at once held the reactor thread for 0.4 s, every request waiting.  Bound
-    one batch at a time, as earlier ones are answered, it is many short steps
-    (docs/performance.md, "Session 38").
+    as sent, the first `MAX_IN_FLIGHT` at the start and each later one as an
+    earlier one is answered, it is shorter steps (docs/performance.md,
+    "Session 38").
     """
 
     writes: list[Write]
