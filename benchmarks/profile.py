@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.profile --store sqlite|cassandra [--mode event|batch]
 [--seconds N] [--visitors N] [--py-spy FILE] [--discard-commits] [--unlogged]
-[--floor]``
+[--floor] [--insert-ids] [--report-reads]``
 starts ``twistd hiitrack`` on a fresh store, warms it for 3 seconds, then runs wrk
 (16 connections, 1,000 visitors unless told) and prints requests/s, the CPU
 time per answered request of the server and, for Cassandra, of the node of
@@ -19,27 +19,69 @@ With ``--discard-commits`` the store writes nothing
 ``--unlogged`` (Cassandra) each commit's unit is an unlogged batch
 (benchmarks/unlogged.py): what the batchlog costs.  With ``--floor`` the
 same load first runs against the bare floor of ``python -m benchmarks``,
-and the rate is given as a ratio to it.
+and the rate is given as a ratio to it.  With ``--report-reads`` a 17th
+client reads an event's report every `READ_GAP` seconds through the run and
+the p50 / p90 / p99 / longest of those reads are printed: what an analyst
+waits for during the load.
 Loopback only; docs/performance.md, "Issue 14: the write path", says what
 it found.
 """
 
 import argparse
 import re
+import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter
 from functools import partial
 from pathlib import Path
 
-from benchmarks.client import commits, create_user
+from benchmarks.client import EVENT_NAMES, basic, commits, create_user, http
 from benchmarks.servers import NODE_PID, cpu_seconds, drop_keyspaces, start_floor, start_hiitrack
 from benchmarks.wrk import run_wrk
 
 SPY_RATE = 200
 """py-spy's samples per second."""
 TOP_FUNCTIONS = 80
+READ_GAP = 0.05
+"""Seconds between the end of one report read of ``--report-reads`` and the next."""
+
+
+class ReportReads:
+    """A report of the warm-up's bucket read over and over, one at a time, until `stop`: each read's seconds."""
+
+    def __init__(self, port: int, deadline: float) -> None:
+        self.took: list[float] = []
+        self.refused = ""
+        self._port = port
+        self._deadline = deadline
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        path = f"/bench/warm/event/{EVENT_NAMES[0]}"
+        while not self._done.is_set() and time.monotonic() < self._deadline:
+            started = time.perf_counter()
+            status, body = http(self._port, "GET", path, auth=basic("bench"))
+            if status != 200:
+                self.refused = f"a report read during the load was answered {status}: {body}"
+                return
+            self.took.append(time.perf_counter() - started)
+            self._done.wait(READ_GAP)
+
+    def stop(self) -> str:
+        self._done.set()
+        self._thread.join()
+        if self.refused:
+            raise RuntimeError(self.refused)
+        if len(self.took) < 2:
+            return "report reads meanwhile: too few to tell"
+        cuts = statistics.quantiles(self.took, n=100, method="inclusive")
+        shown = " / ".join(f"{1000 * took:.1f}" for took in (cuts[49], cuts[89], cuts[98], max(self.took)))
+        return f"report reads meanwhile ({len(self.took):,}, one at a time): p50 / p90 / p99 / longest {shown} ms"
 
 
 def spy_summary(raw: Path, seconds: float) -> str:
@@ -98,6 +140,9 @@ def main() -> None:
     parser.add_argument(
         "--insert-ids", action="store_true", help="each request with an insert_id of its own, as hiitrack.js sends"
     )
+    parser.add_argument(
+        "--report-reads", action="store_true", help="an event's report read every 50 ms through the run, timed"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hiitrack-profile-"))
     keyspace = f"profile_{time.time_ns()}"
@@ -126,7 +171,9 @@ def main() -> None:
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         server_before, node_before = cpu_seconds(server.process.pid), cpu_seconds(node) if node else 0.0
         commits_before = commits(server.port)
+        reads = ReportReads(server.port, time.monotonic() + args.seconds + 60) if args.report_reads else None
         load = load_of(server.port, prefix="/bench/run", seconds=args.seconds, seed=2)
+        read_times = reads.stop() if reads is not None else None
         server_cpu = cpu_seconds(server.process.pid) - server_before
         node_cpu = cpu_seconds(node) - node_before if node else 0.0
         commits_after = commits(server.port)
@@ -151,6 +198,8 @@ def main() -> None:
     line += f"; {batches / max(1, made):.1f} requests a commit, {1000 * took / max(1, made):.2f} ms each"
     line += f"; server RSS {rss:.0f} MB"
     print(line)
+    if read_times is not None:
+        print(read_times)
     if args.spy:
         print(spy_summary(Path(args.spy), spy_seconds))
         print(innermost_summary(Path(args.spy)))

@@ -409,6 +409,16 @@ def test_the_saturated_load_with_insert_ids_sends_each_request_its_own(tmp_path:
 
 
 @pytest.mark.timeout(120)
+def test_the_profile_times_report_reads_through_the_load() -> None:
+    """`benchmarks.profile --report-reads`: reads answered through the whole run, their cuts in order."""
+    output = ran("benchmarks.profile", "--seconds", "3", "--report-reads")
+    found = re.search(r"report reads meanwhile \(([\d,]+), one at a time\): p50 / p90 / p99 / longest (.+) ms", output)
+    assert found, output
+    cuts = [float(cut) for cut in found[2].split(" / ")]
+    assert int(found[1].replace(",", "")) >= 5 and cuts == sorted(cuts), output
+
+
+@pytest.mark.timeout(120)
 def test_the_funnel_is_read_while_events_arrive_and_every_event_is_counted() -> None:
     """`python -m benchmarks.funnel_ingest`: exits 1 unless every event answered 200 was counted."""
     output = ran("benchmarks.funnel_ingest", "--events", "2000", "--seconds", "2")
