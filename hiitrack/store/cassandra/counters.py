@@ -5,9 +5,9 @@ added to it: the writer's total and the last journal entry it includes.  A
 fold (journal.py) sets each cell it touches to its new total, so a fold sent
 twice, or replayed after a crash, writes the same values: exact where a
 counter column could count a retried write twice.  A large fold goes in
-parts of `FOLD_PART` cells, so that no step of it holds the reactor long.  A reader sums the
-writers' cells of each column, plus what its own process holds unfolded
-(the entries past its cells' `through`).  Each process keeps the totals it
+parts of `FOLD_PART` cells, so that no step of it holds the reactor long.
+A reader sums the writers' cells of each column, plus what its own process
+holds unfolded (the entries past its cells' `through`).  Each process keeps the totals it
 last wrote in a bounded cache and reads the others before a fold.
 
 A scope's cells live under its current generation (see the
