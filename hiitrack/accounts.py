@@ -20,7 +20,8 @@ unless the user turned that off, and never past the cap on buckets per user.
 The tracking path remembers that a bucket exists for at most
 `BUCKET_SECONDS`: that is how long another process may still accept hits
 into a bucket or an account deleted elsewhere.
-Tests: tests/test_accounts_processes.py, tests/test_http_account_safety.py, tests/test_http_accounts.py,
+Tests: tests/test_accounts_processes.py, tests/test_bucket_cache.py, tests/test_http_account_safety.py,
+tests/test_http_accounts.py,
 tests/test_http_auth.py, tests/test_login_throttle.py.
 """
 
@@ -108,6 +109,8 @@ class Accounts:
         self._logins: LRU[bytes, bool] = LRU(login_cache_size)
         # Scope -> when the bucket was last seen in the store (tracking only).
         self._buckets: LRU[str, float] = LRU(bucket_cache_size)
+        # Buckets forgotten so far: a bucket read before a deletion ended is not remembered after it.
+        self._forgotten = 0
         self.hashing = HashQueue()
         self.address_backoff = Backoff(ADDRESS_FREE_FAILURES, clock=monotonic)
         self.user_backoff = Backoff(USER_FREE_FAILURES, clock=monotonic)
@@ -171,7 +174,7 @@ class Accounts:
         scopes = [bucket_scope(name, bucket) for bucket in await self.buckets(name)]
         for scope in scopes:
             await self._store.drop(scope)
-            self._buckets.pop(scope)
+            self._forget_bucket(scope)
         await self._store.drop(name)
         await self._store.delete(INSTALLATION, USER, name)
         return scopes
@@ -253,8 +256,9 @@ class Accounts:
         if len(await self.buckets(user)) >= self.limits.user_buckets:
             raise OverLimit("user_buckets", self.limits.user_buckets, f"user {user} has too many buckets")
         record = {"description": description, "created": int(self._clock()), "key": _b64(os.urandom(16))}
+        forgotten = self._forgotten
         created = await self._store.create(user, BUCKET, bucket, ujson.dumps(record).encode())
-        self._buckets.put(bucket_scope(user, bucket), self._monotonic())
+        self._remember_bucket(bucket_scope(user, bucket), forgotten)
         return created
 
     async def ensure_bucket(self, user: str, bucket: str) -> str:
@@ -263,8 +267,9 @@ class Accounts:
         seen = self._buckets.get(scope)
         if seen is not None and self._monotonic() - seen < BUCKET_SECONDS:
             return scope
+        forgotten = self._forgotten
         if await self.bucket(user, bucket) is not None:
-            self._buckets.put(scope, self._monotonic())
+            self._remember_bucket(scope, forgotten)
             return scope
         record = await self.user(user)
         if record is None:
@@ -278,8 +283,18 @@ class Accounts:
         scope = bucket_scope(user, bucket)
         await self._store.drop(scope)
         await self._store.delete(user, BUCKET, bucket)
-        self._buckets.pop(scope)
+        self._forget_bucket(scope)
         return scope
+
+    def _remember_bucket(self, scope: str, forgotten: int) -> None:
+        """The bucket was seen in the store by a read that began when `forgotten` buckets had been
+        forgotten: remember it, unless one was forgotten since (that read may predate its deletion)."""
+        if self._forgotten == forgotten:
+            self._buckets.put(scope, self._monotonic())
+
+    def _forget_bucket(self, scope: str) -> None:
+        self._buckets.pop(scope)
+        self._forgotten += 1
 
 
 def _login_key(user: str, password: str, record: dict) -> bytes:
