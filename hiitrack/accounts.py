@@ -21,8 +21,7 @@ The tracking path remembers that a bucket exists for at most
 `BUCKET_SECONDS`: that is how long another process may still accept hits
 into a bucket or an account deleted elsewhere.
 Tests: tests/test_accounts_processes.py, tests/test_bucket_cache.py, tests/test_http_account_safety.py,
-tests/test_http_accounts.py,
-tests/test_http_auth.py, tests/test_login_throttle.py.
+tests/test_http_accounts.py, tests/test_http_auth.py, tests/test_login_throttle.py.
 """
 
 import base64
