@@ -28,7 +28,7 @@ from twisted.internet import defer, reactor, threads
 
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore, replication_map
-from hiitrack.store.cassandra.bridge import CAS_WRITE_UNKNOWN, translated
+from hiitrack.store.cassandra.bridge import CAS_WRITE_UNKNOWN, Unbound, Write, packed, translated
 from hiitrack.store.cassandra.connect import REQUEST_TIMEOUT, Settings, cluster
 from hiitrack.store.cassandra.counters import COLUMNS_PER_READ
 from hiitrack.store.cassandra.lookups import LOOKUP_KEYS
@@ -576,6 +576,31 @@ async def test_statements_run_together_end_together_and_report_the_first_failure
             await cql.each([failing[2], failing[1]])
         # Still usable: nothing was left in flight.
         assert len(await cql.each(statements)) == 100
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_packed_batch_is_bound_as_it_is_sent_whichever_way_it_is_run(user_name):
+    """`packed` leaves a batch unbound until it is sent: `execute` binds it as `each` does."""
+    store = await opened()
+    cql = store._cql
+    upsert = cql.statement("events upsert")
+
+    def batch(first: int) -> tuple:
+        writes = [
+            Write(("events", user_name), upsert, (user_name, f"e{n}", b"%d" % n, 0), 64)
+            for n in range(first, first + 3)
+        ]
+        [(statement, parameters)] = packed(writes, BatchType.UNLOGGED)
+        assert isinstance(statement, Unbound)
+        return statement, parameters
+
+    try:
+        await cql.execute(*batch(0))
+        await cql.each([batch(3)])
+        got = await cql.each((cql.statement("events get"), (user_name, f"e{n}")) for n in range(6))
+        assert [result.one().value for result in got] == [b"%d" % n for n in range(6)]
     finally:
         await store.close()
 
