@@ -8,12 +8,14 @@ Uses the real node of scripts/cassandra and the session's test keyspace; the
 node outage test is tests/test_cassandra_outage.py.
 """
 
+import gc
 import logging
 import math
 import socket
 import statistics
 import time
 import uuid
+import weakref
 import zlib
 
 import pytest
@@ -24,7 +26,7 @@ from cassandra.connection import ConnectionException
 from cassandra.policies import RetryPolicy
 from cassandra.protocol import ErrorMessage
 from cassandra.query import BatchType, SimpleStatement, dict_factory
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, reactor, task, threads
 
 from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.cassandra import CassandraStore, replication_map
@@ -602,6 +604,36 @@ async def test_a_packed_batch_is_bound_as_it_is_sent_whichever_way_it_is_run(use
         got = await cql.each((cql.statement("events get"), (user_name, f"e{n}")) for n in range(6))
         assert [result.one().value for result in got] == [b"%d" % n for n in range(6)]
     finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_statement_s_future_is_freed_once_read_without_the_cycle_collector(user_name, monkeypatch):
+    """A future, its statement and its rows go when their result is read, not in a reference cycle
+    through the callbacks the driver keeps (left to the collector, they were most of its work)."""
+    store = await opened()
+    cql = store._cql
+    futures = []
+    execute_async = cql.session.execute_async
+
+    def kept(*args: object, **kwargs: object) -> object:
+        future = execute_async(*args, **kwargs)
+        futures.append(weakref.ref(future))
+        return future
+
+    monkeypatch.setattr(cql.session, "execute_async", kept)
+    get = cql.statement("events get")
+    gc.disable()
+    try:
+        await cql.execute(get, (user_name, "e0"))
+        await cql.each([(get, (user_name, f"e{n}")) for n in range(3)])
+        await store.write(WriteBatch(user_name, {(EVENT, "e0"): b"0"}))
+        # The commit is answered from inside the driver's call of its last future's callbacks: a turn later.
+        await task.deferLater(reactor, 0, lambda: None)
+        assert len(futures) >= 5
+        assert [ref() for ref in futures] == [None] * len(futures)
+    finally:
+        gc.enable()
         await store.close()
 
 
