@@ -8,6 +8,7 @@ killed one had folded.  (A real SIGKILL of a real twistd under load is
 tests/test_durability.py, on both stores.)
 """
 
+import gc
 import pickle
 import uuid
 from collections.abc import Callable, Iterable
@@ -145,6 +146,37 @@ async def test_a_large_fold_is_worked_out_and_written_part_after_part(user_name,
         store._cql.each = recorded
         await store.fold()
         assert sum(parts) == 2 * 7 and max(parts) <= 3 and len(parts) >= 5
+    finally:
+        await store.close()
+    other = await opened(f"w-{uuid.uuid4().hex}")
+    try:
+        assert await other.read_rows(scope, ROWS) == added(totals)
+    finally:
+        await other.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fold_reads_no_totals_its_process_wrote_and_the_collector_does_not_track_them(user_name):
+    """A process's next fold of the same cells adds to the totals it cached, reading none.  The
+    cache's keys are of strings and bytes only: Python's collector stops tracking them."""
+    scope, _, store = await folded_by_hand(user_name)
+    try:
+        totals = await hits(store, scope, 10)
+        await store.fold()
+        totals = await hits(store, scope, 10, totals)
+        each_rows, read = store._cql.each_rows, []
+
+        def recorded(queries: Iterable[tuple[object, object]]) -> object:
+            queries = list(queries)
+            read.extend(queries)
+            return each_rows(queries)
+
+        store._cql.each_rows = recorded
+        await store.fold()
+        assert read == []
+        gc.collect()
+        keys = list(store._counters._totals._entries)
+        assert len(keys) == 2 * 7 and not any(gc.is_tracked(key) for key in keys)
     finally:
         await store.close()
     other = await opened(f"w-{uuid.uuid4().hex}")

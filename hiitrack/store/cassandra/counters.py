@@ -69,6 +69,17 @@ Partition = tuple[str, uuid.UUID, bytes]
 """(stored scope, generation, row)."""
 Cell = tuple[Partition, bytes]
 """A partition and a column."""
+TotalKey = tuple[str, bytes, bytes, bytes]
+"""A cell as the totals cache keys it: (stored scope, generation's bytes, row, column).  Of
+strings and bytes only, so that Python's collector stops tracking it, where a `uuid.UUID` kept
+each of the cache's keys tracked: under saturated batch load two thirds of the objects every full
+collection went through (docs/performance.md, "Session 39")."""
+
+
+def _key_of(partition: Partition) -> tuple[str, bytes, bytes]:
+    """The first three parts of a `TotalKey`."""
+    scope, generation, row = partition
+    return scope, generation.bytes, row
 
 
 class Counters:
@@ -80,7 +91,7 @@ class Counters:
         # Stored scope -> (counter generation, when it was read).
         self._generations: LRU[str, tuple[uuid.UUID, float]] = LRU(GENERATION_CACHE)
         # (partition, column) -> (this writer's total, through).
-        self._totals: LRU[Cell, tuple[int, int]] = LRU(TOTALS_CACHE)
+        self._totals: LRU[TotalKey, tuple[int, int]] = LRU(TOTALS_CACHE)
 
     async def _generation(self, stored_scope: str, create: bool) -> tuple[uuid.UUID | None, bool]:
         """The scope's counter generation, a new one if it has none and `create`; and whether this
@@ -125,18 +136,19 @@ class Counters:
         """Set each of `cells` to this writer's total through journal entry `upto`, unless it holds it
         already (`made`: generations with no cells yet); how many were set."""
         put = self._cql.statement("tallies put")
-        totals: dict[Cell, tuple[int, int]] = {}
+        keys = {partition: _key_of(partition) for partition in cells}
+        totals: dict[TotalKey, tuple[int, int]] = {}
         writes = []
         for (partition, column), (n, through) in (await self._stored_totals(cells, made)).items():
             if through >= upto:
                 continue
             total = n + cells[partition][column]
-            totals[partition, column] = (total, upto)
+            totals[*keys[partition], column] = (total, upto)
             size = ROW_BYTES + len(column) + len(self._writer) + 16
             writes.append(Write(partition, put, (total, upto, *partition, column, self._writer), size))
         await self._cql.each(packed(writes, BatchType.UNLOGGED))
-        for cell, total_through in totals.items():
-            self._totals.put(cell, total_through)
+        for key, total_through in totals.items():
+            self._totals.put(key, total_through)
         return len(writes)
 
     async def _stored_totals(
@@ -152,8 +164,9 @@ class Counters:
                 known.update(dict.fromkeys([(partition, column) for column in columns], (0, 0)))
                 continue
             missing = []
+            key = _key_of(partition)
             for column in columns:
-                cached = self._totals.get((partition, column))
+                cached = self._totals.get((*key, column))
                 if cached is None:
                     missing.append(column)
                     known[partition, column] = (0, 0)
