@@ -157,8 +157,8 @@ def _let_go(future: ResponseFuture) -> None:
 
     They refer to the future (or to what holds it), and the driver keeps
     them: each future, its statement and its rows would be a reference cycle
-    left to Python's collector.  Under saturated batch load that was 250,000
-    objects in 10 s, and full collections of 35 to 105 ms
+    left to Python's collector.  Under saturated batch load that was 400,000
+    objects or more in 10 s, and full collections of up to 127 ms
     (docs/performance.md, "Session 39").
     """
     future.clear_callbacks()
