@@ -50,6 +50,15 @@ async def folded_by_hand(user_name: str) -> tuple[str, str, CassandraStore]:
     return scope, writer, store
 
 
+async def read_by_a_new_writer(scope: str) -> list[dict[bytes, int]]:
+    """`ROWS` as a process of another writer, just started, reads them."""
+    other = await opened(f"w-{uuid.uuid4().hex}")
+    try:
+        return await other.read_rows(scope, ROWS)
+    finally:
+        await other.close()
+
+
 async def killed(store: CassandraStore) -> None:
     """Stop `store` as a SIGKILL would: no fold, nothing more written."""
     await threads.deferToThread(store._cluster.shutdown)
@@ -148,11 +157,7 @@ async def test_a_large_fold_is_worked_out_and_written_part_after_part(user_name,
         assert sum(parts) == 2 * 7 and max(parts) <= 3 and len(parts) >= 5
     finally:
         await store.close()
-    other = await opened(f"w-{uuid.uuid4().hex}")
-    try:
-        assert await other.read_rows(scope, ROWS) == added(totals)
-    finally:
-        await other.close()
+    assert await read_by_a_new_writer(scope) == added(totals)
 
 
 @pytest_twisted.ensureDeferred
@@ -179,11 +184,7 @@ async def test_a_fold_reads_no_totals_its_process_wrote_and_the_collector_does_n
         assert len(keys) == 2 * 7 and not any(gc.is_tracked(key) for key in keys)
     finally:
         await store.close()
-    other = await opened(f"w-{uuid.uuid4().hex}")
-    try:
-        assert await other.read_rows(scope, ROWS) == added(totals)
-    finally:
-        await other.close()
+    assert await read_by_a_new_writer(scope) == added(totals)
 
 
 @pytest_twisted.ensureDeferred
