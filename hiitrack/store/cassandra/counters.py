@@ -72,8 +72,8 @@ Cell = tuple[Partition, bytes]
 TotalKey = tuple[str, bytes, bytes, bytes]
 """A cell as the totals cache keys it: (stored scope, generation's bytes, row, column).  Of
 strings and bytes only, so that Python's collector stops tracking it, where a `uuid.UUID` kept
-each of the cache's keys tracked: under saturated batch load two thirds of the objects every full
-collection went through (docs/performance.md, "Session 39")."""
+each of the cache's keys tracked: under saturated batch load, by the end of a 30-s run, about two
+thirds of the objects a full collection went through (docs/performance.md, "Session 39")."""
 
 
 def _key_of(partition: Partition) -> tuple[str, bytes, bytes]:
@@ -90,7 +90,7 @@ class Counters:
         self._writer = writer
         # Stored scope -> (counter generation, when it was read).
         self._generations: LRU[str, tuple[uuid.UUID, float]] = LRU(GENERATION_CACHE)
-        # (partition, column) -> (this writer's total, through).
+        # TotalKey -> (this writer's total, through).
         self._totals: LRU[TotalKey, tuple[int, int]] = LRU(TOTALS_CACHE)
 
     async def _generation(self, stored_scope: str, create: bool) -> tuple[uuid.UUID | None, bool]:
