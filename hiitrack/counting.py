@@ -133,7 +133,10 @@ class Interval:
         return when - when % self.seconds
 
     def shards(self, start: int, finish: int) -> range:
-        return range(start // self.shard_seconds, finish // self.shard_seconds + 1)
+        """The shards of the rows holding the buckets from `start`'s to `finish`'s.  A bucket is in
+        the row of its own start's shard, and shards do not begin on bucket starts: the bucket of
+        a `start` just past a shard's beginning is in the shard before."""
+        return range(self.start_of(start) // self.shard_seconds, finish // self.shard_seconds + 1)
 
     def middle(self, shard: int) -> bytes:
         """What a series row holds between its kind and its event (and property): tag and shard."""

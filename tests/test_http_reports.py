@@ -6,6 +6,7 @@ import re
 import pytest
 import pytest_twisted
 
+from hiitrack.counting import DAY, HOUR
 from tests.helpers import auth_of, b64json, batch, eid, get_json, new_user, path, pid, track, vid
 
 D = 1_699_920_000  # 2023-11-14 00:00:00 UTC, a day boundary
@@ -137,6 +138,7 @@ async def test_event_report_by_property_and_time(server, user_name):
         {"start": D, "interval": "week"},
         {"start": D, "interval": "HOUR"},
         {"start": D, "interval": "minute"},
+        {"start": D, "interval": ""},
         {"start": "yesterday"},
         {"start": "1.5"},
         {"start": "1e9"},
@@ -153,6 +155,49 @@ async def test_bad_time_range_is_400(server, user_name, params):
     await _timed_bucket(server, user_name)
     answer = await get_json(server, user_name, "event", "A", params=params, status=400)
     assert isinstance(answer["error"], str)
+
+
+@pytest.mark.parametrize("interval", [HOUR, DAY])
+@pytest_twisted.ensureDeferred
+async def test_a_range_starting_just_past_a_row_s_first_second_still_holds_its_first_bucket(
+    server, user_name, interval
+):
+    """Series rows are shards of 2^21 s (hours) or 2^25 s (days), which begin inside a bucket: a
+    `start` past a shard's beginning still reads the bucket it rounds down to, which the shard
+    before holds, in the event series and in an exact funnel's days alike."""
+    client = server.client
+    await new_user(client, user_name)
+    boundary = next(
+        shard * interval.shard_seconds
+        for shard in range(D // interval.shard_seconds, D // interval.shard_seconds + 10)
+        if shard * interval.shard_seconds % interval.seconds
+    )
+    bucket = interval.start_of(boundary)
+    assert bucket // interval.shard_seconds < boundary // interval.shard_seconds
+    assert (await client.post(path(user_name, "b"), {}, auth=auth_of(user_name))).status == 201
+    saved = await client.post(path(user_name, "b", "funnel", "f"), {"event": ["A", "B"]}, auth=auth_of(user_name))
+    assert saved.status == 201, saved.body
+    server.clock.now = boundary + 60
+    hit = {"visitor_id": "v", "message": b64json([["A", "B"], []]), "time": bucket + 1}
+    assert (await client.post(path(user_name, "b", "batch"), hit)).status == 200
+    name = "hour" if interval is HOUR else "day"
+    for start in (bucket, boundary, boundary + 1):
+        params = {"start": start, "finish": boundary + 60, "interval": name}
+        report = await get_json(server, user_name, "event", "A", params=params)
+        assert report["total"] == [[bucket, 1]], start
+        if interval is DAY:
+            answer = await get_json(server, user_name, "funnel", "f", params=params)
+            assert answer["conversion"]["days"] == [[bucket, [1, 1]]], start
+
+
+@pytest.mark.parametrize("name", ["", "p" * 257])
+@pytest_twisted.ensureDeferred
+async def test_a_property_split_by_a_name_no_property_can_have_is_400(server, user_name, name):
+    """As the funnel preview's: an empty name or one over 256 bytes is a bad parameter, not a property unseen."""
+    await _timed_bucket(server, user_name)
+    answer = await get_json(server, user_name, "event", "A", params={"property": name}, status=400)
+    assert "property name" in answer["error"]
+    await get_json(server, user_name, "event", "A", params={"property": "p" * 256}, status=404)
 
 
 @pytest_twisted.ensureDeferred

@@ -32,7 +32,8 @@ def requested_series(params: Params, now: float) -> Series | None:
     start = params.get("start")
     if start is None:
         return None
-    interval = params.get("interval") or "day"
+    interval = params.get("interval")
+    interval = "day" if interval is None else interval
     if interval not in INTERVALS:
         raise BadRequest("interval must be hour or day")
     finish = params.get("finish")
@@ -88,7 +89,10 @@ class EventReport(BucketResource):
     async def handle_GET(self, request: Request, params: Params) -> dict:
         await self.authorize_existing(request)
         series = requested_series(params, self.app.clock())
-        return await self.app.reports.event(self.scope, self.event, params.get("property"), series)
+        prop = params.get("property")
+        if prop is not None:
+            check_event_name(prop, "property")
+        return await self.app.reports.event(self.scope, self.event, prop, series)
 
 
 class Event(EventReport):
