@@ -20,10 +20,11 @@ from hiitrack.metrics import METRICS
 from hiitrack.web.params import Params, _form_pairs
 from hiitrack.web.render import ApiResource
 from hiitrack.web.static import STATIC
-from tests.helpers import auth_of, b64json, batch, eid, new_user, path
+from tests.helpers import auth_of, b64json, batch, eid, new_user, path, stored
 from tests.sockets import exchange
 
 JSON_BODY = {"Content-Type": "application/json"}
+FORM_BODY = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @pytest_twisted.ensureDeferred
@@ -69,6 +70,31 @@ async def test_request_id_is_echoed(server, user_name):
 
 
 @pytest_twisted.ensureDeferred
+async def test_request_id_is_echoed_when_the_parameters_are_refused(server, user_name):
+    """Parameters that cannot be read (a body of another type, bad JSON, bad percent-encoding, too
+    large) and a trailing slash's 301 still echo the query string's request_id."""
+    client = server.client
+    await new_user(client, user_name)
+    hit = path(user_name, "b", "event", "A")
+    refused = [
+        (hit + "?request_id=r%2F1", b"visitor_id=v", {"Content-Type": "text/plain"}, 400),
+        (hit + "?request_id=r%2F1", b"{not json", JSON_BODY, 400),
+        (hit + "?request_id=r%2F1&visitor_id=%ff", None, None, 400),
+        (hit + "?request_id=r%2F1&pad=" + "x" * 64 * 1024, None, None, 413),
+        (hit + "?request_id=r%2F1", b"visitor_id=v&pad=" + b"x" * 64 * 1024, FORM_BODY, 413),
+        (hit + "/?request_id=r%2F1", None, None, 301),
+    ]
+    for where, body, headers, status in refused:
+        answer = await client.request("POST", where, body=body, headers=headers)
+        assert (answer.status, answer.json["request_id"]) == (status, "r/1"), (where[:80], body)
+        assert "error" in answer.json
+    # A request_id that is itself badly encoded is left out, and the refusal is answered all the same.
+    answer = await client.request("POST", hit + "?request_id=%ff", body=b"x", headers={"Content-Type": "text/plain"})
+    assert answer.status == 400 and "request_id" not in answer.json
+    assert await stored(server, f"{user_name}/b") == 0
+
+
+@pytest_twisted.ensureDeferred
 async def test_jsonp(server, user_name):
     client = server.client
     await new_user(client, user_name)
@@ -81,6 +107,9 @@ async def test_jsonp(server, user_name):
         path(user_name, "b", "event", "A"), {"visitor_id": "v", "callback": "jQuery_1.$cb2", "request_id": "7"}
     )
     assert (answer.status, answer.body) == (200, b'jQuery_1.$cb2({"request_id":"7"});')
+    # A reserved word may name a property further down the path, not start it.
+    answer = await client.post(path(user_name, "b", "event", "A"), {"visitor_id": "v", "callback": "ns.new"})
+    assert (answer.status, answer.body) == (200, b"ns.new({});")
 
 
 @pytest.mark.parametrize(
@@ -135,7 +164,7 @@ async def test_jsonp_error_keeps_status(server, user_name):
 
 @pytest.mark.parametrize(
     "callback",
-    ["alert(1)", "a b", "1abc", "a..b", "a.", ".a", "", "a;b", "a[0]", "x" * 200, "<script>", "é"],
+    ["alert(1)", "a b", "1abc", "a..b", "a.", ".a", "", "a;b", "a[0]", "x" * 200, "<script>", "é", "while", "new.x"],
 )
 @pytest_twisted.ensureDeferred
 async def test_invalid_callback_is_400(server, user_name, callback):

@@ -319,6 +319,36 @@ async def test_pixel(server, user_name):
     assert await stored(server, f"{user_name}/b") == before
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_pixel_is_answered_to_refusals_before_the_batch_is_read(server, user_name):
+    """An <img> shows a broken picture for anything but an image: a pixel request refused before
+    its batch resource reads it (a callback, parameters that cannot be read, a bad path segment)
+    still gets the GIF, with the refusal's status, and records nothing."""
+    client = server.client
+    await new_user(client, user_name)
+    message = b64json([["A"], []])
+    where = path(user_name, "b", "batch")
+    before = await stored(server, f"{user_name}/b")
+    refused = [
+        ("GET", f"{where}?img=1&visitor_id=v&message={message}&callback=1x", None, None, 400),
+        ("GET", f"{where}?img=1&visitor_id=%ff&message={message}", None, None, 400),
+        ("POST", f"{where}?img=1&request_id=r", b"visitor_id=v", {"Content-Type": "text/plain"}, 400),
+        ("GET", f"{where}?img=1&visitor_id=v&message={message}&pad={'x' * 64 * 1024}", None, None, 413),
+        ("GET", f"/{user_name}/.b/batch?img=1&visitor_id=v&message={message}", None, None, 400),
+        ("GET", f"/{user_name}/b/batch?img=1&visitor_id=v&message={message}", None, None, 200),
+    ]
+    for method, target, body, headers, status in refused:
+        answer = await client.request(method, target, body=body, headers=headers)
+        assert answer.status == status, (target[:80], answer.body)
+        _assert_pixel(answer)
+    assert await stored(server, f"{user_name}/b") > before
+    assert (await get_json(server, user_name, "event", "A"))["total"] == 1
+    # Without img=1 the same refusals are JSON.
+    for method, target, body, headers, status in refused:
+        answer = await client.request(method, target.replace("img=1&", ""), body=body, headers=headers)
+        assert (answer.status, answer.header("Content-Type")) == (status, "application/json")
+
+
 @pytest.mark.parametrize(
     "name",
     [

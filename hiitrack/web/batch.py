@@ -3,8 +3,9 @@
 The JavaScript tracker and the image pixel report here.  The message is
 checked whole before anything is recorded; a refused message records
 nothing.  With ``img=1`` the answer is a 1×1 transparent GIF whatever
-happens, so an ``<img>`` never shows a broken picture.  The answer names the
-visitor only to a caller that may learn it (hiitrack.web.visitor).  Tests:
+happens (hiitrack.web.render), so an ``<img>`` never shows a broken
+picture.  The answer names the visitor only to a caller that may learn it
+(hiitrack.web.visitor).  Tests:
 tests/test_http_tracking.py, tests/test_http_tracker.py.
 """
 
@@ -19,17 +20,11 @@ from hiitrack.web.params import (
     decode_json,
     decode_json_value,
 )
-from hiitrack.web.render import Raw
 from hiitrack.web.visitor import may_learn_visitor, visitor_of
 
-__all__ = ["Batch", "PIXEL", "parse_message"]
+__all__ = ["Batch", "parse_message"]
 
 BATCH_LIMIT = 100
-
-PIXEL = (
-    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
-    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
-)
 
 
 def parse_message(text: str) -> tuple[list[str], list[tuple[str, object]]]:
@@ -56,24 +51,16 @@ class Batch(BucketResource):
     tracking_methods = frozenset({b"GET", b"POST"})
     route = "/{user}/{bucket}/batch"
 
-    async def handle_GET(self, request: Request, params: Params) -> dict | Raw:
-        pixel = params.get("img") == "1"
-        if pixel:
-            request.setHeader(b"Cache-Control", b"no-cache, no-store, must-revalidate")
+    async def handle_GET(self, request: Request, params: Params) -> dict:
         visitor_id = None
         try:
             visitor_id = visitor_of(request, params, self.user, self.bucket)
             events, properties = parse_message(params.require("message"))
             answer = await self.record_hit(params, visitor_id, events, properties)
         except ApiError as error:
-            if pixel:
-                request.setResponseCode(error.status)
-                return Raw(PIXEL, b"image/gif")
             if visitor_id is not None and may_learn_visitor(request, params):
                 error.extra["visitor_id"] = visitor_id
             raise
-        if pixel:
-            return Raw(PIXEL, b"image/gif")
         if may_learn_visitor(request, params):
             return {"visitor_id": visitor_id, **answer}
         return answer

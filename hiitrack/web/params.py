@@ -153,6 +153,18 @@ class Params:
                 raise BadRequest("send parameters as application/x-www-form-urlencoded or an application/json object")
         return cls(pairs)
 
+    @classmethod
+    def salvaged(cls, target: bytes) -> "Params":
+        """The ``request_id`` of a request whose parameters were refused (too large, badly encoded, a
+        body of another type), taken from its request target's query string alone, for its error
+        answer to echo."""
+        query = target.partition(b"?")[2]
+        fields = [field for field in query.split(b"&") if field.startswith(b"request_id=")][:1]
+        try:
+            return cls(_form_pairs(b"&".join(fields), "query string"))
+        except BadRequest:
+            return cls([])
+
     def get(self, name: str) -> str | None:
         """The first value of a parameter."""
         for key, value in self._pairs:

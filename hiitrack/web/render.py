@@ -13,7 +13,13 @@ JSONP (``callback=``) wraps answers of the open tracking methods only: a
 ``<script>`` tag on any site sends the analyst's cached Basic login, so a
 wrapped report or bucket overview (with its access key) would be readable
 by every site.  Answers to a request with credentials are ``no-store``.
-Tests: tests/test_http_conventions.py.
+
+A batch asked with ``img=1`` (an ``<img>`` pixel) is answered with a 1×1 GIF
+whatever happens, its status telling what became of the hit: an ``<img>``
+shows a broken picture for anything else.  That holds for refusals before
+the batch resource is reached too (a bad path segment, parameters that
+cannot be read), where the query string alone says whether the pixel was
+asked for.  Tests: tests/test_http_conventions.py, tests/test_http_tracking.py.
 """
 
 import re
@@ -35,13 +41,23 @@ from hiitrack.store import StoreUnavailable
 from hiitrack.web.cors import apply_cors
 from hiitrack.web.params import Params
 
-__all__ = ["ApiResource", "ErrorResource", "Raw", "route_of", "write_json"]
+__all__ = ["PIXEL", "ApiResource", "ErrorResource", "Raw", "route_of", "write_json"]
 
 log = Logger()
 
 CALLBACK = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*", re.ASCII)
 CALLBACK_LIMIT = 128
+RESERVED_WORDS = frozenset(
+    "await break case catch class const continue debugger default delete do else enum export extends false"
+    " finally for function if implements import in instanceof interface let new null package private"
+    " protected public return static super switch this throw true try typeof var void while with yield".split()
+)
+"""Words a callback cannot start with: ``if(...)`` is no call."""
 OTHER_ROUTE = "other"
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
 
 
 @dataclass
@@ -94,9 +110,23 @@ def _checked_callback(params: Params, jsonp: bool) -> str | None:
         return None
     if not jsonp:
         raise BadRequest("callback (JSONP) is only answered by the open tracking routes")
-    if len(callback) > CALLBACK_LIMIT or not CALLBACK.fullmatch(callback):
+    if (
+        len(callback) > CALLBACK_LIMIT
+        or not CALLBACK.fullmatch(callback)
+        or callback.partition(".")[0] in RESERVED_WORDS
+    ):
         raise BadRequest("callback must be a plain JavaScript identifier path")
     return callback
+
+
+def _asks_for_pixel(request: Request, params: Params | None) -> bool:
+    """Whether `request` is a batch hit asking for the pixel: ``img=1`` among its parameters, or in
+    its query string when its parameters could not be read (`params` None)."""
+    if request.method not in (b"GET", b"POST") or not request.path.endswith(b"/batch"):
+        return False
+    if params is not None:
+        return params.get("img") == "1"
+    return b"img=1" in request.uri.partition(b"?")[2].split(b"&")
 
 
 async def _answer(request: Request, handler: Handler, jsonp: bool) -> None:
@@ -108,11 +138,12 @@ async def _answer(request: Request, handler: Handler, jsonp: bool) -> None:
 
     # Fires with a failure if the connection closes before the answer is finished.
     request.notifyFinish().addErrback(connection_lost)
-    params = callback = None
+    params: Params | None = None
+    callback = None
     try:
         params = Params.from_request(request)
         callback = _checked_callback(params, jsonp)
-        result = await handler(request, params)
+        result: dict | Raw = await handler(request, params)
         status = request.code
     except ApiError as error:
         status, result = error.status, _error_body(request, error)
@@ -125,6 +156,10 @@ async def _answer(request: Request, handler: Handler, jsonp: bool) -> None:
     if request.finished or went_away:
         log.info("client went away before the answer to {uri}", uri=request.uri)
         return
+    if _asks_for_pixel(request, params):
+        # Never cached: each hit must reach the server.
+        request.setHeader(b"Cache-Control", b"no-cache, no-store, must-revalidate")
+        result = Raw(PIXEL, b"image/gif")
     if request.getHeader(b"Authorization") is not None and not request.responseHeaders.hasHeader(b"Cache-Control"):
         # Reports and the bucket overview (with its access key) are private.
         request.setHeader(b"Cache-Control", b"no-store")
@@ -134,7 +169,8 @@ async def _answer(request: Request, handler: Handler, jsonp: bool) -> None:
             request.setHeader(b"Content-Type", result.content_type)
             _finish(request, result.body)
         else:
-            write_json(request, status, result, params, callback)
+            # Parameters that could not be read still have their request_id echoed, when it can be.
+            write_json(request, status, result, params or Params.salvaged(request.uri), callback)
     except Exception:
         log.failure("could not write the answer to {uri}", uri=request.uri)
         if not request.finished:

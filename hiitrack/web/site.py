@@ -42,6 +42,7 @@ from collections.abc import Callable
 from functools import lru_cache, partial
 from typing import TextIO, cast
 
+import ujson
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall
@@ -56,7 +57,7 @@ from hiitrack.app import HiiTrack
 from hiitrack.caching import LRU
 from hiitrack.web.defaults import ACCESS_LOG_OFF, ACCESS_LOG_TWISTD, BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT
 from hiitrack.web.lean import LeanRequest, parse_whole
-from hiitrack.web.params import BODY_LIMIT
+from hiitrack.web.params import BODY_LIMIT, Params
 from hiitrack.web.render import ApiResource
 from hiitrack.web.tree import Root
 
@@ -73,9 +74,10 @@ _access_log = Logger(namespace="hiitrack.access")
 _log = Logger()
 
 
-def _refusal(status: bytes, message: str) -> bytes:
+def _refusal(status: bytes, message: str, request_id: str | None = None) -> bytes:
     """A whole answer, written straight to the connection before closing it."""
-    body = b'{"error":"' + message.encode() + b'"}'
+    error = {"error": message} if request_id is None else {"error": message, "request_id": request_id}
+    body = ujson.dumps(error, ensure_ascii=False, escape_forward_slashes=False).encode("utf-8")
     return (
         b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
         b"X-Content-Type-Options: nosniff\r\nConnection: close\r\n"
@@ -84,7 +86,6 @@ def _refusal(status: bytes, message: str) -> bytes:
 
 
 LINE_TOO_LONG = _refusal(b"413 Content Too Large", "request line or header too long")
-BODY_TOO_LARGE = _refusal(b"413 Content Too Large", f"request body is over {BODY_LIMIT} bytes")
 HEADERS_TOO_SLOW = _refusal(b"408 Request Timeout", "the request's headers took too long")
 BODY_TOO_SLOW = _refusal(b"408 Request Timeout", "the request's body took too long")
 INTERNAL_ERROR = _refusal(b"500 Internal Server Error", "internal server error")
@@ -124,7 +125,10 @@ class ApiRequest(Request):
         """Answer 413 now and hang up, rather than read a body we will not use."""
         self.body_too_large = True
         self.content = io.BytesIO()
-        _hang_up(self.channel, BODY_TOO_LARGE)
+        # The request is not complete, so its target is still the channel's (Twisted's `_path`).
+        request_id = Params.salvaged(getattr(self.channel, "_path", b"")).get("request_id")
+        message = f"request body is over {BODY_LIMIT} bytes"
+        _hang_up(self.channel, _refusal(b"413 Content Too Large", message, request_id))
 
 
 class ApiChannel(HTTPChannel):
