@@ -27,6 +27,18 @@ async def test_create_user(server, user_name):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_user_is_created_whatever_credentials_come_with_the_post(server, user_name):
+    """A client that always sends its Basic login (curl -u, a saved browser login) still creates
+    the user: only a POST with `current_password` is a change of an existing one."""
+    answer = await server.client.post(path(user_name), {"password": PASSWORD}, auth=auth_of(user_name))
+    assert (answer.status, answer.json) == (201, {})
+    assert (await server.client.get(path(user_name), auth=auth_of(user_name))).status == 200
+    again = await server.client.post(path(user_name), {"password": "another password"}, auth=auth_of(user_name))
+    assert again.status == 403
+    assert (await server.client.get(path(user_name), auth=auth_of(user_name))).status == 200
+
+
+@pytest_twisted.ensureDeferred
 async def test_create_existing_user_is_403(server, user_name):
     await new_user(server.client, user_name)
     answer = await server.client.post(path(user_name), {"password": "another password"})

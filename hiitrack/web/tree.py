@@ -55,7 +55,8 @@ class WithoutSlash(ApiResource):
         location = b"/" + LEADING_NOT_A_PATH.sub(b"", path.rstrip(b"/"))
         request.setHeader(b"Location", location + question + query)
         request.setResponseCode(301)
-        write_json(request, 301, {"error": "moved to the path without its trailing slash"})
+        answer = {"error": "moved to the path without its trailing slash"}
+        write_json(request, 301, answer, Params.salvaged(request.uri))
         return NOT_DONE_YET
 
 
@@ -97,19 +98,18 @@ class User(ApiResource):
         return Bucket(self.app, self.user, check_name(decode_segment(path, "bucket name"), "bucket"))
 
     async def handle_POST(self, request: Request, params: Params) -> dict:
-        """Create the user; with its credentials and `current_password`, change it."""
+        """Create the user; with its credentials and `current_password`, change it.  Credentials
+        without `current_password` are no change: the POST creates the user, or is 403."""
         password = secret(request, params, "password")
         current = secret(request, params, "current_password")
         buckets_on_hit = _switch(params, "buckets_on_hit")
-        if request.getHeader(b"Authorization") is None:
+        if request.getHeader(b"Authorization") is None or current is None:
             if password is None:
                 raise BadRequest("missing parameter password")
             await self.app.accounts.create_user(self.user, password, buckets_on_hit is not False)
             request.setResponseCode(201)
             return {}
         await authorize(self.app, request, self.user)
-        if current is None:
-            raise BadRequest("missing parameter current_password: a change must prove the current password")
         if password is None and buckets_on_hit is None:
             raise BadRequest("nothing to change: give password and/or buckets_on_hit")
         await self.app.accounts.change_user(self.user, current, password, buckets_on_hit, client_address(request))
