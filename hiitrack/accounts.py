@@ -36,9 +36,10 @@ from dataclasses import dataclass
 import ujson
 
 from hiitrack.caching import LRU
+from hiitrack.counting import names_counted
 from hiitrack.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from hiitrack.limits import Limits, OverLimit
-from hiitrack.store import StoreUnavailable
+from hiitrack.store import StoreUnavailable, WriteBatch
 from hiitrack.store.interface import RecordWriter
 from hiitrack.store.kinds import BUCKET, SECRET, USER
 from hiitrack.throttle import Backoff, HashQueue
@@ -257,7 +258,11 @@ class Accounts:
         record = {"description": description, "created": int(self._clock()), "key": _b64(os.urandom(16))}
         forgotten = self._forgotten
         created = await self._store.create(user, BUCKET, bucket, ujson.dumps(record).encode())
-        self._remember_bucket(bucket_scope(user, bucket), forgotten)
+        scope = bucket_scope(user, bucket)
+        if created:
+            # Its names' users are counted from now on (hiitrack.catalog).
+            await self._store.write(WriteBatch(scope, increments=names_counted()))
+        self._remember_bucket(scope, forgotten)
         return created
 
     async def ensure_bucket(self, user: str, bucket: str) -> str:

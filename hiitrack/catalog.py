@@ -3,7 +3,12 @@
 Names and values are written once, in the same batch as the counters of the
 request that first used them; a bounded per-bucket cache of the ids already
 written keeps that off every later request.  Reports read names back from
-here.
+here, and only those some visitor still uses: counting keeps, in the names
+row, how many visitors did each event and hold each value, and an erase
+takes its visitor's part back, so a name only an erased visitor used is
+reported no more, as if it had never been (docs/api.md).  A bucket made
+before those counts has no ``c`` cell in that row (`NAMES_COUNTED`): all its
+names stand, until a rebuild counts them.
 
 A bucket's names are capped (hiitrack.limits): before a request adds a name
 the catalog has not written, it asks the store whether the name exists and,
@@ -14,21 +19,24 @@ hits that arrive at the same moment, may pass a cap by the names they add at
 once.  Tests: tests/test_http_reports.py, tests/test_caps.py.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Container, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import ujson
 from twisted.internet.defer import Deferred
 
 from hiitrack.caching import LRU
+from hiitrack.counting import NAMES, NAMES_COUNTED, USED_EVENT, USED_PROPERTY, USED_VALUE
 from hiitrack.gathering import gather
 from hiitrack.ids import ID_SIZE, canonical_json, decode_id, encode_id
 from hiitrack.limits import Limits, OverLimit
-from hiitrack.store import WriteBatch
-from hiitrack.store.interface import RecordWriter
+from hiitrack.store import Store, WriteBatch
 from hiitrack.store.kinds import EVENT, FUNNEL, PROPERTY, VALUE, Kind
 
 __all__ = ["Admission", "Catalog"]
+
+_Read = TypeVar("_Read")
 
 COUNT_SECONDS = 60.0
 """How long a bucket's name counts, as read from the store, are trusted."""
@@ -59,15 +67,17 @@ def _value_kind(prop: bytes) -> Kind:
 
 
 class Catalog:
-    def __init__(self, store: RecordWriter, clock: Callable[[], float], limits: Limits, cache_size: int = 1024) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float], limits: Limits, cache_size: int = 1024) -> None:
         self._store = store
         self._clock = clock
         self._limits = limits
         self._written: LRU[str, set[bytes]] = LRU(cache_size)
         self._counts: LRU[str, _Counts] = LRU(cache_size)
+        # Buckets seen to count their names' users: a bucket counts them from its making on.
+        self._counting: LRU[str, bool] = LRU(cache_size)
 
     def caches(self) -> dict[str, LRU]:
-        return {"catalog": self._written, "catalog_counts": self._counts}
+        return {"catalog": self._written, "catalog_counts": self._counts, "catalog_counting": self._counting}
 
     async def admit(self, scope: str, events: dict[bytes, str], values: dict[bytes, tuple[str, object]]) -> Admission:
         """The name and value records of a request that are not written yet.
@@ -146,24 +156,48 @@ class Catalog:
     def forget(self, scope: str) -> None:
         self._written.pop(scope)
         self._counts.pop(scope)
+        self._counting.pop(scope)
 
     async def events(self, scope: str) -> dict[bytes, str]:
-        return _decoded_names(await self._store.scan(scope, EVENT))
+        names, used = await self._in_use(self._store.scan(scope, EVENT), scope, USED_EVENT)
+        return _decoded_names(names, used)
 
     async def properties(self, scope: str) -> dict[bytes, str]:
-        return _decoded_names(await self._store.scan(scope, PROPERTY))
+        names, used = await self._in_use(self._store.scan(scope, PROPERTY), scope, USED_PROPERTY)
+        return _decoded_names(names, used)
 
     async def event_name(self, scope: str, event: bytes) -> str | None:
-        raw = await self._store.get(scope, EVENT, encode_id(event))
-        return None if raw is None else raw.decode("utf-8")
+        raw, used = await self._in_use(self._store.get(scope, EVENT, encode_id(event)), scope, USED_EVENT, event)
+        return None if raw is None or event not in used else raw.decode("utf-8")
 
     async def property_name(self, scope: str, prop: bytes) -> str | None:
-        raw = await self._store.get(scope, PROPERTY, encode_id(prop))
-        return None if raw is None else raw.decode("utf-8")
+        raw, used = await self._in_use(self._store.get(scope, PROPERTY, encode_id(prop)), scope, USED_PROPERTY, prop)
+        return None if raw is None or prop not in used else raw.decode("utf-8")
 
     async def values(self, scope: str, prop: bytes) -> dict[bytes, object]:
-        records = await self._store.scan(scope, _value_kind(prop))
-        return {decode_id(key, 32): ujson.loads(raw) for key, raw in records.items()}
+        records, used = await self._in_use(self._store.scan(scope, _value_kind(prop)), scope, USED_VALUE, prop)
+        values = {decode_id(key, 2 * ID_SIZE): raw for key, raw in records.items()}
+        return {value: ujson.loads(raw) for value, raw in values.items() if value in used}
+
+    async def _in_use(
+        self, names: Coroutine[Any, Any, _Read], scope: str, kind: bytes, prefix: bytes = b""
+    ) -> tuple[_Read, Container[bytes]]:
+        """What `names` reads, and which ids starting with `prefix` among those of `kind`
+        (`USED_EVENT`, ...) some visitor uses: all of them in a bucket made before it counted them."""
+        start = kind + prefix
+        reads: list[Deferred[Any]] = [
+            Deferred.fromCoroutine(names),
+            Deferred.fromCoroutine(self._store.read_rows(scope, [NAMES], start, start + _PAST_IDS)),
+        ]
+        if self._counting.get(scope) is None:
+            reads.append(
+                Deferred.fromCoroutine(self._store.read_rows(scope, [NAMES], NAMES_COUNTED, NAMES_COUNTED + b"\0"))
+            )
+        read, (cells,), *counted = await gather(reads)
+        if counted and not counted[0][0]:
+            return read, _EVERY_ID
+        self._counting.put(scope, True)
+        return read, {column[len(kind) :] for column, n in cells.items() if n > 0}
 
     async def funnels(self, scope: str) -> dict[str, dict]:
         return {name: ujson.loads(raw) for name, raw in (await self._store.scan(scope, FUNNEL)).items()}
@@ -186,5 +220,18 @@ class Catalog:
         await self._store.delete(scope, FUNNEL, name)
 
 
-def _decoded_names(records: dict[str, bytes]) -> dict[bytes, str]:
-    return {decode_id(key): raw.decode("utf-8") for key, raw in records.items()}
+def _decoded_names(records: dict[str, bytes], used: Container[bytes]) -> dict[bytes, str]:
+    names = {decode_id(key): raw for key, raw in records.items()}
+    return {name_id: raw.decode("utf-8") for name_id, raw in names.items() if name_id in used}
+
+
+class _EveryId:
+    """Holds every id: the names in use in a bucket made before it counted them."""
+
+    def __contains__(self, _: object) -> bool:
+        return True
+
+
+_EVERY_ID = _EveryId()
+_PAST_IDS = b"\xff" * (2 * ID_SIZE + 1)
+"""After the names row's columns of a kind and prefix: no id is longer than a value's."""

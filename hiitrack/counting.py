@@ -18,13 +18,17 @@ segment (event × property) ``s`` E P                        V + one of the abov
 holders of a property      ``v`` P                          V E
 event series               ``E`` g shard E                  T + one of the above
 segment series             ``S`` g shard E P                T V + one of the above
+names in use               ``n``                            ``e`` E, ``p`` P, ``v`` V, ``c``
 =========================  ===============================  =======================
 
 E and X are event ids, P a property id, V a value id (which starts with P),
 ``t`` a total, ``u`` a unique total, ``p``/``q`` a path / unique path from X,
 g ``h`` or ``d`` for hourly or daily series, T the series bucket's start as an
 8-byte big-endian Unix time.  Series rows are split into time shards so that
-no row grows without bound.
+no row grows without bound.  The names row counts the visitors who did each
+event and hold each value (and, per property, its values' holders), so that
+a name no visitor uses any more (after an erase) is no longer reported;
+``c`` says the bucket has counted them since it was made (hiitrack.catalog).
 """
 
 import functools
@@ -43,6 +47,11 @@ __all__ = [
     "DAY",
     "HOUR",
     "INTERVALS",
+    "NAMES",
+    "NAMES_COUNTED",
+    "USED_EVENT",
+    "USED_PROPERTY",
+    "USED_VALUE",
     "Increments",
     "Interval",
     "Visitor",
@@ -54,6 +63,7 @@ __all__ = [
     "count_property",
     "event_row",
     "holders_row",
+    "names_counted",
     "increment",
     "new_increments",
     "segment_row",
@@ -65,6 +75,12 @@ SEGMENT = b"s"
 HOLDERS = b"v"
 EVENT_SERIES = b"E"
 SEGMENT_SERIES = b"S"
+NAMES = b"n"
+
+USED_EVENT = b"e"
+USED_PROPERTY = b"p"
+USED_VALUE = b"v"
+NAMES_COUNTED = b"c"
 
 TOTAL = b"t"
 UNIQUE_TOTAL = b"u"
@@ -150,6 +166,12 @@ INTERVALS = {"hour": HOUR, "day": DAY}
 
 def new_increments() -> Increments:
     return {}
+
+
+def names_counted() -> Increments:
+    """The cell that says a bucket counts its names' users (the names row's ``c``): written when the
+    bucket is made, and by a rebuild, which counts them all again."""
+    return {NAMES: {NAMES_COUNTED: 1}}
 
 
 def increment(inc: Increments, row: bytes, column: bytes, amount: int = 1) -> None:
@@ -347,6 +369,8 @@ def count_event(visitor: Visitor, event: bytes, when: int, inc: Increments) -> N
         rows += [(SEGMENT_SERIES + middle + event + prop, stamp + value) for middle, stamp in series]
         if first:
             increment(inc, holders_row(prop), value + event)
+    if first:
+        increment(inc, NAMES, USED_EVENT + event)
     # Every row gets each counter once (the counters are distinct): a row new to
     # `inc` is made in C, as this is most of a hit's work.  Not through add_cells,
     # which would copy the new row once more: about 8 % more CPU per batch hit in
@@ -376,6 +400,8 @@ def count_property(visitor: Visitor, value: bytes, inc: Increments) -> bool:
         return False
     visitor.values.add(value)
     prop = value[:ID_SIZE]
+    increment(inc, NAMES, USED_VALUE + value)
+    increment(inc, NAMES, USED_PROPERTY + prop)
     for event, n in visitor.seen.items():
         row = segment_row(event, prop)
         increment(inc, row, value + TOTAL, n)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import ujson
 
 from hiitrack.conversions import FunnelStates, SavedFunnel, level_kind, replay_states
-from hiitrack.counting import Visitor, add_increments, new_increments
+from hiitrack.counting import Visitor, add_increments, names_counted, new_increments
 from hiitrack.history import read_hits, replay
 from hiitrack.store import Store, WriteBatch
 from hiitrack.store.kinds import FUNNEL, FUNNEL_STATE, VISITOR, Kind
@@ -60,6 +60,7 @@ async def rebuild(store: Store, scope: str, progress: Callable[[int, int], None]
             await store.write(WriteBatch(scope, records, increments, deletions - records.keys()))
             progress(visitors, hits)
             records, deletions, increments = {}, set(), new_increments()
+    add_increments(increments, names_counted())
     await store.write(WriteBatch(scope, records, increments, deletions - records.keys()))
     progress(visitors, hits)
     return hits

@@ -6,6 +6,7 @@ is recomputed with the code under test.  Ids are fixed byte strings (not
 hashes), so the row and column keys can be read off directly.
 """
 
+import random
 import struct
 from datetime import UTC, datetime
 
@@ -14,6 +15,10 @@ import pytest
 from hiitrack.counting import (
     DAY,
     HOUR,
+    NAMES,
+    USED_EVENT,
+    USED_PROPERTY,
+    USED_VALUE,
     WIDE_EVENTS,
     Visitor,
     count_batch,
@@ -197,12 +202,40 @@ def test_property_after_events_is_credited_retroactively():
     assert visitor.values == {P1}
 
 
-def test_property_before_any_event_adds_nothing():
+def test_property_before_any_event_counts_only_its_holder():
     visitor = Visitor()
     inc = new_increments()
     assert count_property(visitor, P1, inc) is True
-    assert cells(inc) == {}
+    assert cells(inc) == {(NAMES, USED_VALUE + P1): 1, (NAMES, USED_PROPERTY + P): 1}
     assert visitor.values == {P1}
+
+
+def test_the_names_row_counts_the_visitors_using_each_name():
+    """Against sets kept by hand: for each event the visitors who did it, for each value those who
+    hold it, for each property its values' holders (tests/test_history.py erases them)."""
+    rng = random.Random(7)
+    names = [A, B, b"C" * 16]
+    values = [P1, P2, Q1]
+    states = {visitor: Visitor() for visitor in range(6)}
+    did: dict[bytes, set[int]] = {event: set() for event in names}
+    hold: dict[bytes, set[int]] = {value: set() for value in values}
+    inc = new_increments()
+    for _ in range(200):
+        visitor = rng.randrange(6)
+        chosen_values = rng.sample(values, rng.randrange(2))
+        chosen_events = rng.sample(names, rng.randrange(3))
+        count_batch(states[visitor], chosen_values, chosen_events, WHEN, inc)
+        for value in chosen_values:
+            hold[value].add(visitor)
+        for event in chosen_events:
+            did[event].add(visitor)
+    expected = {(NAMES, USED_EVENT + event): len(who) for event, who in did.items() if who}
+    expected |= {(NAMES, USED_VALUE + value): len(who) for value, who in hold.items() if who}
+    for prop in (P, Q):
+        holdings = sum(len(who) for value, who in hold.items() if value.startswith(prop))
+        if holdings:
+            expected[NAMES, USED_PROPERTY + prop] = holdings
+    assert {key: n for key, n in cells(inc).items() if key[0] == NAMES} == expected
 
 
 def test_same_value_again_changes_nothing():
@@ -457,11 +490,12 @@ def _counted(visitor: Visitor, values: list[bytes], events: list[bytes], limits:
 
 
 def test_batch_caps_are_checked_exactly_at_their_values():
-    # A first event of a fresh visitor touches 6 cells (t and u in the event
-    # row and its two series rows); holding a value, 6 more in the segment
-    # rows and one in the holders row: 13.
-    assert _counted(Visitor(), [P1], [A], Limits(hit_cells=13)) is None
-    assert _counted(Visitor(), [P1], [A], Limits(hit_cells=12)) == "hit-cells"
+    # A first event of a fresh visitor touches 7 cells (t and u in the event
+    # row and its two series rows, its user in the names row); holding a
+    # value, 6 more in the segment rows, one in the holders row and the
+    # value's and its property's holders in the names row: 16.
+    assert _counted(Visitor(), [P1], [A], Limits(hit_cells=16)) is None
+    assert _counted(Visitor(), [P1], [A], Limits(hit_cells=15)) == "hit-cells"
     assert _counted(Visitor(), [P1, P2], [A], Limits(visitor_values=2)) is None
     assert _counted(Visitor(), [P1, P2, Q1], [], Limits(visitor_values=2)) == "visitor-values"
     assert _counted(visitor_after(A), [], [B, A, B], Limits(visitor_events=2)) is None
@@ -475,5 +509,6 @@ def test_a_capped_batch_stops_counting_at_the_action_that_passes_the_cap():
         count_batch(Visitor(), [], events, WHEN, inc, Limits(hit_cells=100))
     except OverLimit:
         pass
-    # Each event k adds 3 rows x (2 + 2k) cells: 6, 12, 18, 24, 30, 36 passes 100 at the sixth.
-    assert len(cells(inc)) == 6 + 12 + 18 + 24 + 30 + 36
+    # Each event k adds 3 rows x (2 + 2k) cells and its user in the names row: 7, 13, 19, 25, 31,
+    # 37 passes 100 at the sixth.
+    assert len(cells(inc)) == 7 + 13 + 19 + 25 + 31 + 37

@@ -11,13 +11,13 @@ import sys
 
 import pytest_twisted
 
-from hiitrack.counting import Visitor, event_row
+from hiitrack.counting import NAMES, Visitor, event_row
 from hiitrack.history import Hit, hit_key
 from hiitrack.ids import event_id
 from hiitrack.rebuild import rebuild
 from hiitrack.store import WriteBatch
 from hiitrack.store.kinds import HIT, VISITOR
-from tests.helpers import new_user
+from tests.helpers import new_user, vid
 from tests.test_history import EVENTS, VALUES, _auth, _hit, _reports, _scenario
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,6 +71,32 @@ async def test_rebuilt_counters_equal_live_counters(server, user_name):
     assert (await _hit(client, user_name, "site", "v1", ["view"])).status == 200
     report = (await client.get(f"/{user_name}/site/event/view", auth=_auth(user_name))).json
     assert report["total"] == live["view", "{}", "{}"][1]["total"] + 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bucket_made_before_names_were_counted_keeps_them_all_until_rebuilt(server, user_name):
+    """A bucket without the names row's mark lists every name it has a record of, even one only an
+    erased visitor used, as it did before the names' users were counted; a rebuild counts them."""
+    client = server.client
+    await new_user(client, user_name)
+    scope = f"{user_name}/site"
+    assert (await _hit(client, user_name, "site", "v1", ["view"], [["plan", "free"]])).status == 200
+    assert (await _hit(client, user_name, "site", "v2", ["view", "gone"], [["plan", "gone"]])).status == 200
+    # As if the bucket had been made before: its hits counted no names' users, and it is not marked.
+    unmarked = {NAMES: {column: -n for column, n in (await server.app.store.read_rows(scope, [NAMES]))[0].items()}}
+    await server.app.store.write(WriteBatch(scope, increments=unmarked))
+    server.app.catalog.forget(scope)
+    assert (await client.delete(f"/{user_name}/site/visitor/v2", auth=_auth(user_name))).status == 200
+
+    async def names() -> tuple:
+        overview = (await client.get(f"/{user_name}/site", auth=_auth(user_name))).json
+        plan = (await client.get(f"/{user_name}/site/property/plan", auth=_auth(user_name))).json
+        gone = await client.get(f"/{user_name}/site/event/gone", auth=_auth(user_name))
+        return sorted(overview["events"]), sorted(plan["values"]), gone.status
+
+    assert await names() == (["gone", "view"], sorted([vid("plan", "free"), vid("plan", "gone")]), 200)
+    await rebuild(server.app.store, scope)
+    assert await names() == (["view"], [vid("plan", "free")], 404)
 
 
 @pytest_twisted.ensureDeferred
