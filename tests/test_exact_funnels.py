@@ -257,6 +257,9 @@ async def conversion_of(server, user: str, name: str) -> dict:
         {"event": ["a", "b"], "window": 1.5},
         {"event": ["a", "b"], "window": "ten"},
         {"event": ["a", "b"], "window": True},
+        {"event": ["a", "b"], "window": ""},
+        {"event": ["a", "b"], "window": "9" * 5000},
+        {"event": ["a", "b"], "order": ""},
         {"event": ["a", "b"], "exclude": ["b"]},
         {"event": ["a", ["b", "c"]], "exclude": ["c"]},
         {"event": ["a", "b"], "exclude": ["x", "x"]},
@@ -354,6 +357,9 @@ async def track_events(server, user: str, visitor: str, *events: str) -> None:
         {"step": 1, "status": "reached", "limit": 0},
         {"step": 1, "status": "reached", "limit": 1001},
         {"step": 1, "status": "reached", "limit": "ten"},
+        {"step": 1, "status": "reached", "limit": ""},
+        {"step": 1, "status": "reached", "limit": "9" * 5000},
+        {"step": "9" * 5000, "status": "reached"},
     ],
 )
 @pytest_twisted.ensureDeferred

@@ -180,7 +180,16 @@ async def test_pages_give_every_event_once_in_order(server, user_name):
                 break
         assert [event for page in pages for event in page] == expected, limit
         assert all(len(page) == limit for page in pages[:-1]) and 0 < len(pages[-1]) <= limit
-    for bad in ({"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"after": "x"}, {"after": "1."}, {"after": "-1.0"}):
+    for bad in (
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": "x"},
+        {"limit": ""},
+        {"limit": "9" * 5000},
+        {"after": "x"},
+        {"after": "1."},
+        {"after": "-1.0"},
+    ):
         answer = await _history(client, user_name, "site", "v", **bad)
         assert answer.status == 400, (bad, answer.body)
 

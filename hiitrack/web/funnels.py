@@ -15,7 +15,7 @@ from hiitrack.app import HiiTrack
 from hiitrack.conversions import SavedFunnel, definition_record
 from hiitrack.errors import BadRequest, NotFound, Unauthorized
 from hiitrack.forwarding import SIGNATURE_HEADER, backfill_message
-from hiitrack.funnels import DEFAULT_WINDOW, FunnelDefinition
+from hiitrack.funnels import DEFAULT_WINDOW, MAX_STEPS, MAX_WINDOW, FunnelDefinition
 from hiitrack.ids import InvalidId, decode_id, encode_id, event_id
 from hiitrack.web.access import authorize
 from hiitrack.web.bucket import BucketResource
@@ -52,22 +52,13 @@ def _definition(params: Params) -> FunnelDefinition:
         raise BadRequest(str(error)) from None
     if len(steps) < 2:
         raise BadRequest("a funnel needs at least two steps (event or event_id)")
-    window = params.get("window") or str(DEFAULT_WINDOW)
-    if not (window.isascii() and window.isdigit()):
-        raise BadRequest("window must be an integer number of seconds")
+    order = params.get("order")
     return FunnelDefinition(
         steps=tuple(steps),
-        order=params.get("order") or "sequential",
-        window=int(window),
+        order="sequential" if order is None else order,
+        window=params.integer("window", DEFAULT_WINDOW, 1, MAX_WINDOW),
         exclude=tuple(event_id(check_event_name(name)) for name in params.all("exclude")),
     )
-
-
-def _positive(params: Params, name: str, default: int, highest: int) -> int:
-    text = params.get(name) or str(default)
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= highest):
-        raise BadRequest(f"{name} must be an integer from 1 to {highest}")
-    return int(text)
 
 
 def _property(params: Params) -> str | None:
@@ -192,9 +183,8 @@ class FunnelVisitors(OfFunnel):
         status = params.require("status")
         if status not in ("reached", "dropped"):
             raise BadRequest("status must be reached or dropped")
-        step = params.require("step")
-        if not (step.isascii() and step.isdigit()):
-            raise BadRequest("step must be an integer")
-        limit = _positive(params, "limit", 100, 1000)
+        params.require("step")
+        step = params.integer("step", 0, 1, MAX_STEPS)
+        limit = params.integer("limit", 100, 1, 1000)
         after = params.get("after") or ""
-        return await self.app.reports.funnel_visitors(self.scope, funnel, int(step), status == "reached", after, limit)
+        return await self.app.reports.funnel_visitors(self.scope, funnel, step, status == "reached", after, limit)

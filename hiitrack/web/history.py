@@ -7,7 +7,7 @@ bucket's access key.  Tests: tests/test_history.py.
 from twisted.web.server import Request
 
 from hiitrack.app import HiiTrack
-from hiitrack.errors import BadRequest, NotFound, Unauthorized
+from hiitrack.errors import NotFound, Unauthorized
 from hiitrack.web.access import authorize, existing_bucket
 from hiitrack.web.bucket import BucketResource
 from hiitrack.web.params import Params, check_visitor_id, decode_segment
@@ -26,13 +26,6 @@ class VisitorIndex(BucketResource):
         return VisitorHistory(self.app, self.user, self.bucket, visitor_id)
 
 
-def _limit(params: Params) -> int:
-    text = params.get("limit") or str(PAGE_LIMIT)
-    if not (text.isascii() and text.isdigit() and len(text) <= 4 and 1 <= int(text) <= PAGE_LIMIT):
-        raise BadRequest(f"limit must be an integer from 1 to {PAGE_LIMIT}")
-    return int(text)
-
-
 class VisitorHistory(BucketResource):
     route = "/{user}/{bucket}/visitor/{visitor_id}"
 
@@ -48,7 +41,8 @@ class VisitorHistory(BucketResource):
 
     async def handle_GET(self, request: Request, params: Params) -> dict:
         await self._authorize_owner(request)
-        answer = await self.app.visitor(self.scope, self.visitor_id, params.get("after"), _limit(params))
+        limit = params.integer("limit", PAGE_LIMIT, 1, PAGE_LIMIT)
+        answer = await self.app.visitor(self.scope, self.visitor_id, params.get("after"), limit)
         if answer is None:
             raise NotFound(f"no visitor {self.visitor_id} in this bucket")
         return answer

@@ -172,6 +172,18 @@ class Params:
                 return _text(key, value)
         return None
 
+    def integer(self, name: str, default: int, lowest: int, highest: int) -> int:
+        """A whole number from `lowest` to `highest`, `default` when the parameter is absent; 400 for
+        anything else, an empty value included (int() of thousands of digits would be a 500)."""
+        text = self.get(name)
+        if text is None:
+            return default
+        if not (text.isascii() and text.isdigit() and len(text) <= len(str(highest))):
+            raise BadRequest(f"{name} must be an integer from {lowest} to {highest}")
+        if not lowest <= int(text) <= highest:
+            raise BadRequest(f"{name} must be an integer from {lowest} to {highest}")
+        return int(text)
+
     def require(self, name: str) -> str:
         value = self.get(name)
         if value is None:
