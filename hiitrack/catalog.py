@@ -73,11 +73,9 @@ class Catalog:
         self._limits = limits
         self._written: LRU[str, set[bytes]] = LRU(cache_size)
         self._counts: LRU[str, _Counts] = LRU(cache_size)
-        # Buckets seen to count their names' users: a bucket counts them from its making on.
-        self._counting: LRU[str, bool] = LRU(cache_size)
 
     def caches(self) -> dict[str, LRU]:
-        return {"catalog": self._written, "catalog_counts": self._counts, "catalog_counting": self._counting}
+        return {"catalog": self._written, "catalog_counts": self._counts}
 
     async def admit(self, scope: str, events: dict[bytes, str], values: dict[bytes, tuple[str, object]]) -> Admission:
         """The name and value records of a request that are not written yet.
@@ -156,7 +154,6 @@ class Catalog:
     def forget(self, scope: str) -> None:
         self._written.pop(scope)
         self._counts.pop(scope)
-        self._counting.pop(scope)
 
     async def events(self, scope: str) -> dict[bytes, str]:
         names, used = await self._in_use(self._store.scan(scope, EVENT), scope, USED_EVENT)
@@ -183,21 +180,16 @@ class Catalog:
         self, names: Coroutine[Any, Any, _Read], scope: str, kind: bytes, prefix: bytes = b""
     ) -> tuple[_Read, Container[bytes]]:
         """What `names` reads, and which ids starting with `prefix` among those of `kind`
-        (`USED_EVENT`, ...) some visitor uses: all of them in a bucket made before it counted them."""
-        start = kind + prefix
-        reads: list[Deferred[Any]] = [
-            Deferred.fromCoroutine(names),
-            Deferred.fromCoroutine(self._store.read_rows(scope, [NAMES], start, start + _PAST_IDS)),
-        ]
-        if self._counting.get(scope) is None:
-            reads.append(
-                Deferred.fromCoroutine(self._store.read_rows(scope, [NAMES], NAMES_COUNTED, NAMES_COUNTED + b"\0"))
-            )
-        read, (cells,), *counted = await gather(reads)
-        if counted and not counted[0][0]:
+        (`USED_EVENT`, ...) some visitor uses: all of them in a bucket made before it counted them.
+        The names row is read whole: the SQLite store keeps whole rows (a range would be read
+        from the file each time)."""
+        read, (cells,) = await gather(
+            [Deferred.fromCoroutine(names), Deferred.fromCoroutine(self._store.read_rows(scope, [NAMES]))]
+        )
+        if NAMES_COUNTED not in cells:
             return read, _EVERY_ID
-        self._counting.put(scope, True)
-        return read, {column[len(kind) :] for column, n in cells.items() if n > 0}
+        start = kind + prefix
+        return read, {column[len(kind) :] for column, n in cells.items() if n > 0 and column.startswith(start)}
 
     async def funnels(self, scope: str) -> dict[str, dict]:
         return {name: ujson.loads(raw) for name, raw in (await self._store.scan(scope, FUNNEL)).items()}
@@ -233,5 +225,3 @@ class _EveryId:
 
 
 _EVERY_ID = _EveryId()
-_PAST_IDS = b"\xff" * (2 * ID_SIZE + 1)
-"""After the names row's columns of a kind and prefix: no id is longer than a value's."""
