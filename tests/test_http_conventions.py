@@ -94,6 +94,25 @@ async def test_request_id_is_echoed_when_the_parameters_are_refused(server, user
     assert await stored(server, f"{user_name}/b") == 0
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"NONSENSE\r\n\r\n",
+        b"GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n",
+        b"POST /u/b/event/A HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /u/b/event/A HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_a_request_twisted_cannot_read_gets_a_json_400(server, sent):
+    received = await exchange(server.port.getHost().port, sent)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), received
+    assert b"Content-Type: application/json" in head
+    assert "error" in ujson.loads(body)
+
+
 @pytest_twisted.ensureDeferred
 async def test_jsonp(server, user_name):
     client = server.client

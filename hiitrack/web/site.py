@@ -89,6 +89,7 @@ LINE_TOO_LONG = _refusal(b"413 Content Too Large", "request line or header too l
 HEADERS_TOO_SLOW = _refusal(b"408 Request Timeout", "the request's headers took too long")
 BODY_TOO_SLOW = _refusal(b"408 Request Timeout", "the request's body took too long")
 INTERNAL_ERROR = _refusal(b"500 Internal Server Error", "internal server error")
+MALFORMED = _refusal(b"400 Bad Request", "not a well-formed HTTP/1.x request")
 
 
 def _hang_up(channel: HTTPChannel, refusal: bytes) -> None:
@@ -166,6 +167,11 @@ class ApiChannel(HTTPChannel):
 
     def lineLengthExceeded(self, line: bytes) -> None:
         _hang_up(self, LINE_TOO_LONG)
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """A request Twisted cannot read (its request line, a header, its length): a JSON error as
+        every other, where Twisted writes a bare status line."""
+        _hang_up(self, MALFORMED)
 
     def dataReceived(self, data: bytes) -> None:
         if self._lean is not None:
