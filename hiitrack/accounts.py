@@ -260,7 +260,8 @@ class Accounts:
         created = await self._store.create(user, BUCKET, bucket, ujson.dumps(record).encode())
         scope = bucket_scope(user, bucket)
         if created:
-            # Its names' users are counted from now on (hiitrack.catalog).
+            # Its names' users are counted from now on (hiitrack.catalog).  Should this write fail,
+            # the bucket lists all its names, as one made before the counts, until a rebuild.
             await self._store.write(WriteBatch(scope, increments=names_counted()))
         self._remember_bucket(scope, forgotten)
         return created
