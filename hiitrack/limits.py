@@ -23,8 +23,8 @@ class Limits:
     """Distinct counter cells one hit may add to: bounds one request's write and reactor time.
 
     One more event of a visitor at both visitor caps adds to at most
-    (3 + 3 × 100) × (2 + 2 × 99) + 100 = 60,700 cells, so such a visitor can
-    still send events one at a time."""
+    (3 + 3 × 100) × (2 + 2 × 99) + 100 + 1 = 60,701 cells (the holders row's 100,
+    the names row's 1), so such a visitor can still send events one at a time."""
     visitor_events: int = 100
     """Distinct events of one visitor: its state grows with the square of this (≤ 63 KB at 100)."""
     visitor_values: int = 100
