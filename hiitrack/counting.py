@@ -426,7 +426,7 @@ def count_batch(
     Raises `OverLimit` as soon as the visitor or the batch passes a cap of
     `limits`; `visitor` and `inc` are then half-done and must be dropped.
     Checked after each action, so no more than one action's cells (at most
-    at most 60,701 at the default visitor caps) are worked out past the cap.
+    60,701 at the default visitor caps) are worked out past the cap.
     """
     for value in values:
         count_property(visitor, value, inc)
