@@ -110,6 +110,18 @@ async def test_time_up_to_a_minute_ahead_is_taken(server, user_name):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_time_with_any_number_of_decimals_is_kept_to_the_millisecond(server, user_name):
+    """The ms are cut from the digits, not rounded: 28-digit Decimal arithmetic made ...0019999... 002."""
+    client = server.client
+    await new_user(client, user_name)
+    sent = {"v1": "1700000000.0019999999999999999999999", "v2": "1700000001.", "v3": ".5"}
+    for visitor, when in sent.items():
+        assert (await _hit(client, user_name, "site", visitor, ["a"], when=when)).status == 200
+    kept = [(await _history(client, user_name, "site", visitor)).json["events"][0][0] for visitor in sent]
+    assert kept == [1700000000.001, 1700000001, 0.5]
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_time_before_the_previous_event_counts_at_it(server, user_name):
     client = server.client
     await new_user(client, user_name)

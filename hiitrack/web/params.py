@@ -36,7 +36,8 @@ VALUE_LIMIT = 4 * 1024
 VISITOR_LIMIT = 256
 FUTURE_SECONDS = 60
 """How far past the server's clock a hit's time may be (clocks differ)."""
-TIME = re.compile(r"[0-9]{1,20}(\.[0-9]{0,20})?")
+TIME = re.compile(r"[0-9]{1,20}(\.[0-9]*)?|\.[0-9]+")
+"""Unix seconds, integer or decimal, with any number of decimals (the ms are kept)."""
 GROUPED = frozenset({"event"})
 """JSON parameters whose list may hold lists (a saved funnel's any-of steps); elsewhere that is 400."""
 DEPTH_LIMIT = 32
@@ -70,10 +71,11 @@ def decode_time(text: str, now: float) -> int:
     """A hit's ``time``, Unix seconds with up to ms kept, as Unix ms; 400 unless 0 <= time <= now + 60 s."""
     if not TIME.fullmatch(text):
         raise BadRequest("time must be a non-negative number of Unix seconds")
-    seconds = Decimal(text)
-    if seconds > Decimal(repr(now)) + FUTURE_SECONDS:
+    if Decimal(text) > Decimal(repr(now)) + FUTURE_SECONDS:
         raise BadRequest(f"time must be no later than the server's clock + {FUTURE_SECONDS} seconds")
-    return int(seconds * 1000)
+    # From the digits: Decimal arithmetic rounds to 28 of them, and ...001999 (30 digits) ms would be ...002.
+    whole, _, fraction = text.partition(".")
+    return int(whole or "0") * 1000 + int(fraction[:3].ljust(3, "0"))
 
 
 def decode_base64(text: str, what: str) -> bytes:
