@@ -47,7 +47,7 @@ import ujson
 from hiitrack.caching import LRU
 from hiitrack.counting import DAY, Increments, add_increments, increment, new_increments
 from hiitrack.funnels import FunnelDefinition, FunnelState, Progress, advance, credit_value
-from hiitrack.history import Hit, read_hits
+from hiitrack.history import Hit, latest_event_ms, read_hits
 from hiitrack.ids import ID_SIZE, decode_id, encode_id, property_id
 from hiitrack.store.interface import RecordWriter
 from hiitrack.store.kinds import FUNNEL, FUNNEL_LEVEL, FUNNEL_STATE, Kind
@@ -281,7 +281,7 @@ def replay_funnel(funnel: SavedFunnel, hits: Iterable[Hit], inc: Increments) -> 
 
 def replay_states(funnels: Iterable[SavedFunnel], history: list[Hit], inc: Increments) -> FunnelStates:
     """A visitor's states in the funnels its history counts in, from nothing, as a rebuild writes them."""
-    states = FunnelStates(last_ms=history[-1].time_ms if history else 0)
+    states = FunnelStates(last_ms=latest_event_ms(history))
     for funnel in funnels:
         added = new_increments()
         state = replay_funnel(funnel, history, added)
@@ -384,7 +384,8 @@ class Conversions:
                 self._index(changes, funnel.version, visitor_id, 0 if stored is None else stored.level, state.level)
                 moved = True
         if moved:
-            self._finish(saved, visitor_id, states, at_ms, changes)
+            # A hit of values alone leaves the time no later event may count before.
+            self._finish(saved, visitor_id, states, at_ms if events else states.last_ms, changes)
         else:
             # The record as read, encoded again only to be cached (every state in it is still encoded).
             changes.state = states.to_bytes()
@@ -417,7 +418,7 @@ class Conversions:
         states.funnels[funnel.version] = state
         changes = Changes(key, b"")
         self._index(changes, funnel.version, visitor_id, 0, state.level)
-        self._finish(saved, visitor_id, states, max(states.last_ms, history[-1].time_ms), changes)
+        self._finish(saved, visitor_id, states, max(states.last_ms, latest_event_ms(history)), changes)
         return changes, inc
 
     async def contributions(self, scope: str, visitor_id: str, history: list[Hit]) -> tuple[Increments, set]:

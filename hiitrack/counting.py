@@ -97,11 +97,13 @@ _COMPACT = 1
 number of events (2 bytes); their ids; their counts (4 bytes each); their numbers of earlier
 events (2 each); the places among the ids of each event's earlier events, event after event (2
 each), and their counts in the same order (4 each); the number of values (2) and their ids; the
-history's hits, first and last ms (8 each).  The wide layout, of states written before it (and
-of one whose count or size does not fit it), starts with its number of events in 8 big-endian
-bytes, so with a zero byte.  (`array`'s "H" and "I" are 2 and 4 bytes wherever CPython runs.)"""
+history's hits, first and last ms, and the latest event's ms (8 each; states written before
+that last one end without it).  The wide layout, of states written before it (and of one whose
+count or size does not fit it), starts with its number of events in 8 big-endian bytes, so with
+a zero byte.  (`array`'s "H" and "I" are 2 and 4 bytes wherever CPython runs.)"""
 _COMPACT_HEAD = struct.Struct("<BH")
-_COMPACT_TAIL = struct.Struct("<QQQ")
+_COMPACT_TAIL = struct.Struct("<QQQQ")
+_OLD_COMPACT_TAIL = struct.Struct("<QQQ")
 _SHORT = struct.Struct("<H")
 _BIG_ENDIAN = sys.byteorder == "big"
 
@@ -201,8 +203,9 @@ class Visitor:
     ``seen[E]`` counts the visitor's E events; ``followed[E][X]`` counts the
     E events done while X had already happened; ``values`` holds the value
     ids the visitor has.  ``hits`` counts the hits kept in its history
-    (hiitrack.history), which ``first_ms`` and ``last_ms`` bound (Unix ms);
-    counting itself does not use them.
+    (hiitrack.history), whose times ``first_ms`` and ``last_ms`` bound (Unix
+    ms); ``last_event_ms`` is the time of its latest event, before which no
+    later hit counts (API.md, "Hit time").  Counting itself does not use them.
     """
 
     seen: dict[bytes, int] = field(default_factory=dict)
@@ -211,16 +214,18 @@ class Visitor:
     hits: int = 0
     first_ms: int = 0
     last_ms: int = 0
+    last_event_ms: int = 0
 
     _COUNT = struct.Struct(">Q")
     _HISTORY = struct.Struct(">QQQ")
+    _LAST_EVENT = struct.Struct(">Q")
 
     def to_bytes(self) -> bytes:
         """The wide layout up to `WIDE_EVENTS` events, the compact one (`_COMPACT`) past them.
 
         The compact layout names an earlier event by its place among the ids, not by its 16
-        bytes: a visitor with 8 events, each done after every one, takes 589 bytes where the wide
-        layout takes 1,832, and SQLite keeps it in its row instead of an overflow page
+        bytes: a visitor with 8 events, each done after every one, takes 597 bytes where the wide
+        layout takes 1,840, and SQLite keeps it in its row instead of an overflow page
         (docs/performance.md, "Session 26").  For fewer events the wide one is small as well,
         and faster to write and read in Python."""
         if len(self.seen) > WIDE_EVENTS:
@@ -244,7 +249,7 @@ class Visitor:
                 _little(array("I", chain.from_iterable(earlier.values() for earlier in followed))),
                 _SHORT.pack(len(self.values)),
                 *sorted(self.values),
-                _COMPACT_TAIL.pack(self.hits, self.first_ms, self.last_ms),
+                _COMPACT_TAIL.pack(self.hits, self.first_ms, self.last_ms, self.last_event_ms),
             ]
         )
 
@@ -259,6 +264,7 @@ class Visitor:
         parts.append(count(len(self.values)))
         parts.extend(sorted(self.values))
         parts.append(self._HISTORY.pack(self.hits, self.first_ms, self.last_ms))
+        parts.append(self._LAST_EVENT.pack(self.last_event_ms))
         return b"".join(parts)
 
     @classmethod
@@ -286,7 +292,14 @@ class Visitor:
         values = _SHORT.unpack_from(data, offset)[0]
         offset += _SHORT.size
         visitor.values, offset = _value_ids(data, offset, values)
-        visitor.hits, visitor.first_ms, visitor.last_ms = _COMPACT_TAIL.unpack_from(data, offset)
+        if len(data) - offset == _COMPACT_TAIL.size:
+            visitor.hits, visitor.first_ms, visitor.last_ms, visitor.last_event_ms = _COMPACT_TAIL.unpack_from(
+                data, offset
+            )
+        else:
+            # Written before the latest event's time was kept: every hit moved the bound.
+            visitor.hits, visitor.first_ms, visitor.last_ms = _OLD_COMPACT_TAIL.unpack_from(data, offset)
+            visitor.last_event_ms = visitor.last_ms
         return visitor
 
     @classmethod
@@ -311,6 +324,9 @@ class Visitor:
         # States written before the history existed end here: no hits kept.
         if len(data) >= offset + cls._HISTORY.size:
             visitor.hits, visitor.first_ms, visitor.last_ms = cls._HISTORY.unpack_from(data, offset)
+            offset += cls._HISTORY.size
+        # Written before the latest event's time was kept: every hit moved the bound.
+        visitor.last_event_ms = cls._LAST_EVENT.unpack_from(data, offset)[0] if len(data) > offset else visitor.last_ms
         return visitor
 
 

@@ -10,7 +10,7 @@ rebuild adds them to empty counters.  Tests: tests/test_history.py.
 """
 
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 
 import ujson
@@ -78,6 +78,11 @@ async def read_hits(store: RecordStore, scope: str, visitor_id: str) -> AsyncIte
         if len(page) < PAGE:
             return
         after = page[-1][0]
+
+
+def latest_event_ms(hits: Sequence[Hit]) -> int:
+    """The time of the latest of `hits` with an event (0: none): no later hit counts before it."""
+    return next((hit.time_ms for hit in reversed(hits) if hit.events), 0)
 
 
 def replay(hits: Iterable[Hit]) -> tuple[Visitor, Increments]:

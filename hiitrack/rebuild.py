@@ -42,6 +42,7 @@ async def rebuild(store: Store, scope: str, progress: Callable[[int, int], None]
         state, added = replay(history)
         kept = Visitor.from_bytes(raw)
         state.hits, state.first_ms, state.last_ms = kept.hits, kept.first_ms, kept.last_ms
+        state.last_event_ms = kept.last_event_ms
         records[VISITOR, visitor_id] = state.to_bytes()
         in_funnels = replay_states(funnels, history, added)
         stored = await store.get(scope, FUNNEL_STATE, visitor_id)

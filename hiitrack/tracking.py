@@ -8,8 +8,8 @@ the saved funnels), and write the increments, the new states, the hit itself
 (its visitor's history, hiitrack.history) and any new names as one batch.
 The request is answered when that batch is durable.  A hit over a cap
 (hiitrack.limits) is refused before anything is written.  A hit counts at
-its own time, or at the visitor's previous hit's time if that is later, so
-that a history is always in order.  Erasing a visitor takes the same
+its own time, or at the visitor's previous event's time if that is later,
+so that a visitor's events are always in order.  Erasing a visitor takes the same
 per-visitor order: its history is replayed and every increment it made is
 taken back (in the exact funnels too), in one batch with the removal of its
 history, state and drop-off entries.  The backfill of a new funnel
@@ -151,7 +151,7 @@ class Tracker:
             if visitor.hits >= self._limits.visitor_hits:
                 METRICS.history_refused.inc()
                 raise OverLimit("visitor_hits", self._limits.visitor_hits, "this visitor's history is full")
-            when_ms = max(int(self._clock() * 1000) if time_ms is None else time_ms, visitor.last_ms)
+            when_ms = max(int(self._clock() * 1000) if time_ms is None else time_ms, visitor.last_event_ms)
             held = set(visitor.values)
             increments = new_increments()
             count_batch(visitor, values, steps, when_ms // 1000, increments, self._limits)
@@ -161,8 +161,10 @@ class Tracker:
             )
             records = dict(admission.records) | (funnels.records if funnels else {})
             visitor.hits += 1
-            visitor.first_ms = when_ms if visitor.hits == 1 else visitor.first_ms
-            visitor.last_ms = when_ms
+            visitor.first_ms = when_ms if visitor.hits == 1 else min(visitor.first_ms, when_ms)
+            visitor.last_ms = max(visitor.last_ms, when_ms)
+            if steps:
+                visitor.last_event_ms = when_ms
             if self._keep_history:
                 records[hits_kind(visitor_id), hit_key(visitor.hits)] = Hit(
                     when_ms, tuple(events), tuple(properties)

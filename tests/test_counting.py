@@ -8,6 +8,7 @@ hashes), so the row and column keys can be read off directly.
 
 import random
 import struct
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -378,6 +379,7 @@ def test_a_state_of_more_events_than_wide_events_is_compact_and_exactly_the_docu
     ids = events_in_order(WIDE_EVENTS + 1)
     visitor = visitor_after(*ids)
     visitor.hits, visitor.first_ms, visitor.last_ms = 6, 1_700_000_000_000, 1_700_000_000_500
+    visitor.last_event_ms = 1_700_000_000_400
     count_property(visitor, P1, new_increments())
     # Each event once, in order: event k follows the k before it, each once.
     places = [place for k in range(len(ids)) for place in range(k)]
@@ -391,10 +393,14 @@ def test_a_state_of_more_events_than_wide_events_is_compact_and_exactly_the_docu
             struct.pack(f"<{len(places)}I", *[1] * len(places)),
             struct.pack("<H", 1),
             P1,
-            struct.pack("<QQQ", 6, 1_700_000_000_000, 1_700_000_000_500),
+            struct.pack("<QQQQ", 6, 1_700_000_000_000, 1_700_000_000_500, 1_700_000_000_400),
         ]
     )
     assert Visitor.from_bytes(visitor.to_bytes()) == visitor
+    # A state written before the latest event's time was kept: every hit had moved the bound.
+    older = Visitor.from_bytes(visitor.to_bytes()[:-8])
+    assert older.last_event_ms == older.last_ms == 1_700_000_000_500
+    assert replace(older, last_event_ms=visitor.last_event_ms) == visitor
 
 
 def test_a_state_of_a_few_events_keeps_the_wide_layout_that_older_states_have():
@@ -403,18 +409,25 @@ def test_a_state_of_a_few_events_keeps_the_wide_layout_that_older_states_have():
     assert visitor.to_bytes() == b"".join(
         # A done twice, the second time after A and B; B done once, after A.
         [count(2), A, count(2), count(2), A, count(1), B, count(1), B, count(1), count(1), A, count(1)]
-        + [count(0), struct.pack(">QQQ", 0, 0, 0)]
+        + [count(0), struct.pack(">QQQ", 0, 0, 0), count(0)]
     )
+    visitor.hits, visitor.first_ms, visitor.last_ms, visitor.last_event_ms = 3, 1_000, 3_000, 2_000
+    assert Visitor.from_bytes(visitor.to_bytes()) == visitor
+    # Written before the latest event's time was kept, or before the history: as every hit moved it.
+    older = Visitor.from_bytes(visitor.to_bytes()[:-8])
+    assert (older.hits, older.first_ms, older.last_ms, older.last_event_ms) == (3, 1_000, 3_000, 3_000)
+    before_history = Visitor.from_bytes(visitor.to_bytes()[:-32])
+    assert before_history == replace(visitor, hits=0, first_ms=0, last_ms=0, last_event_ms=0)
 
 
 def test_the_compact_state_is_a_third_of_the_wide_one_and_both_read_back():
     # 8 events, then each again after all 8: 64 pairs.
     ids = events_in_order(8)
     visitor = visitor_after(*ids, *ids)
-    assert len(visitor.to_bytes()) == 589
+    assert len(visitor.to_bytes()) == 597
     # States written before the compact layout are wide whatever their size, and still read.
     wide = visitor._wide_bytes()
-    assert len(wide) == 1832
+    assert len(wide) == 1840
     assert Visitor.from_bytes(wide) == visitor
 
 
@@ -431,7 +444,7 @@ def test_every_state_reads_back_as_it_was_written(events):
     visitor = visitor_after(*events_in_order(events), *events_in_order(events)[::2])
     for value in (P1, Q1):
         count_property(visitor, value, new_increments())
-    visitor.hits, visitor.first_ms, visitor.last_ms = 2**40, 2**41, 2**42
+    visitor.hits, visitor.first_ms, visitor.last_ms, visitor.last_event_ms = 2**40, 2**41, 2**42, 2**42 - 1
     assert Visitor.from_bytes(visitor.to_bytes()) == visitor
 
 

@@ -140,6 +140,40 @@ async def test_a_time_before_the_previous_event_counts_at_it(server, user_name):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_hit_of_values_alone_holds_back_no_later_event(server, user_name):
+    """API.md clamps a hit to the previous *event*: a property set at the server's clock (as an
+    `identify` is) must not push the back-dated events sent after it to that clock."""
+    client = server.client
+    await new_user(client, user_name)
+    server.clock.now = 1_800_000_000.0
+    t = 1_799_000_000
+    await new_bucket(client, user_name, "site")
+    funnel = [("event", "a"), ("event", "b"), ("window", "200"), ("property", "plan"), ("description", "")]
+    assert (await client.post(path(user_name, "site", "funnel", "f"), funnel, auth=_auth(user_name))).status == 201
+    await _hit(client, user_name, "site", "v", properties=[["plan", "pro"]])
+    await _hit(client, user_name, "site", "v", ["a"], when=t)
+    # Earlier than the previous event: at that event's time.
+    await _hit(client, user_name, "site", "v", properties=[["plan", "free"]], when=t - 50)
+    await _hit(client, user_name, "site", "v", ["b"], when=t + 100)
+    await _hit(client, user_name, "site", "v", ["c"], when=t + 50)
+    history = (await _history(client, user_name, "site", "v")).json
+    assert history["events"] == [[t, "a"], [t + 100, "b"], [t + 100, "c"]]
+    assert (history["first_seen"], history["last_seen"]) == (t, 1_800_000_000)
+    hour = t + 100 - (t + 100) % 3600
+    series = await client.get(path(user_name, "site", "event", "b"), {"start": hour}, auth=_auth(user_name))
+    assert series.json["total"] == [[hour - hour % DAY, 1]]
+    # The exact funnel counts the events at their own times: entered on `a`'s day.
+    saved = path(user_name, "site", "funnel", "f")
+    conversion = (await client.get(saved, {"start": t - DAY}, auth=_auth(user_name))).json["conversion"]
+    assert conversion["visitors"] == [1, 1] and conversion["days"] == [[t - t % DAY, [1, 1]]]
+    assert sorted(conversion["by_value"].values()) == [[1, 1], [1, 1]]
+    # What an erase takes back is what the hits added: the funnel is empty again.
+    assert (await client.delete(path(user_name, "site", "visitor", "v"), auth=_auth(user_name))).status == 200
+    conversion = (await client.get(saved, {"start": t - DAY}, auth=_auth(user_name))).json["conversion"]
+    assert conversion["visitors"] == [0, 0] and conversion["by_value"] == {} and conversion["days"] == []
+
+
+@pytest_twisted.ensureDeferred
 async def test_backdated_hits_before_the_bucket_existed_show_in_the_series(server, user_name):
     client = server.client
     await new_user(client, user_name)
