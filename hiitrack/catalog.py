@@ -66,6 +66,11 @@ def _value_kind(prop: bytes) -> Kind:
     return VALUE.of(encode_id(prop))
 
 
+def value_record(value: bytes, content: object) -> tuple[tuple[Kind, str], bytes]:
+    """Where a value id's value is kept, and the value as kept: its canonical JSON."""
+    return (_value_kind(value[:ID_SIZE]), encode_id(value)), canonical_json(content).encode("utf-8")
+
+
 class Catalog:
     def __init__(self, store: Store, clock: Callable[[], float], limits: Limits, cache_size: int = 1024) -> None:
         self._store = store
@@ -94,10 +99,11 @@ class Catalog:
         for value, (name, content) in values.items():
             if value not in written:
                 prop = value[:ID_SIZE]
+                address, text = value_record(value, content)
                 unknown[PROPERTY, encode_id(prop)] = prop
-                unknown[_value_kind(prop), encode_id(value)] = value
+                unknown[address] = value
                 records[PROPERTY, encode_id(prop)] = name.encode("utf-8")
-                records[_value_kind(prop), encode_id(value)] = canonical_json(content).encode("utf-8")
+                records[address] = text
         admission = Admission(records)
         if not unknown:
             return admission

@@ -47,17 +47,30 @@ def property_id(name: str) -> bytes:
 
 
 def canonical_json(value: object) -> str:
-    """The one JSON text of a value: sorted keys, no spaces, UTF-8 kept.
+    """The one JSON text of a value: sorted keys, no spaces, UTF-8 kept, a number by what it is worth.
 
-    Raises ValueError for values JSON cannot carry (NaN, infinities).
+    JSON has one kind of number: 1, 1.0 and 1e0 are the same value (a
+    browser's JSON.stringify cannot even tell them apart), so an integral
+    float is written as the integer it equals.  Raises ValueError for
+    values JSON cannot carry (NaN, infinities).
     """
     return json.dumps(
-        value,
+        value if type(value) is str else _numbers_by_value(value),
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
         allow_nan=False,
     )
+
+
+def _numbers_by_value(value: object) -> object:
+    if type(value) is float:
+        return int(value) if value.is_integer() else value
+    if type(value) is list:
+        return [_numbers_by_value(item) for item in value]
+    if type(value) is dict:
+        return {key: _numbers_by_value(item) for key, item in value.items()}
+    return value
 
 
 def value_id(prop_id: bytes, value: object) -> bytes:

@@ -1,7 +1,7 @@
 """Recompute a bucket's counters and visitor states from the visitors' histories.
 
 For repairs (a counter a bug got wrong) and for upgrades of the counting
-rules: the bucket's counters are dropped, then each visitor's history is
+rules or of the values' ids (hiitrack.ids): the bucket's counters are dropped, then each visitor's history is
 replayed from nothing (hiitrack.history.replay, the code erase uses) and
 its increments and its new state are written, its states in the saved
 exact funnels and its drop-off entries with them (hiitrack.conversions, the
@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import ujson
 
+from hiitrack.catalog import value_record
 from hiitrack.conversions import FunnelStates, SavedFunnel, level_kind, replay_states
 from hiitrack.counting import Visitor, add_increments, names_counted, new_increments
 from hiitrack.history import read_hits, replay
@@ -44,6 +45,9 @@ async def rebuild(store: Store, scope: str, progress: Callable[[int, int], None]
         state.hits, state.first_ms, state.last_ms = kept.hits, kept.first_ms, kept.last_ms
         state.last_event_ms = kept.last_event_ms
         records[VISITOR, visitor_id] = state.to_bytes()
+        for hit in history:
+            # Named again, as ids are worked out now: a value id made by older rules has no record.
+            records.update(map(value_record, hit.value_ids, (content for _, content in hit.properties)))
         in_funnels = replay_states(funnels, history, added)
         stored = await store.get(scope, FUNNEL_STATE, visitor_id)
         before = FunnelStates() if stored is None else FunnelStates.from_bytes(stored)

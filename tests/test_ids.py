@@ -6,6 +6,7 @@ definitions in docs/api.md.
 
 import base64
 import hashlib
+import json
 import math
 
 import pytest
@@ -40,6 +41,41 @@ def test_event_and_property_ids_are_the_md5_of_the_utf8_name(name):
 def test_canonical_json_sorts_keys_drops_spaces_and_keeps_unicode():
     assert canonical_json({"b": [1, 2.5, None], "a": "ø"}) == '{"a":"ø","b":[1,2.5,null]}'
     assert canonical_json({"z": 1, "a": {"y": 2, "b": 3}}) == canonical_json({"a": {"b": 3, "y": 2}, "z": 1})
+
+
+@pytest.mark.parametrize(
+    "same",
+    [
+        [1, 1.0, 1e0],
+        [100, 1e2, 100.0],
+        [0, -0, 0.0, -0.0],
+        [[1, {"a": 2}], [1.0, {"a": 2.0}]],
+        [2**60, float(2**60)],
+        [int(1e300), 1e300],
+    ],
+)
+def test_a_number_is_written_by_what_it_is_worth(same):
+    """JSON has one number type: 1 and 1.0 are one value, with one id (a browser sends both as 1)."""
+    assert len({canonical_json(value) for value in same}) == 1
+    assert len({value_id(property_id("n"), value) for value in same}) == 1
+
+
+def test_numbers_of_different_worth_and_other_types_stay_apart():
+    assert [canonical_json(value) for value in (1.5, 1.1, 1e-7, 2**53 + 1, -3.0, True, "1")] == [
+        "1.5",
+        "1.1",
+        "1e-07",
+        "9007199254740993",
+        "-3",
+        "true",
+        '"1"',
+    ]
+
+
+@given(value=JSON)
+def test_canonical_json_read_back_is_written_the_same(value):
+    text = canonical_json(value)
+    assert canonical_json(json.loads(text)) == text
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, [1, math.nan]])

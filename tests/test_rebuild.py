@@ -11,9 +11,10 @@ import sys
 
 import pytest_twisted
 
+from hiitrack import ids
 from hiitrack.counting import NAMES, Visitor, event_row
 from hiitrack.history import Hit, hit_key
-from hiitrack.ids import event_id
+from hiitrack.ids import encode_id, event_id
 from hiitrack.rebuild import rebuild
 from hiitrack.store import WriteBatch
 from hiitrack.store.kinds import HIT, VISITOR
@@ -97,6 +98,28 @@ async def test_a_bucket_made_before_names_were_counted_keeps_them_all_until_rebu
     assert await names() == (["gone", "view"], sorted([vid("plan", "free"), vid("plan", "gone")]), 200)
     await rebuild(server.app.store, scope)
     assert await names() == (["view"], [vid("plan", "free")], 404)
+
+
+@pytest_twisted.ensureDeferred
+async def test_values_apart_under_older_id_rules_are_one_once_rebuilt(server, user_name, monkeypatch):
+    """Before numbers were written by their worth, 2 and 2.0 were two values of a property: a
+    rebuild works their ids out again, and names each value under its new id (3.0 had none)."""
+    client = server.client
+    await new_user(client, user_name)
+    scope = f"{user_name}/site"
+    with monkeypatch.context() as older:
+        older.setattr(ids, "_numbers_by_value", lambda value: value)
+        for visitor, value in (("v1", 2), ("v2", 2.0), ("v3", 3.0)):
+            assert (await _hit(client, user_name, "site", visitor, ["view"], [["n", value]])).status == 200
+
+    async def values() -> dict:
+        report = (await client.get(f"/{user_name}/site/property/n", auth=_auth(user_name))).json
+        return {value_id: (entry["value"], entry["total"]) for value_id, entry in report["values"].items()}
+
+    assert len(await values()) == 3
+    await rebuild(server.app.store, scope)
+    view = encode_id(event_id("view"))
+    assert await values() == {vid("n", 2): (2, {view: 2}), vid("n", 3): (3, {view: 1})}
 
 
 @pytest_twisted.ensureDeferred
