@@ -62,9 +62,10 @@ async def test_statements_leave_at_once_answers_arrive_on_the_reactor_thread_oth
 async def test_a_timer_fires_on_the_reactor_and_one_cancelled_from_another_thread_does_not():
     fired: list[tuple[str, int]] = []
     later: Deferred = Deferred()
-    cancelled = ReactorConnection.create_timer(0.02, lambda: fired.append(("cancelled", threading.get_ident())))
+    # Long enough for the thread pool to run the cancel first, even on a loaded machine.
+    cancelled = ReactorConnection.create_timer(0.25, lambda: fired.append(("cancelled", threading.get_ident())))
     await threads.deferToThread(cancelled.cancel)
-    ReactorConnection.create_timer(0.05, lambda: (fired.append(("kept", threading.get_ident())), later.callback(None)))
+    ReactorConnection.create_timer(0.3, lambda: (fired.append(("kept", threading.get_ident())), later.callback(None)))
     await later
     assert fired == [("kept", threading.get_ident())]
 
