@@ -102,8 +102,8 @@ that last one end without it).  The wide layout, of states written before it (an
 count or size does not fit it), starts with its number of events in 8 big-endian bytes, so with
 a zero byte.  (`array`'s "H" and "I" are 2 and 4 bytes wherever CPython runs.)"""
 _COMPACT_HEAD = struct.Struct("<BH")
-_COMPACT_TAIL = struct.Struct("<QQQQ")
-_OLD_COMPACT_TAIL = struct.Struct("<QQQ")
+_COMPACT_BOUNDS = struct.Struct("<QQQ")
+_COMPACT_LAST_EVENT = struct.Struct("<Q")
 _SHORT = struct.Struct("<H")
 _BIG_ENDIAN = sys.byteorder == "big"
 
@@ -249,7 +249,8 @@ class Visitor:
                 _little(array("I", chain.from_iterable(earlier.values() for earlier in followed))),
                 _SHORT.pack(len(self.values)),
                 *sorted(self.values),
-                _COMPACT_TAIL.pack(self.hits, self.first_ms, self.last_ms, self.last_event_ms),
+                _COMPACT_BOUNDS.pack(self.hits, self.first_ms, self.last_ms),
+                _COMPACT_LAST_EVENT.pack(self.last_event_ms),
             ]
         )
 
@@ -292,14 +293,8 @@ class Visitor:
         values = _SHORT.unpack_from(data, offset)[0]
         offset += _SHORT.size
         visitor.values, offset = _value_ids(data, offset, values)
-        if len(data) - offset == _COMPACT_TAIL.size:
-            visitor.hits, visitor.first_ms, visitor.last_ms, visitor.last_event_ms = _COMPACT_TAIL.unpack_from(
-                data, offset
-            )
-        else:
-            # Written before the latest event's time was kept: every hit moved the bound.
-            visitor.hits, visitor.first_ms, visitor.last_ms = _OLD_COMPACT_TAIL.unpack_from(data, offset)
-            visitor.last_event_ms = visitor.last_ms
+        visitor.hits, visitor.first_ms, visitor.last_ms = _COMPACT_BOUNDS.unpack_from(data, offset)
+        visitor.last_event_ms = _last_event_ms(_COMPACT_LAST_EVENT, data, offset + _COMPACT_BOUNDS.size, visitor)
         return visitor
 
     @classmethod
@@ -325,9 +320,14 @@ class Visitor:
         if len(data) >= offset + cls._HISTORY.size:
             visitor.hits, visitor.first_ms, visitor.last_ms = cls._HISTORY.unpack_from(data, offset)
             offset += cls._HISTORY.size
-        # Written before the latest event's time was kept: every hit moved the bound.
-        visitor.last_event_ms = cls._LAST_EVENT.unpack_from(data, offset)[0] if len(data) > offset else visitor.last_ms
+        visitor.last_event_ms = _last_event_ms(cls._LAST_EVENT, data, offset, visitor)
         return visitor
+
+
+def _last_event_ms(layout: struct.Struct, data: bytes, offset: int, visitor: Visitor) -> int:
+    """The latest event's ms, last in a state; a state written before it was kept ends before it,
+    and every hit had moved the bound then: its last hit's ms."""
+    return layout.unpack_from(data, offset)[0] if len(data) > offset else visitor.last_ms
 
 
 def event_row(event: bytes) -> bytes:

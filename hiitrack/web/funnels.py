@@ -183,8 +183,7 @@ class FunnelVisitors(OfFunnel):
         status = params.require("status")
         if status not in ("reached", "dropped"):
             raise BadRequest("status must be reached or dropped")
-        params.require("step")
-        step = params.integer("step", 0, 1, MAX_STEPS)
+        step = params.integer("step", None, 1, MAX_STEPS)
         limit = params.integer("limit", 100, 1, 1000)
         after = params.get("after") or ""
         return await self.app.reports.funnel_visitors(self.scope, funnel, step, status == "reached", after, limit)

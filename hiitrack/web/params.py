@@ -174,15 +174,17 @@ class Params:
                 return _text(key, value)
         return None
 
-    def integer(self, name: str, default: int, lowest: int, highest: int) -> int:
-        """A whole number from `lowest` to `highest`, `default` when the parameter is absent; 400 for
-        anything else, an empty value included (int() of thousands of digits would be a 500)."""
+    def integer(self, name: str, default: int | None, lowest: int, highest: int) -> int:
+        """A whole number from `lowest` to `highest`, `default` when the parameter is absent (None:
+        it is required); 400 for anything else, an empty value included (int() of thousands of
+        digits would be a 500)."""
         text = self.get(name)
-        if text is None:
+        if text is None and default is not None:
             return default
-        if not (text.isascii() and text.isdigit() and len(text) <= len(str(highest))):
-            raise BadRequest(f"{name} must be an integer from {lowest} to {highest}")
-        if not lowest <= int(text) <= highest:
+        text = self.require(name)
+        if not (
+            text.isascii() and text.isdigit() and len(text) <= len(str(highest)) and lowest <= int(text) <= highest
+        ):
             raise BadRequest(f"{name} must be an integer from {lowest} to {highest}")
         return int(text)
 
