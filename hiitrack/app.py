@@ -106,7 +106,7 @@ class HiiTrack:
         A replaced version's drop-off lists go: they name visitors, and no report reads them again.
         """
         previous = await self.catalog.funnel(scope, name)
-        has_data = bool(await self.catalog.events(scope))
+        has_data = bool(await self.catalog.names(scope).events())
         record = {**funnel, "version": new_version(), "backfill": self.backfills.progress(has_data)}
 
         async def save() -> None:

@@ -34,7 +34,7 @@ from hiitrack.limits import Limits, OverLimit
 from hiitrack.store import Store, WriteBatch
 from hiitrack.store.kinds import EVENT, FUNNEL, PROPERTY, VALUE, Kind
 
-__all__ = ["Admission", "Catalog"]
+__all__ = ["Admission", "BucketNames", "Catalog"]
 
 _Read = TypeVar("_Read")
 
@@ -161,41 +161,9 @@ class Catalog:
         self._written.pop(scope)
         self._counts.pop(scope)
 
-    async def events(self, scope: str) -> dict[bytes, str]:
-        names, used = await self._in_use(self._store.scan(scope, EVENT), scope, USED_EVENT)
-        return _decoded_names(names, used)
-
-    async def properties(self, scope: str) -> dict[bytes, str]:
-        names, used = await self._in_use(self._store.scan(scope, PROPERTY), scope, USED_PROPERTY)
-        return _decoded_names(names, used)
-
-    async def event_name(self, scope: str, event: bytes) -> str | None:
-        raw, used = await self._in_use(self._store.get(scope, EVENT, encode_id(event)), scope, USED_EVENT, event)
-        return None if raw is None or event not in used else raw.decode("utf-8")
-
-    async def property_name(self, scope: str, prop: bytes) -> str | None:
-        raw, used = await self._in_use(self._store.get(scope, PROPERTY, encode_id(prop)), scope, USED_PROPERTY, prop)
-        return None if raw is None or prop not in used else raw.decode("utf-8")
-
-    async def values(self, scope: str, prop: bytes) -> dict[bytes, object]:
-        records, used = await self._in_use(self._store.scan(scope, _value_kind(prop)), scope, USED_VALUE, prop)
-        values = {decode_id(key, 2 * ID_SIZE): raw for key, raw in records.items()}
-        return {value: ujson.loads(raw) for value, raw in values.items() if value in used}
-
-    async def _in_use(
-        self, names: Coroutine[Any, Any, _Read], scope: str, kind: bytes, prefix: bytes = b""
-    ) -> tuple[_Read, Container[bytes]]:
-        """What `names` reads, and which ids starting with `prefix` among those of `kind`
-        (`USED_EVENT`, ...) some visitor uses: all of them in a bucket made before it counted them.
-        The names row is read whole: the SQLite store keeps whole rows (a range would be read
-        from the file each time)."""
-        read, (cells,) = await gather(
-            [Deferred.fromCoroutine(names), Deferred.fromCoroutine(self._store.read_rows(scope, [NAMES]))]
-        )
-        if NAMES_COUNTED not in cells:
-            return read, _EVERY_ID
-        start = kind + prefix
-        return read, {column[len(kind) :] for column, n in cells.items() if n > 0 and column.startswith(start)}
+    def names(self, scope: str) -> "BucketNames":
+        """The names of `scope` that some visitor uses, for one report to ask about."""
+        return BucketNames(self._store, scope)
 
     async def funnels(self, scope: str) -> dict[str, dict]:
         return {name: ujson.loads(raw) for name, raw in (await self._store.scan(scope, FUNNEL)).items()}
@@ -216,6 +184,61 @@ class Catalog:
 
     async def delete_funnel(self, scope: str, name: str) -> None:
         await self._store.delete(scope, FUNNEL, name)
+
+
+class BucketNames:
+    """A bucket's names in use, as one report sees them.
+
+    The names row (which ids some visitor uses) is read once, beside the
+    first name record asked for, and answers every later question of the
+    report: a report that names its event, its properties and their values
+    reads it once, in no extra round trip.  Questions asked at the same
+    moment before the first answer each read it.
+    """
+
+    def __init__(self, store: Store, scope: str) -> None:
+        self._store = store
+        self._scope = scope
+        self._cells: dict[bytes, int] | None = None
+
+    async def events(self) -> dict[bytes, str]:
+        names, used = await self._in_use(self._store.scan(self._scope, EVENT), USED_EVENT)
+        return _decoded_names(names, used)
+
+    async def properties(self) -> dict[bytes, str]:
+        names, used = await self._in_use(self._store.scan(self._scope, PROPERTY), USED_PROPERTY)
+        return _decoded_names(names, used)
+
+    async def event_name(self, event: bytes) -> str | None:
+        raw, used = await self._in_use(self._store.get(self._scope, EVENT, encode_id(event)), USED_EVENT, event)
+        return None if raw is None or event not in used else raw.decode("utf-8")
+
+    async def property_name(self, prop: bytes) -> str | None:
+        raw, used = await self._in_use(self._store.get(self._scope, PROPERTY, encode_id(prop)), USED_PROPERTY, prop)
+        return None if raw is None or prop not in used else raw.decode("utf-8")
+
+    async def values(self, prop: bytes) -> dict[bytes, object]:
+        records, used = await self._in_use(self._store.scan(self._scope, _value_kind(prop)), USED_VALUE, prop)
+        values = {decode_id(key, 2 * ID_SIZE): raw for key, raw in records.items()}
+        return {value: ujson.loads(raw) for value, raw in values.items() if value in used}
+
+    async def _in_use(
+        self, names: Coroutine[Any, Any, _Read], kind: bytes, prefix: bytes = b""
+    ) -> tuple[_Read, Container[bytes]]:
+        """What `names` reads, and which ids starting with `prefix` among those of `kind`
+        (`USED_EVENT`, ...) some visitor uses: all of them in a bucket made before it counted them.
+        The names row is read whole: the SQLite store keeps whole rows (a range would be read
+        from the file each time)."""
+        if self._cells is None:
+            read, (self._cells,) = await gather(
+                [Deferred.fromCoroutine(names), Deferred.fromCoroutine(self._store.read_rows(self._scope, [NAMES]))]
+            )
+        else:
+            read = await names
+        if NAMES_COUNTED not in self._cells:
+            return read, _EVERY_ID
+        start = kind + prefix
+        return read, {column[len(kind) :] for column, n in self._cells.items() if n > 0 and column.startswith(start)}
 
 
 def _decoded_names(records: dict[str, bytes], used: Container[bytes]) -> dict[bytes, str]:

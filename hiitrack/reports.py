@@ -20,7 +20,7 @@ from typing import Protocol
 from twisted.internet.defer import Deferred
 
 from hiitrack.accounts import Accounts, bucket_scope
-from hiitrack.catalog import Catalog
+from hiitrack.catalog import BucketNames, Catalog
 from hiitrack.conversions import BY_VALUE, LEVEL, TIME, SavedFunnel, conversion_row, day_rows, level_kind
 from hiitrack.counting import (
     DAY,
@@ -37,7 +37,7 @@ from hiitrack.counting import (
 from hiitrack.errors import BadRequest, NotFound
 from hiitrack.funnels import BUCKET_BOUNDS, median
 from hiitrack.gathering import gather
-from hiitrack.ids import encode_id, property_id
+from hiitrack.ids import decode_id, encode_id, property_id
 from hiitrack.limits import Limits, OverLimit
 from hiitrack.store.interface import CounterStore, RecordStore
 
@@ -182,8 +182,9 @@ class Reports:
         """A bucket at a glance (`record` is its account record): its read-only key and every name it has seen."""
         access_key = await self._accounts.access_key(user, bucket)
         scope = bucket_scope(user, bucket)
-        events = await self._catalog.events(scope)
-        properties = await self._catalog.properties(scope)
+        names = self._catalog.names(scope)
+        events = await names.events()
+        properties = await names.properties()
         funnels = await self._catalog.funnels(scope)
         return {
             "bucket_name": bucket,
@@ -194,9 +195,9 @@ class Reports:
             "funnels": {name: {"description": funnel["description"]} for name, funnel in funnels.items()},
         }
 
-    async def _values(self, scope: str, prop: bytes) -> dict[bytes, object]:
+    async def _values(self, names: BucketNames, prop: bytes) -> dict[bytes, object]:
         """The property's values, if a report may split by them all."""
-        values = await self._catalog.values(scope, prop)
+        values = await names.values(prop)
         if len(values) > self._limits.report_values:
             raise OverLimit(
                 "report_values", self._limits.report_values, "this property has too many values to split a report by"
@@ -243,15 +244,16 @@ class Reports:
     async def event(
         self, scope: str, event: bytes, prop_name: str | None = None, series: Series | None = None
     ) -> dict[str, object]:
-        name = await self._catalog.event_name(scope, event)
+        names = self._catalog.names(scope)
+        name = await names.event_name(event)
         if name is None:
             raise NotFound("this bucket has never seen that event")
-        properties = await self._catalog.properties(scope)
+        properties = await names.properties()
         answer: dict[str, object] = {"id": encode_id(event), "name": name}
         if prop_name is None:
             answer.update((await self._counts(scope, [event], series=series))[event][ALL].as_dict())
         else:
-            prop, values = await self._property_values(scope, prop_name, properties)
+            prop, values = await self._property_values(names, prop_name, properties)
             counts = (await self._counts(scope, [event], prop, list(values), series))[event]
             answer["values"] = {encode_id(value): content for value, content in values.items()}
             for key, plural in PLURAL.items():
@@ -260,23 +262,24 @@ class Reports:
         return answer
 
     async def _property_values(
-        self, scope: str, name: str, properties: dict[bytes, str]
+        self, names: BucketNames, name: str, properties: dict[bytes, str]
     ) -> tuple[bytes, dict[bytes, object]]:
         prop = property_id(name)
         if prop not in properties:
             raise NotFound("this bucket has never seen that property")
-        return prop, await self._values(scope, prop)
+        return prop, await self._values(names, prop)
 
     async def property(self, scope: str, prop: bytes) -> dict[str, object]:
-        name = await self._catalog.property_name(scope, prop)
+        names = self._catalog.names(scope)
+        name = await names.property_name(prop)
         if name is None:
             raise NotFound("this bucket has never seen that property")
-        values = await self._values(scope, prop)
+        values = await self._values(names, prop)
         (holders,) = await self._store.read_rows(scope, [holders_row(prop)])
         totals: dict[bytes, dict[str, int]] = defaultdict(dict)
         for column, n in sorted(holders.items()):
             totals[column[:VALUE_ID_SIZE]][encode_id(column[VALUE_ID_SIZE:])] = n
-        events = await self._catalog.events(scope)
+        events = await names.events()
         return {
             "id": encode_id(prop),
             "name": name,
@@ -288,10 +291,40 @@ class Reports:
         }
 
     async def funnel(self, scope: str, steps: Sequence[bytes], prop_name: str | None = None) -> dict[str, object]:
+        """Part 1's pairwise report of `steps`: the unsaved preview."""
+        return await self._pairwise(scope, steps, prop_name, await self._split(scope, prop_name))
+
+    async def saved_funnel(self, scope: str, record: dict, days: Series | None) -> dict[str, object]:
+        """A saved funnel's report: the pairwise keys, and the exact `conversion` when it has one.
+
+        Its property's values are read once for both parts, and the two
+        parts' counter rows are read at the same time.
+        """
+        values = await self._split(scope, record["property"])
+        steps = [decode_id(text) for text in record["event_ids"]]
+        parts = [self._pairwise(scope, steps, record["property"], values)]
+        exact = SavedFunnel.of(record)
+        if exact is not None:
+            parts.append(self._conversion(scope, exact, record, days, values))
+        report, *conversion = await gather(Deferred.fromCoroutine(part) for part in parts)
+        answer = {**report, "description": record["description"]}
+        if conversion:
+            answer["conversion"] = conversion[0]
+        return answer
+
+    async def _split(self, scope: str, prop_name: str | None) -> dict[bytes, object] | None:
+        """The values a funnel report is split by: none without a property."""
+        if prop_name is None:
+            return None
+        return await self._values(self._catalog.names(scope), property_id(prop_name))
+
+    async def _pairwise(
+        self, scope: str, steps: Sequence[bytes], prop_name: str | None, values: dict[bytes, object] | None
+    ) -> dict[str, object]:
         ids = [encode_id(step) for step in steps]
         distinct = list(dict.fromkeys(steps))
         answer: dict[str, object] = {"event_ids": ids}
-        if prop_name is None:
+        if prop_name is None or values is None:
             counts = {step: by_value[ALL] for step, by_value in (await self._counts(scope, distinct)).items()}
             for key in ("total", "unique_total", "path", "unique_path"):
                 answer[key] = {encode_id(step): getattr(c, key) for step, c in counts.items()}
@@ -299,7 +332,6 @@ class Reports:
             answer["unique_funnel"] = _funnel(steps, counts, "unique_total", "unique_path")
             return answer
         prop = property_id(prop_name)
-        values = await self._values(scope, prop)
         segments = await self._counts(scope, distinct, prop, list(values))
         answer["property"] = {
             "name": prop_name,
@@ -323,6 +355,11 @@ class Reports:
 
     async def conversion(self, scope: str, funnel: SavedFunnel, record: dict, days: Series | None) -> dict[str, object]:
         """The `conversion` object of a saved funnel (docs/api.md, "Exact funnels"), from its counter rows."""
+        return await self._conversion(scope, funnel, record, days, await self._split(scope, record["property"]))
+
+    async def _conversion(
+        self, scope: str, funnel: SavedFunnel, record: dict, days: Series | None, values: dict[bytes, object] | None
+    ) -> dict[str, object]:
         steps = len(funnel.definition.steps)
         rows = [conversion_row(funnel.version)]
         if days is not None:
@@ -331,9 +368,7 @@ class Reports:
         cells = await self._store.read_rows(scope, rows)
         visitors = [0] * steps
         times = [[0] * len(BUCKET_BOUNDS) for _ in range(steps)]
-        by_value: dict[bytes, list[int]] = {}
-        if funnel.prop is not None:
-            by_value = {value: [0] * steps for value in await self._values(scope, funnel.prop)}
+        by_value = {value: [0] * steps for value in values or ()}
         for column, n in cells[0].items():
             tag = column[:1]
             if tag == LEVEL:

@@ -77,9 +77,10 @@ async def export(
 
 async def _properties(catalog: Catalog, scope: str, visitor: Visitor) -> dict[str, list]:
     by_property: dict[str, list] = {}
+    names = catalog.names(scope)
     for prop in sorted({value[:ID_SIZE] for value in visitor.values}):
-        name = await catalog.property_name(scope, prop)
-        known = await catalog.values(scope, prop)
+        name = await names.property_name(prop)
+        known = await names.values(prop)
         if name is not None:
             by_property[name] = [known[value] for value in sorted(visitor.values) if value in known]
     return by_property

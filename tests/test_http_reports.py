@@ -6,7 +6,9 @@ import re
 import pytest
 import pytest_twisted
 
-from hiitrack.counting import DAY, HOUR
+from hiitrack.accounts import bucket_scope
+from hiitrack.counting import DAY, HOUR, NAMES
+from hiitrack.store.kinds import VALUE
 from tests.helpers import auth_of, b64json, batch, eid, get_json, new_user, path, pid, track, vid
 
 D = 1_699_920_000  # 2023-11-14 00:00:00 UTC, a day boundary
@@ -342,6 +344,50 @@ async def test_funnel_unknown_step_counts_zero(server, user_name):
         server, user_name, "funnel", params=[("event", "never"), ("event", "A"), ("property", "plan")]
     )
     assert report["funnels"] == {PRO: [[never, 0], [A, 0]], FREE: [[never, 0], [A, 0]]}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_report_reads_the_names_in_use_once_and_a_property_s_values_once(server, user_name, monkeypatch):
+    """However many names a report gives (its event, the properties, their
+    values), the bucket's names row is read once; a saved funnel split by a
+    property reads the property's values once for its pairwise and exact parts."""
+    await _funnel_bucket(server, user_name)
+    await batch(server.client, user_name, "b", "v1", [], [["country", "nl"]])
+    params = {"event": ["A", "B", "C"], "property": "plan"}
+    saved = await server.client.post(path(user_name, "b", "funnel", "f"), params, auth=auth_of(user_name))
+    assert saved.status == 201, saved.body
+    scope = bucket_scope(user_name, "b")
+    await server.app.backfills.finished(scope, "f")
+    store = server.app.store
+    names_reads: list[str] = []
+    value_scans: list[str] = []
+    read_rows, scan = store.read_rows, store.scan
+
+    def counted_read_rows(read_scope, rows, *bounds):
+        names_reads.extend(read_scope for row in rows if row == NAMES)
+        return read_rows(read_scope, rows, *bounds)
+
+    def counted_scan(scan_scope, kind, *args):
+        if kind == VALUE.of(pid("plan")):
+            value_scans.append(scan_scope)
+        return scan(scan_scope, kind, *args)
+
+    monkeypatch.setattr(store, "read_rows", counted_read_rows)
+    monkeypatch.setattr(store, "scan", counted_scan)
+    reports = [
+        ((), None),
+        (("event", "A"), {"property": "plan"}),
+        (("property", "plan"), None),
+        (("funnel", "f"), None),
+        (("visitor", "v1"), None),
+    ]
+    for segments, report_params in reports:
+        names_reads.clear()
+        value_scans.clear()
+        answer = await get_json(server, user_name, *segments, params=report_params)
+        assert names_reads == [scope], segments
+        assert value_scans == ([scope] if segments != () else []), segments
+    assert answer["properties"] == {"country": ["nl"], "plan": ["pro"]}
 
 
 @pytest.mark.parametrize(

@@ -114,13 +114,7 @@ class Funnel(OfFunnel):
         await self.authorize_existing(request)
         funnel = await saved_funnel(self.app, self.scope, self.name)
         days = requested_series(params.without("interval"), self.app.clock())
-        steps = [decode_id(text) for text in funnel["event_ids"]]
-        report = await self.app.reports.funnel(self.scope, steps, funnel["property"])
-        answer = {**report, "description": funnel["description"]}
-        exact = SavedFunnel.of(funnel)
-        if exact is not None:
-            answer["conversion"] = await self.app.reports.conversion(self.scope, exact, funnel, days)
-        return answer
+        return await self.app.reports.saved_funnel(self.scope, funnel, days)
 
     async def handle_DELETE(self, request: Request, params: Params) -> dict:
         await self.authorize_existing(request)
