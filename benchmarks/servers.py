@@ -81,9 +81,9 @@ def _tail(log: Path) -> str:
         return ""
 
 
-def _env() -> dict[str, str]:
+def _env(root: Path = ROOT) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     # The operator's secret for /metrics: never on the command line.
     env[METRICS_AUTH_VARIABLE] = METRICS_AUTH
     return env
@@ -92,11 +92,11 @@ def _env() -> dict[str, str]:
 class Server:
     """A subprocess listening on a loopback port; stopped on exit."""
 
-    def __init__(self, command: list[str], port: int, log: Path, cwd: Path) -> None:
+    def __init__(self, command: list[str], port: int, log: Path, cwd: Path, root: Path = ROOT) -> None:
         self.port = port
         self.log = log
         with open(log, "wb") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=_env())
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=_env(root))
         try:
             _wait_for_port(port, self.process, log)
         except BaseException:
@@ -128,10 +128,10 @@ def start_floor(work: Path, lean: bool = False) -> Server:
 
 
 def start_hiitrack(
-    work: Path, store: str, name: str, options: Sequence[str] = (), preload: Sequence[str] = ()
+    work: Path, store: str, name: str, options: Sequence[str] = (), preload: Sequence[str] = (), root: Path = ROOT
 ) -> Server:
     """`twistd hiitrack` on `store` with more `options`, logging to `name`.log in `work`; the
-    modules of `preload` imported first."""
+    modules of `preload` imported first; HiiTrack as the checkout at `root` has it."""
     port = free_port()
     imports = "".join(f"import {module}; " for module in preload)
     command = [
@@ -139,7 +139,7 @@ def start_hiitrack(
         "-n", "--pidfile=", "-l", str(work / f"{name}.log"),
         "hiitrack", "--port", f"tcp:{port}:interface=127.0.0.1", "--store", store, *options,
     ]  # fmt: skip
-    return Server(command, port, work / f"{name}.out", work)
+    return Server(command, port, work / f"{name}.out", work, root)
 
 
 def start_nginx(nginx: str, work: Path, upstreams: list[Server]) -> Server:

@@ -96,6 +96,19 @@ def test_the_cell_path_counts_every_event_into_the_layers() -> None:
         assert parts[0] > 0 and float(found.group(6)) >= 0
 
 
+@pytest.mark.timeout(180)
+def test_report_reads_times_each_report_of_two_checkouts_in_turn() -> None:
+    """`python -m benchmarks.report_reads`: the saved funnel counts what the load gave it (else it exits 1),
+    then each report's median, each checkout in each round."""
+    output = ran("benchmarks.report_reads", "--visitors", "60", "--requests", "3", "--rounds", "2", "--against", ".")
+    lines = output.strip().splitlines()
+    assert lines[0] == "report reads, sqlite, 60 visitors: median ms of 3 reads in each of 2 rounds"
+    reports = ["overview", "event by plan", "property", "saved funnel", "visitor"]
+    for line, report in zip(lines[1:], reports, strict=True):
+        found = re.fullmatch(rf"{report}: this ([\d.]+) / ([\d.]+)   against ([\d.]+) / ([\d.]+)", line)
+        assert found and all(float(ms) > 0 for ms in found.groups()), line
+
+
 @pytest.mark.timeout(120)
 def test_report_cpu_times_the_funnel_report_of_an_exactly_counted_load() -> None:
     """`python -m benchmarks.report_cpu`: an exactly counted load (else it exits 1), then CPU and time per report."""
