@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import ujson
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import DeferredLock
 
 from hiitrack.caching import LRU
 from hiitrack.counting import NAMES, NAMES_COUNTED, USED_EVENT, USED_PROPERTY, USED_VALUE
-from hiitrack.gathering import gather
+from hiitrack.gathering import together
 from hiitrack.ids import ID_SIZE, canonical_json, decode_id, encode_id
 from hiitrack.limits import Limits, OverLimit
 from hiitrack.store import Store, WriteBatch
@@ -108,7 +108,7 @@ class Catalog:
         if not unknown:
             return admission
         addresses = list(unknown)
-        stored = await gather(Deferred.fromCoroutine(self._store.get(scope, kind, key)) for kind, key in addresses)
+        stored = await together(*(self._store.get(scope, kind, key) for kind, key in addresses))
         for (kind, _), raw, raw_id in zip(addresses, stored, unknown.values(), strict=True):
             if raw is not None:
                 continue
@@ -126,9 +126,7 @@ class Catalog:
     async def _check(self, scope: str, admission: Admission) -> None:
         counts = self._counts.get(scope)
         if counts is None or self._clock() - counts.read_at > COUNT_SECONDS:
-            events, properties = await gather(
-                Deferred.fromCoroutine(self._store.scan(scope, kind)) for kind in (EVENT, PROPERTY)
-            )
+            events, properties = await together(self._store.scan(scope, EVENT), self._store.scan(scope, PROPERTY))
             counts = _Counts(self._clock(), len(events), len(properties))
             self._counts.put(scope, counts)
         limits = self._limits
@@ -189,17 +187,17 @@ class Catalog:
 class BucketNames:
     """A bucket's names in use, as one report sees them.
 
-    The names row (which ids some visitor uses) is read once, beside the
-    first name record asked for, and answers every later question of the
-    report: a report that names its event, its properties and their values
-    reads it once, in no extra round trip.  Questions asked at the same
-    moment before the first answer each read it.
+    The names row (which ids some visitor uses) is read once, at the same
+    time as the first name records asked for, and answers every question
+    of the report: a report that asks for its event, the properties and
+    their values at once reads it once, in one round trip.
     """
 
     def __init__(self, store: Store, scope: str) -> None:
         self._store = store
         self._scope = scope
         self._cells: dict[bytes, int] | None = None
+        self._reading = DeferredLock()
 
     async def events(self) -> dict[bytes, str]:
         names, used = await self._in_use(self._store.scan(self._scope, EVENT), USED_EVENT)
@@ -226,19 +224,24 @@ class BucketNames:
         self, names: Coroutine[Any, Any, _Read], kind: bytes, prefix: bytes = b""
     ) -> tuple[_Read, Container[bytes]]:
         """What `names` reads, and which ids starting with `prefix` among those of `kind`
-        (`USED_EVENT`, ...) some visitor uses: all of them in a bucket made before it counted them.
-        The names row is read whole: the SQLite store keeps whole rows (a range would be read
-        from the file each time)."""
-        if self._cells is None:
-            read, (self._cells,) = await gather(
-                [Deferred.fromCoroutine(names), Deferred.fromCoroutine(self._store.read_rows(self._scope, [NAMES]))]
-            )
-        else:
-            read = await names
-        if NAMES_COUNTED not in self._cells:
+        (`USED_EVENT`, ...) some visitor uses: all of them in a bucket made before it counted them."""
+        read, cells = await together(names, self._names_row())
+        if NAMES_COUNTED not in cells:
             return read, _EVERY_ID
         start = kind + prefix
-        return read, {column[len(kind) :] for column, n in self._cells.items() if n > 0 and column.startswith(start)}
+        return read, {column[len(kind) :] for column, n in cells.items() if n > 0 and column.startswith(start)}
+
+    async def _names_row(self) -> dict[bytes, int]:
+        """The names row, read by the first question; those asked meanwhile wait for it.  It is
+        read whole: the SQLite store keeps whole rows (a range would be read from the file each time)."""
+        if self._cells is None:
+            await self._reading.acquire()
+            try:
+                if self._cells is None:
+                    (self._cells,) = await self._store.read_rows(self._scope, [NAMES])
+            finally:
+                self._reading.release()
+        return self._cells
 
 
 def _decoded_names(records: dict[str, bytes], used: Container[bytes]) -> dict[bytes, str]:

@@ -6,11 +6,12 @@ anything else 500, so reads made together must fail as each would alone.
 Tests: tests/test_store_errors.py.
 """
 
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList
 
-__all__ = ["gather"]
+__all__ = ["gather", "together"]
 
 
 async def gather(deferreds: Iterable[Deferred]) -> list:
@@ -20,3 +21,8 @@ async def gather(deferreds: Iterable[Deferred]) -> list:
         if not succeeded:
             value.raiseException()
     return [value for _, value in results]
+
+
+async def together(*coroutines: Coroutine[Any, Any, Any]) -> list:
+    """Every coroutine's result in order, the coroutines run at the same time; the first failure if any."""
+    return await gather(Deferred.fromCoroutine(coroutine) for coroutine in coroutines)

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Protocol
 
-from twisted.internet.defer import Deferred
-
 from hiitrack.accounts import Accounts, bucket_scope
-from hiitrack.catalog import BucketNames, Catalog
+from hiitrack.catalog import Catalog
 from hiitrack.conversions import BY_VALUE, LEVEL, TIME, SavedFunnel, conversion_row, day_rows, level_kind
 from hiitrack.counting import (
     DAY,
@@ -36,7 +34,7 @@ from hiitrack.counting import (
 )
 from hiitrack.errors import BadRequest, NotFound
 from hiitrack.funnels import BUCKET_BOUNDS, median
-from hiitrack.gathering import gather
+from hiitrack.gathering import together
 from hiitrack.ids import decode_id, encode_id, property_id
 from hiitrack.limits import Limits, OverLimit
 from hiitrack.store.interface import CounterStore, RecordStore
@@ -167,6 +165,13 @@ def _add_points(by_value: dict[bytes, _Counts], cells: dict[bytes, int], width: 
             counts.unique_total = _with_point(counts.unique_total, n, stamp)
 
 
+def _known(name: str | None, what: str) -> str:
+    """A report's name, which a name unseen (or no visitor's any more) makes a 404."""
+    if name is None:
+        raise NotFound(f"this bucket has never seen that {what}")
+    return name
+
+
 class ReportStore(CounterStore, RecordStore, Protocol):
     """What reports read: counter rows, and the drop-off index a page at a time."""
 
@@ -180,12 +185,11 @@ class Reports:
 
     async def overview(self, user: str, bucket: str, record: dict) -> dict[str, object]:
         """A bucket at a glance (`record` is its account record): its read-only key and every name it has seen."""
-        access_key = await self._accounts.access_key(user, bucket)
         scope = bucket_scope(user, bucket)
         names = self._catalog.names(scope)
-        events = await names.events()
-        properties = await names.properties()
-        funnels = await self._catalog.funnels(scope)
+        access_key, events, properties, funnels = await together(
+            self._accounts.access_key(user, bucket), names.events(), names.properties(), self._catalog.funnels(scope)
+        )
         return {
             "bucket_name": bucket,
             "description": record["description"],
@@ -195,9 +199,8 @@ class Reports:
             "funnels": {name: {"description": funnel["description"]} for name, funnel in funnels.items()},
         }
 
-    async def _values(self, names: BucketNames, prop: bytes) -> dict[bytes, object]:
-        """The property's values, if a report may split by them all."""
-        values = await names.values(prop)
+    def _splittable(self, values: dict[bytes, object]) -> dict[bytes, object]:
+        """A property's values, if a report may split by them all."""
         if len(values) > self._limits.report_values:
             raise OverLimit(
                 "report_values", self._limits.report_values, "this property has too many values to split a report by"
@@ -244,42 +247,43 @@ class Reports:
     async def event(
         self, scope: str, event: bytes, prop_name: str | None = None, series: Series | None = None
     ) -> dict[str, object]:
+        """The event's report: its names and counts read at once (with a property, then its segments)."""
         names = self._catalog.names(scope)
-        name = await names.event_name(event)
-        if name is None:
-            raise NotFound("this bucket has never seen that event")
-        properties = await names.properties()
-        answer: dict[str, object] = {"id": encode_id(event), "name": name}
+        answer: dict[str, object] = {"id": encode_id(event)}
         if prop_name is None:
-            answer.update((await self._counts(scope, [event], series=series))[event][ALL].as_dict())
+            name, properties, counts = await together(
+                names.event_name(event), names.properties(), self._counts(scope, [event], series=series)
+            )
+            answer["name"] = _known(name, "event")
+            answer.update(counts[event][ALL].as_dict())
         else:
-            prop, values = await self._property_values(names, prop_name, properties)
-            counts = (await self._counts(scope, [event], prop, list(values), series))[event]
+            prop = property_id(prop_name)
+            name, properties, values = await together(names.event_name(event), names.properties(), names.values(prop))
+            answer["name"] = _known(name, "event")
+            if prop not in properties:
+                raise NotFound("this bucket has never seen that property")
+            values = self._splittable(values)
+            by_value = (await self._counts(scope, [event], prop, list(values), series))[event]
             answer["values"] = {encode_id(value): content for value, content in values.items()}
             for key, plural in PLURAL.items():
-                answer[plural] = {encode_id(value): getattr(c, key) for value, c in counts.items()}
+                answer[plural] = {encode_id(value): getattr(c, key) for value, c in by_value.items()}
         answer["properties"] = {encode_id(pid): pname for pid, pname in properties.items()}
         return answer
 
-    async def _property_values(
-        self, names: BucketNames, name: str, properties: dict[bytes, str]
-    ) -> tuple[bytes, dict[bytes, object]]:
-        prop = property_id(name)
-        if prop not in properties:
-            raise NotFound("this bucket has never seen that property")
-        return prop, await self._values(names, prop)
-
     async def property(self, scope: str, prop: bytes) -> dict[str, object]:
+        """The property's report: its names, values and holders, read at once."""
         names = self._catalog.names(scope)
-        name = await names.property_name(prop)
-        if name is None:
-            raise NotFound("this bucket has never seen that property")
-        values = await self._values(names, prop)
-        (holders,) = await self._store.read_rows(scope, [holders_row(prop)])
+        name, values, (holders,), events = await together(
+            names.property_name(prop),
+            names.values(prop),
+            self._store.read_rows(scope, [holders_row(prop)]),
+            names.events(),
+        )
+        _known(name, "property")
+        values = self._splittable(values)
         totals: dict[bytes, dict[str, int]] = defaultdict(dict)
         for column, n in sorted(holders.items()):
             totals[column[:VALUE_ID_SIZE]][encode_id(column[VALUE_ID_SIZE:])] = n
-        events = await names.events()
         return {
             "id": encode_id(prop),
             "name": name,
@@ -306,7 +310,7 @@ class Reports:
         exact = SavedFunnel.of(record)
         if exact is not None:
             parts.append(self._conversion(scope, exact, record, days, values))
-        report, *conversion = await gather(Deferred.fromCoroutine(part) for part in parts)
+        report, *conversion = await together(*parts)
         answer = {**report, "description": record["description"]}
         if conversion:
             answer["conversion"] = conversion[0]
@@ -316,7 +320,7 @@ class Reports:
         """The values a funnel report is split by: none without a property."""
         if prop_name is None:
             return None
-        return await self._values(self._catalog.names(scope), property_id(prop_name))
+        return self._splittable(await self._catalog.names(scope).values(property_id(prop_name)))
 
     async def _pairwise(
         self, scope: str, steps: Sequence[bytes], prop_name: str | None, values: dict[bytes, object] | None
@@ -415,9 +419,8 @@ class Reports:
             low = 1 if reached else 2
             raise BadRequest(f"step must be an integer from {low} to {steps} for this funnel and status")
         levels = range(step, steps + 1) if reached else [step - 1]
-        pages = await gather(
-            Deferred.fromCoroutine(self._store.page(scope, level_kind(funnel.version, level), after, limit + 1))
-            for level in levels
+        pages = await together(
+            *(self._store.page(scope, level_kind(funnel.version, level), after, limit + 1) for level in levels)
         )
         visitors = sorted({key for page in pages for key, _ in page})
         more = len(visitors) > limit

@@ -9,6 +9,7 @@ it.  Tests: tests/test_history.py.
 from hiitrack.catalog import Catalog
 from hiitrack.counting import Visitor
 from hiitrack.errors import BadRequest
+from hiitrack.gathering import together
 from hiitrack.history import Hit, hit_key, hits_kind
 from hiitrack.ids import ID_SIZE
 from hiitrack.store.interface import RecordStore
@@ -76,11 +77,11 @@ async def export(
 
 
 async def _properties(catalog: Catalog, scope: str, visitor: Visitor) -> dict[str, list]:
-    by_property: dict[str, list] = {}
     names = catalog.names(scope)
-    for prop in sorted({value[:ID_SIZE] for value in visitor.values}):
-        name = await names.property_name(prop)
-        known = await names.values(prop)
-        if name is not None:
-            by_property[name] = [known[value] for value in sorted(visitor.values) if value in known]
-    return by_property
+    held = sorted({value[:ID_SIZE] for value in visitor.values})
+    found = await together(*(together(names.property_name(prop), names.values(prop)) for prop in held))
+    return {
+        name: [known[value] for value in sorted(visitor.values) if value in known]
+        for name, known in found
+        if name is not None
+    }

@@ -23,10 +23,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cassandra.query import BatchType
-from twisted.internet.defer import Deferred
 
 from hiitrack.caching import LRU
-from hiitrack.gathering import gather
+from hiitrack.gathering import together
 from hiitrack.store.cassandra.bridge import ROW_BYTES, Cql, Write, applied, chunks, packed
 from hiitrack.store.cassandra.partitions import Entry, PartitionIndex, stored
 from hiitrack.store.interface import in_parts
@@ -117,7 +116,7 @@ class Counters:
         """Set every cell `layer` touches to this writer's total with it, unless the cell holds it
         already; how many cells were set."""
         scopes = sorted({stored(scope) for scope, _ in layer.rows})
-        found = await gather(Deferred.fromCoroutine(self._generation(scope, create=True)) for scope in scopes)
+        found = await together(*(self._generation(scope, create=True) for scope in scopes))
         generations = {scope: generation for scope, (generation, _) in zip(scopes, found, strict=True)}
         # A generation this fold made has no cells to read totals from (a
         # bucket's first fold: thousands of cells at once).
