@@ -12,7 +12,7 @@ history.  It prints the median milliseconds of each report in each round.
 With ``--against`` a server of that checkout (its HiiTrack first on the
 module path) takes a turn in each round on the same store, the two in
 alternating order: two read paths compared in one run, on a machine whose
-speed moves by half within minutes.  It exits 1 if a report is not
+speed moves by half within minutes.  The store is removed at the end.  It exits 1 if a report is not
 answered 200 or the funnel's first step does not count the visitors the
 load gave it.  Loopback only.  Tests: tests/test_bench_smoke.py.
 """
@@ -21,6 +21,7 @@ import argparse
 import base64
 import random
 import secrets
+import shutil
 import statistics
 import tempfile
 import time
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if options.store == "cassandra":
             drop_keyspaces([keyspace])
+        shutil.rmtree(work, ignore_errors=True)
     print(
         f"report reads, {options.store}, {options.visitors:,} visitors: median ms of {options.requests} reads "
         f"in each of {options.rounds} rounds"
