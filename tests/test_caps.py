@@ -195,6 +195,8 @@ async def test_reports_split_by_at_most_report_values_values(capped, user_name):
     await other.record_hit(user_name, "b", "v2", ["A"], [("p", 3)])
     for where, params in split:
         _refused(await client.get(where, params, auth=auth), "report-values", 2)
+    # An event never seen is a 404 before the property's values are weighed, though they are read with it.
+    assert (await client.get(path(user_name, "b", "event", "never"), {"property": "p"}, auth=auth)).status == 404
     # Splitting by another property, and unsplit reports, still answer.
     assert (await client.get(path(user_name, "b", "event", "A"), {"property": "q"}, auth=auth)).status == 200
     assert (await _report(client, user_name))["total"] == 2
