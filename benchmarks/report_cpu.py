@@ -17,10 +17,8 @@ Tests: tests/test_bench_smoke.py.
 """
 
 import argparse
-import secrets
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from twisted.internet import defer, task
 
 from benchmarks.client import basic, create_user, http, recorded
 from benchmarks.machine_speed import by_speed, probe
-from benchmarks.servers import drop_keyspaces, start_hiitrack
+from benchmarks.servers import scratch_store, start_hiitrack
 from benchmarks.workload import FUNNEL_STEPS
 from benchmarks.wrk import run_wrk
 from hiitrack.accounts import bucket_scope
@@ -114,16 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reports", type=int, default=30, help="reports a round")
     parser.add_argument("--rounds", type=int, default=5)
     options = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="report-cpu-"))
-    keyspace = f"bench_{secrets.token_hex(4)}"
-    store = f"sqlite:{work / 'report.db'}" if options.store == "sqlite" else f"cassandra://127.0.0.1/{keyspace}"
-    try:
+    with scratch_store(options.store, "report-cpu-") as (work, store):
         load(work, store, options.events)
         # Exits the process: 0 once the report is printed, 1 if measuring failed.
         task.react(lambda _: defer.Deferred.fromCoroutine(report(options, store)))
-    finally:
-        if options.store == "cassandra":
-            drop_keyspaces([keyspace])
 
 
 if __name__ == "__main__":

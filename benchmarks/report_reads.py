@@ -20,10 +20,7 @@ load gave it.  Loopback only.  Tests: tests/test_bench_smoke.py.
 import argparse
 import base64
 import random
-import secrets
-import shutil
 import statistics
-import tempfile
 import time
 from http.client import HTTPConnection
 from pathlib import Path
@@ -32,7 +29,7 @@ from urllib.parse import urlencode
 import ujson
 
 from benchmarks.client import basic, create_user, http
-from benchmarks.servers import ROOT, drop_keyspaces, start_hiitrack
+from benchmarks.servers import ROOT, scratch_store, start_hiitrack
 
 __all__ = ["main"]
 
@@ -134,20 +131,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=300, help="timed reads of each report in a turn")
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="report-reads-"))
-    keyspace = f"bench_{secrets.token_hex(4)}"
-    store = f"sqlite:{work / 'reads.db'}" if options.store == "sqlite" else f"cassandra://127.0.0.1/{keyspace}"
     versions = {"this": ROOT} | ({"against": options.against.resolve()} if options.against else {})
-    try:
+    medians: dict[str, list[dict[str, float]]] = {name: [] for name in versions}
+    with scratch_store(options.store, "report-reads-") as (work, store):
         load(work, store, options.visitors)
-        medians: dict[str, list[dict[str, float]]] = {name: [] for name in versions}
         for round_ in range(options.rounds):
             for name in sorted(versions, reverse=round_ % 2 == 1):
                 medians[name].append(timed(work, store, versions[name], options.requests))
-    finally:
-        if options.store == "cassandra":
-            drop_keyspaces([keyspace])
-        shutil.rmtree(work, ignore_errors=True)
     print(
         f"report reads, {options.store}, {options.visitors:,} visitors: median ms of {options.requests} reads "
         f"in each of {options.rounds} rounds"

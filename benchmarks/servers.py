@@ -6,12 +6,16 @@ Tests: tests/test_bench_smoke.py.
 """
 
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.client import METRICS_AUTH
@@ -25,6 +29,7 @@ __all__ = [
     "cpu_seconds",
     "drop_keyspaces",
     "free_port",
+    "scratch_store",
     "seconds_since_start",
     "start_floor",
     "start_hiitrack",
@@ -165,3 +170,17 @@ def drop_keyspaces(keyspaces: list[str]) -> None:
         cluster.shutdown()
     except Exception as error:  # cleanup only: report and go on
         print(f"could not drop keyspaces {keyspaces}: {error}", file=sys.stderr)
+
+
+@contextmanager
+def scratch_store(kind: str, prefix: str) -> Iterator[tuple[Path, str]]:
+    """A temporary folder for a run's logs and a fresh store: a SQLite file in that folder, or a
+    new keyspace on the node of scripts/cassandra; both are gone afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    keyspace = f"bench_{secrets.token_hex(4)}"
+    try:
+        yield work, f"sqlite:{work / 'bench.db'}" if kind == "sqlite" else f"cassandra://127.0.0.1/{keyspace}"
+    finally:
+        if kind == "cassandra":
+            drop_keyspaces([keyspace])
+        shutil.rmtree(work, ignore_errors=True)
