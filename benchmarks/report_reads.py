@@ -12,9 +12,10 @@ history.  It prints the median milliseconds of each report in each round.
 With ``--against`` a server of that checkout (its HiiTrack first on the
 module path) takes a turn in each round on the same store, the two in
 alternating order: two read paths compared in one run, on a machine whose
-speed moves by half within minutes.  The store is removed at the end.  It exits 1 if a report is not
-answered 200 or the funnel's first step does not count the visitors the
-load gave it.  Loopback only.  Tests: tests/test_bench_smoke.py.
+speed moves by half within minutes.  The store is removed at the end.  It
+exits 1 if a report is not answered 200 or the funnel's first step does
+not count the visitors the load gave it.  Loopback only.  Tests:
+tests/test_bench_smoke.py.
 """
 
 import argparse
@@ -71,6 +72,8 @@ def load(work: Path, store: str, visitors: int) -> None:
         deadline = time.monotonic() + BACKFILL_SECONDS
         while True:
             status, report = http(server.port, "GET", REPORTS["saved funnel"], auth=basic(USER))
+            if status != 200:
+                raise SystemExit(f"the saved funnel answered {status}: {report}")
             conversion = report["conversion"]
             if conversion["backfill"]["state"] == "done":
                 break
