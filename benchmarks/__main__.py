@@ -49,7 +49,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--events",
         type=int,
         default=None,
-        help="events recorded before the second funnel measurement (default 1000000)",
+        help="events in the funnel's larger store; the smaller holds a tenth (default 1000000)",
     )
     parser.add_argument(
         "--funnel-only",

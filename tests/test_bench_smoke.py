@@ -159,9 +159,13 @@ def test_machine_speed_prints_the_probe_s_times_over_a_while() -> None:
 
 @pytest.mark.timeout(180)
 def test_funnel_only_reads_the_funnel_and_nothing_else() -> None:
-    """`--funnel-only`: the pairwise funnel's load and reads (checked exact), without the floor or ingest."""
+    """`--funnel-only`: the pairwise funnel's load and reads (checked exact), without the floor or ingest:
+    a store of each size, loaded on its own, then both read in turn for the speed ratio."""
     output = ran("benchmarks", "--quick", "--funnel-only")
-    assert "sqlite funnel at 10,000 events: p50 / p99 (1 connection)" in output
+    for events in ("1,000", "10,000"):
+        assert f"sqlite loaded {events} events" in output
+        assert f"sqlite funnel at {events} events: p50 / p99 (1 connection)" in output
+    assert "sqlite funnel speed at 10,000 ÷ at 1,000, in turn (16 connections; 1 connection)" in output
     assert "every event answered 200 was counted" in output
     assert "floor" not in output and "ingest" not in output, output
 
