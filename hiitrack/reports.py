@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from hiitrack.accounts import Accounts, bucket_scope
 from hiitrack.catalog import Catalog
@@ -68,6 +68,13 @@ class Series:
         if not 0 <= start <= last < LATEST:
             raise BadRequest("start and finish must be Unix times, start no later than finish")
         return cls(interval, start, min(last, int(now) + DAY.seconds))
+
+
+class Split(NamedTuple):
+    """The property a funnel report is split by, and its values by id (at most `report_values`)."""
+
+    name: str
+    values: dict[bytes, object]
 
 
 Count = int | list[list[int]]
@@ -296,7 +303,7 @@ class Reports:
 
     async def funnel(self, scope: str, steps: Sequence[bytes], prop_name: str | None = None) -> dict[str, object]:
         """Part 1's pairwise report of `steps`: the unsaved preview."""
-        return await self._pairwise(scope, steps, prop_name, await self._split(scope, prop_name))
+        return await self._pairwise(scope, steps, await self._split(scope, prop_name))
 
     async def saved_funnel(self, scope: str, record: dict, days: Series | None) -> dict[str, object]:
         """A saved funnel's report: the pairwise keys, and the exact `conversion` when it has one.
@@ -304,41 +311,40 @@ class Reports:
         Its property's values are read once for both parts, and the two
         parts' counter rows are read at the same time.
         """
-        values = await self._split(scope, record["property"])
+        split = await self._split(scope, record["property"])
         steps = [decode_id(text) for text in record["event_ids"]]
-        parts = [self._pairwise(scope, steps, record["property"], values)]
+        parts = [self._pairwise(scope, steps, split)]
         exact = SavedFunnel.of(record)
         if exact is not None:
-            parts.append(self._conversion(scope, exact, record, days, values))
+            parts.append(self._conversion(scope, exact, record, days, split))
         report, *conversion = await together(*parts)
         answer = {**report, "description": record["description"]}
         if conversion:
             answer["conversion"] = conversion[0]
         return answer
 
-    async def _split(self, scope: str, prop_name: str | None) -> dict[bytes, object] | None:
-        """The values a funnel report is split by: none without a property."""
+    async def _split(self, scope: str, prop_name: str | None) -> Split | None:
+        """The property a funnel report is split by, with its values: none without a property."""
         if prop_name is None:
             return None
-        return self._splittable(await self._catalog.names(scope).values(property_id(prop_name)))
+        return Split(prop_name, self._splittable(await self._catalog.names(scope).values(property_id(prop_name))))
 
-    async def _pairwise(
-        self, scope: str, steps: Sequence[bytes], prop_name: str | None, values: dict[bytes, object] | None
-    ) -> dict[str, object]:
+    async def _pairwise(self, scope: str, steps: Sequence[bytes], split: Split | None) -> dict[str, object]:
         ids = [encode_id(step) for step in steps]
         distinct = list(dict.fromkeys(steps))
         answer: dict[str, object] = {"event_ids": ids}
-        if prop_name is None or values is None:
+        if split is None:
             counts = {step: by_value[ALL] for step, by_value in (await self._counts(scope, distinct)).items()}
             for key in ("total", "unique_total", "path", "unique_path"):
                 answer[key] = {encode_id(step): getattr(c, key) for step, c in counts.items()}
             answer["funnel"] = _funnel(steps, counts, "total", "path")
             answer["unique_funnel"] = _funnel(steps, counts, "unique_total", "unique_path")
             return answer
-        prop = property_id(prop_name)
+        values = split.values
+        prop = property_id(split.name)
         segments = await self._counts(scope, distinct, prop, list(values))
         answer["property"] = {
-            "name": prop_name,
+            "name": split.name,
             "id": encode_id(prop),
             "values": {encode_id(value): content for value, content in values.items()},
         }
@@ -362,7 +368,7 @@ class Reports:
         return await self._conversion(scope, funnel, record, days, await self._split(scope, record["property"]))
 
     async def _conversion(
-        self, scope: str, funnel: SavedFunnel, record: dict, days: Series | None, values: dict[bytes, object] | None
+        self, scope: str, funnel: SavedFunnel, record: dict, days: Series | None, split: Split | None
     ) -> dict[str, object]:
         steps = len(funnel.definition.steps)
         rows = [conversion_row(funnel.version)]
@@ -372,7 +378,7 @@ class Reports:
         cells = await self._store.read_rows(scope, rows)
         visitors = [0] * steps
         times = [[0] * len(BUCKET_BOUNDS) for _ in range(steps)]
-        by_value = {value: [0] * steps for value in values or ()}
+        by_value = {value: [0] * steps for value in split.values} if split is not None else {}
         for column, n in cells[0].items():
             tag = column[:1]
             if tag == LEVEL:
