@@ -410,11 +410,12 @@ class Bench:
             self.quiet(busy + ([int(NODE_PID.read_text())] if kind == "cassandra" else []))
             path = funnel_path(USER, "funnel")
             reads: dict[tuple[int, int], list[Load]] = defaultdict(list)
+            in_turn = []
             for connections in (1, CONNECTIONS):
-                for events in SPEED_ORDER:
-                    reads[sizes[events], connections].append(
-                        self.read_report(servers[sizes[events]].port, USER, path, connections=connections)
-                    )
+                for events in (sizes[which] for which in SPEED_ORDER):
+                    load = self.read_report(servers[events].port, USER, path, connections=connections)
+                    reads[events, connections].append(load)
+                    in_turn.append(f"{events:,}: {load.report_rate:,.0f}/s")
             rates = {key: statistics.fmean(load.report_rate for load in loads) for key, loads in reads.items()}
             for events in sizes:
                 alone = reads[events, 1]
@@ -433,7 +434,7 @@ class Bench:
             speed = {n: rates[second, n] / rates[first, n] if rates[first, n] else 0.0 for n in (CONNECTIONS, 1)}
             self.report.row(
                 f"{kind} funnel speed at {second:,} ÷ at {first:,}, in turn ({CONNECTIONS} connections; 1 connection)",
-                f"{speed[CONNECTIONS]:.2f}; {speed[1]:.2f}",
+                f"{speed[CONNECTIONS]:.2f}; {speed[1]:.2f}; reads in turn: {', '.join(in_turn)}",
                 f"≥ {TARGETS['funnel_ratio']}",
                 speed[CONNECTIONS] >= TARGETS["funnel_ratio"],
             )
