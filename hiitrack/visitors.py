@@ -78,10 +78,7 @@ async def export(
 
 async def _properties(catalog: Catalog, scope: str, visitor: Visitor) -> dict[str, list]:
     names = catalog.names(scope)
-    held = sorted({value[:ID_SIZE] for value in visitor.values})
+    values = sorted(visitor.values)
+    held = sorted({value[:ID_SIZE] for value in values})
     found = await together(*(together(names.property_name(prop), names.values(prop)) for prop in held))
-    return {
-        name: [known[value] for value in sorted(visitor.values) if value in known]
-        for name, known in found
-        if name is not None
-    }
+    return {name: [known[value] for value in values if value in known] for name, known in found if name is not None}
