@@ -9,9 +9,10 @@ the hit was stored.
 import pytest
 import pytest_twisted
 
+from hiitrack.counting import NAMES
 from hiitrack.store.interface import StoreUnavailable
 from hiitrack.store.kinds import EVENT, INSERT, VISITOR
-from tests.helpers import PASSWORD, get_json, new_user, path, stored, track
+from tests.helpers import PASSWORD, batch, get_json, new_user, path, stored, track
 
 
 def _failing_reads(store, kind) -> None:
@@ -69,3 +70,36 @@ async def test_a_funnel_visitors_page_whose_read_fails_is_503(server, user_name)
     answer = await client.get(where, {"step": 1, "status": "reached"}, auth=(user_name, PASSWORD))
     assert answer.status == 503, answer.body
     assert answer.json == {"error": "storage unavailable, try again"}
+
+
+@pytest.mark.parametrize("report", ["overview", "event", "event-by-property", "property"])
+@pytest_twisted.ensureDeferred
+async def test_a_report_whose_names_row_fails_beside_its_other_reads_is_503(server, user_name, report):
+    """A report reads the bucket's names row at the same time as its name records and counters:
+    that one read failing fails the report with 503, as it would alone."""
+    client = server.client
+    await new_user(client, user_name)
+    await batch(client, user_name, "b", "v1", ["seen"], [["plan", "pro"]])
+    (plan,) = (await get_json(server, user_name))["properties"]
+    where, params = {
+        "overview": ((), None),
+        "event": (("event", "seen"), None),
+        "event-by-property": (("event", "seen"), {"property": "plan"}),
+        "property": (("property", "plan"), None),
+    }[report]
+    store = server.app.store
+    read_rows = store.read_rows
+
+    async def failing(scope, rows, *args, **kwargs):
+        if NAMES in rows:
+            raise StoreUnavailable("the names row fails")
+        return await read_rows(scope, rows, *args, **kwargs)
+
+    store.read_rows = failing
+    answer = await client.get(path(user_name, "b", *where), params, auth=(user_name, PASSWORD))
+    assert answer.status == 503, answer.body
+    assert answer.json == {"error": "storage unavailable, try again"}
+    del store.read_rows
+    # And the same read answers once the row reads again.
+    answered = await get_json(server, user_name, *where, params=params)
+    assert answered["name"] == "plan" if report == "property" else answered["properties"] == {plan: "plan"}
