@@ -19,6 +19,7 @@ from benchmarks.phases import LOAD_EVENTS, Bench
 from benchmarks.report import TARGETS, Report
 from benchmarks.servers import drop_keyspaces
 from benchmarks.wrk import CONNECTIONS
+from hiitrack.native import compiled, stale
 
 __all__ = ["main"]
 
@@ -167,6 +168,9 @@ def _costs_and_exact(args: argparse.Namespace, bench: Bench) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if older := stale():
+        print(f"compiled modules older than their source: {', '.join(older)} (scripts/bench rebuilds them)")
+        return 2
     started = time.monotonic()
     report = Report()
     with tempfile.TemporaryDirectory(prefix="hiitrack-bench-") as tmp:
@@ -182,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"HiiTrack benchmark ({command.strip()}), {CONNECTIONS} connections, "
-        f"{os.cpu_count()} cores, {time.monotonic() - started:.0f}s"
+        f"{os.cpu_count()} cores, {time.monotonic() - started:.0f}s, "
+        f"the hot path {'compiled by mypyc' if compiled() else 'pure Python'}"
     )
     print(report.table())
     if report.failures:

@@ -38,6 +38,7 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import ClassVar
 
 from hiitrack.ids import ID_SIZE
 from hiitrack.limits import Limits, OverLimit
@@ -216,9 +217,9 @@ class Visitor:
     last_ms: int = 0
     last_event_ms: int = 0
 
-    _COUNT = struct.Struct(">Q")
-    _HISTORY = struct.Struct(">QQQ")
-    _LAST_EVENT = struct.Struct(">Q")
+    _COUNT: ClassVar[struct.Struct] = struct.Struct(">Q")
+    _HISTORY: ClassVar[struct.Struct] = struct.Struct(">QQQ")
+    _LAST_EVENT: ClassVar[struct.Struct] = struct.Struct(">Q")
 
     def to_bytes(self) -> bytes:
         """The wide layout up to `WIDE_EVENTS` events, the compact one (`_COMPACT`) past them.

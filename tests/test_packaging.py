@@ -6,7 +6,9 @@ of the checkout without build isolation.  The commands then run from a folder
 outside the copy, without PYTHONPATH, so only the installed package can
 answer.  A `hiitrack` installed into the system's own site-packages (as
 scripts/test does) must not be what answers: each check asserts where the
-package and twistd's plugin were found.
+package and twistd's plugin were found, and whether the hot path was
+compiled (setup.py: mypy is in the test extra, and this machine has a C
+compiler) or, with HIITRACK_PURE=1, left pure Python.
 """
 
 import os
@@ -30,17 +32,19 @@ GENERATED = shutil.ignore_patterns(
     "dropin.cache",
     "*.db*",
     "twistd.*",
+    "*.so",
 )
 # Twisted lives in the system's site-packages, so its `twistd` script runs the
 # system's interpreter; the venv's interpreter runs twistd's entry point.
 TWISTD = ["-c", "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"]
 WHERE = """
-import os, hiitrack, twisted.plugins
+import os, hiitrack, hiitrack.native, twisted.plugins
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 print(os.path.dirname(hiitrack.__file__))
 print(*[p for p in twisted.plugins.__path__ if os.path.exists(os.path.join(p, "hiitrack_plugin.py"))], sep=os.pathsep)
 print(*sorted(maker.tapname for maker in getPlugins(IServiceMaker)), sep=" ")
+print(hiitrack.native.compiled())
 """
 
 
@@ -77,10 +81,11 @@ def _install(tmp_path: Path, *pip_arguments: str) -> tuple[Path, Path]:
 
 
 def _package_files(folder: Path) -> set[str]:
+    """The package's files but bytecode and the compiled modules (setup.py)."""
     return {
         str(file.relative_to(folder))
         for file in folder.rglob("*")
-        if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc"
+        if file.is_file() and "__pycache__" not in file.parts and file.suffix not in (".pyc", ".so")
     }
 
 
@@ -90,11 +95,24 @@ def test_install_gives_twistd_hiitrack(tmp_path: Path, editable: bool) -> None:
     bin_folder, checkout = _install(tmp_path, *(["--editable"] if editable else []))
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    package, plugin_folders, tapnames = _run(bin_folder / "python", "-c", WHERE, cwd=outside).splitlines()
+    package, plugin_folders, tapnames, compiled = _run(bin_folder / "python", "-c", WHERE, cwd=outside).splitlines()
     installed = checkout if editable else bin_folder.parent
     assert Path(package).is_relative_to(installed), package
     assert any(Path(folder).is_relative_to(installed) for folder in plugin_folders.split(os.pathsep)), plugin_folders
     assert "hiitrack" in tapnames.split(), tapnames
     assert _package_files(Path(package)) == _package_files(checkout / "hiitrack"), "package data left out"
+    # mypy (the test extra) and a C compiler are here: the hot path is compiled (setup.py).
+    assert compiled == "True", "the hot path was installed as pure Python"
     usage = _run(bin_folder / "python", *TWISTD, "-n", "hiitrack", "--help", cwd=outside)
     assert "twistd [options] hiitrack" in usage and "--store=" in usage, usage
+
+
+@pytest.mark.timeout(300)
+def test_hiitrack_pure_installs_the_hot_path_uncompiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIITRACK_PURE", "1")
+    bin_folder, _ = _install(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    package, _, tapnames, compiled = _run(bin_folder / "python", "-c", WHERE, cwd=outside).splitlines()
+    assert compiled == "False" and not list(Path(package).rglob("*.so"))
+    assert "hiitrack" in tapnames.split(), tapnames

@@ -1,0 +1,31 @@
+"""Whether the hot path runs as the C extensions that setup.py compiles with mypyc.
+
+They are all built or none (they load one shared library).  In a checkout they
+are built in place (scripts/test, scripts/bench), and Python imports a
+module's extension before its source: `stale` names those whose source was
+edited since, which would otherwise run the old code.
+"""
+
+from pathlib import Path
+
+import hiitrack
+
+__all__ = ["compiled", "stale"]
+
+_PACKAGE = Path(hiitrack.__file__).parent
+
+
+def compiled() -> bool:
+    from hiitrack import counting
+
+    return not counting.__file__.endswith(".py")
+
+
+def stale() -> list[str]:
+    """The sources (relative to the package) newer than their compiled module."""
+    older = []
+    for extension in _PACKAGE.rglob("*.so"):
+        source = extension.with_name(extension.name.split(".", 1)[0] + ".py")
+        if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
+            older.append(str(source.relative_to(_PACKAGE)))
+    return sorted(older)

@@ -1,0 +1,71 @@
+"""HiiTrack's hot path compiled to C extensions by mypyc, where this machine can.
+
+pyproject.toml declares the package; this adds the modules of `NATIVE`,
+compiled from their own typed source (mypyc: the same code without the
+interpreter's dispatch), which takes a fifth to a third off the server's CPU
+per hit (docs/performance.md, "Session 44").  Without mypyc or a C compiler,
+or with HIITRACK_PURE=1, nothing is compiled and the package runs as the
+pure Python it is, the same in everything but speed.
+"""
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+NATIVE = [
+    "hiitrack/caching.py",
+    "hiitrack/counting.py",
+    "hiitrack/store/grouping.py",
+    "hiitrack/store/interface.py",
+    "hiitrack/store/write_behind.py",
+]
+"""The hit's counting, its merges into the commit and the fold, and the caches and locks every hit
+takes.  Not the modules whose objects the tests reach into (a compiled class's methods cannot be
+replaced on an instance) or that an uncompiled class extends."""
+GROUP = "hiitrack_native"
+"""The one shared library the compiled modules load (`GROUP`__mypyc): built together or not at all."""
+
+
+@functools.cache
+def _compiled() -> list[Extension]:
+    """mypyc's extensions of `NATIVE`, their C written: once a process, however often the build's
+    commands set build_ext up."""
+    from mypyc.build import mypycify
+
+    return mypycify(NATIVE, group_name=GROUP)
+
+
+def _pure(error: BaseException) -> None:
+    print(f"hiitrack: the hot path stays pure Python ({error!r})", file=sys.stderr)
+
+
+class BuildNativeOrPure(build_ext):
+    """Compiles `NATIVE` when the build runs (not each time pip reads the metadata); if that
+    fails, removes whatever it built, and the package is pure Python."""
+
+    def finalize_options(self) -> None:
+        self.distribution.ext_modules = []
+        if os.environ.get("HIITRACK_PURE") != "1":
+            try:
+                self.distribution.ext_modules = _compiled()
+            except (Exception, SystemExit) as error:  # no mypyc, or its type check failed
+                _pure(error)
+        super().finalize_options()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as error:  # no C compiler, no Python headers
+            _pure(error)
+            for extension in self.extensions:
+                Path(self.get_ext_fullpath(extension.name)).unlink(missing_ok=True)
+            self.extensions = []
+
+
+# A stand-in that BuildNativeOrPure replaces: it makes the wheel one of this platform's, and has
+# the build run build_ext.
+setup(ext_modules=[Extension("hiitrack._native", sources=[])], cmdclass={"build_ext": BuildNativeOrPure})
