@@ -2,8 +2,9 @@
 
 pyproject.toml declares the package; this adds the modules of `NATIVE`,
 compiled from their own typed source (mypyc: the same code without the
-interpreter's dispatch), which takes a fifth to a third off the server's CPU
-per hit (docs/performance.md, "Session 44").  Without mypyc or a C compiler,
+interpreter's dispatch): a hit's counting takes a quarter to a third less
+CPU, and the server 9 to 17 % less a request (docs/performance.md,
+"Session 44").  Without mypyc or a C compiler,
 or with HIITRACK_PURE=1, nothing is compiled and the package runs as the
 pure Python it is, the same in everything but speed.
 """
