@@ -169,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if older := stale():
-        print(f"compiled modules older than their source: {', '.join(older)} (scripts/bench rebuilds them)")
+        print(
+            f"compiled modules older than their source: {', '.join(older)}"
+            " (scripts/bench rebuilds them: `python setup.py build_ext --inplace --force`)"
+        )
         return 2
     started = time.monotonic()
     report = Report()

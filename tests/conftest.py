@@ -104,7 +104,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if older := stale():
         pytest.exit(
             f"compiled modules older than their source: {', '.join(older)};"
-            " rebuild them (`python setup.py build_ext --inplace`, as scripts/test does) or delete the *.so",
+            " rebuild them (`python setup.py build_ext --inplace --force`, as scripts/test does) or delete the *.so",
             returncode=2,
         )
 
