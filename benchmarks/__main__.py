@@ -19,7 +19,7 @@ from benchmarks.phases import LOAD_EVENTS, Bench
 from benchmarks.report import TARGETS, Report
 from benchmarks.servers import drop_keyspaces
 from benchmarks.wrk import CONNECTIONS
-from hiitrack.native import compiled, stale
+from hiitrack.native import build, stale
 
 __all__ = ["main"]
 
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"HiiTrack benchmark ({command.strip()}), {CONNECTIONS} connections, "
         f"{os.cpu_count()} cores, {time.monotonic() - started:.0f}s, "
-        f"the hot path {'compiled by mypyc' if compiled() else 'pure Python'}"
+        f"the hot path {build()}"
     )
     print(report.table())
     if report.failures:

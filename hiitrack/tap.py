@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from hiitrack import __version__
 from hiitrack.backfill import LEASE_SECONDS
-from hiitrack.native import compiled
+from hiitrack.native import build
 from hiitrack.web.defaults import ACCESS_LOG_OFF, ACCESS_LOG_TWISTD, BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT
 
 __all__ = ["METRICS_AUTH_VARIABLE", "Options", "makeService"]
@@ -236,8 +236,7 @@ class HiiTrackService(service.MultiService):
 
     def startService(self) -> None:
         def listen(_: object) -> None:
-            build = "compiled by mypyc" if compiled() else "pure Python (setup.py compiles it where it can)"
-            Logger().info("HiiTrack {version}: the hot path is {build}", version=__version__, build=build)
+            Logger().info("HiiTrack {version}: the hot path is {build}", version=__version__, build=build())
             _freeze_startup_objects()
             service.MultiService.startService(self)
             self.started.callback(None)

@@ -36,7 +36,7 @@ from benchmarks.report import Report
 from benchmarks.servers import start_floor, start_hiitrack
 from benchmarks.tail import Span, taken_apart
 from benchmarks.wrk import Load, run_wrk
-from hiitrack.native import compiled
+from hiitrack.native import build
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def test_quick_bench_counts_every_event() -> None:
     assert "every event answered 200 was counted" in output
     assert "sqlite light load, one hit at a time (200 hits" in output
     # The report says which build of the hot path its servers ran (setup.py).
-    assert f"the hot path {'compiled by mypyc' if compiled() else 'pure Python'}" in output
+    assert f"the hot path {build()}" in output
     # Each ingest figure's floor, lean floor and store runs alternate (ABBA), and each ratio is of
     # their means.
     for mode in ("event", "batch"):
