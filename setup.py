@@ -4,8 +4,9 @@ pyproject.toml declares the package; this adds the modules of `NATIVE`,
 compiled from their own typed source (mypyc: the same code without the
 interpreter's dispatch): a hit's counting takes a quarter to a third less
 CPU, and the server 9 to 17 % less a request (docs/performance.md,
-"Session 44").  Without mypyc or a C compiler,
-or with HIITRACK_PURE=1, nothing is compiled and the package runs as the
+"Session 44"), a few % less again with the tracker and the exact funnels
+compiled too ("Session 45").  Without mypyc or a C compiler, or with
+HIITRACK_PURE=1, nothing is compiled and the package runs as the
 pure Python it is, the same in everything but speed.
 """
 
@@ -19,14 +20,18 @@ from setuptools.command.build_ext import build_ext
 
 NATIVE = [
     "hiitrack/caching.py",
+    "hiitrack/conversions.py",
     "hiitrack/counting.py",
+    "hiitrack/funnels.py",
     "hiitrack/store/grouping.py",
     "hiitrack/store/interface.py",
     "hiitrack/store/write_behind.py",
+    "hiitrack/tracking.py",
 ]
-"""The hit's counting, its merges into the commit and the fold, and the caches and locks every hit
-takes.  Not the modules whose objects the tests reach into (a compiled class's methods cannot be
-replaced on an instance) or that an uncompiled class extends."""
+"""A hit's way through the tracker, its counting and the exact funnels' (conversions, funnels), its
+merges into the commit and the fold, and the caches and locks every hit takes.  Not the modules
+whose objects the tests reach into (a compiled class's methods cannot be replaced on an instance)
+or that an uncompiled class extends (docs/performance.md, "Session 45")."""
 GROUP = "hiitrack_native"
 """The one shared library the compiled modules load (`GROUP`__mypyc): built together or not at all."""
 

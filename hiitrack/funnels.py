@@ -104,7 +104,7 @@ class FunnelDefinition:
                 raise InvalidFunnel(f"step {number} lists an event twice")
         if self.order not in ORDERS:
             raise InvalidFunnel(f"order must be one of {', '.join(ORDERS)}")
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or not 1 <= self.window <= MAX_WINDOW:
+        if not 1 <= self.window <= MAX_WINDOW:
             raise InvalidFunnel(f"window must be an integer number of seconds from 1 to {MAX_WINDOW}")
         if len(self.exclude) > MAX_EXCLUDE:
             raise InvalidFunnel(f"at most {MAX_EXCLUDE} excluded events")

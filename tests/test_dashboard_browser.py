@@ -37,7 +37,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from hiitrack.accounts import bucket_scope
-from hiitrack.tracking import Tracker
+from hiitrack.backfill import Backfills
 from tests.chromium import ROOT, Page, readme_snippet, run_driver
 from tests.conftest import Clock
 from tests.helpers import PASSWORD, auth_of, batch, new_bucket, new_user, path
@@ -145,24 +145,29 @@ class SetClock(Resource):
 class HeldBackfill(Resource):
     """The server's backfill, counting each visitor only once let go (POST): the page sees it running.
 
-    It wraps the tracker's own per-visitor backfill, so the numbers are the
-    real backfill's.
+    It stands in for the tracker that the server's backfills count with, and
+    passes each visitor on to the tracker's own backfill, so the numbers are
+    the real backfill's.  (The tracker's methods cannot be replaced on it: it
+    is compiled.)
     """
 
     isLeaf = True
 
-    def __init__(self, tracker: Tracker) -> None:
+    def __init__(self, backfills: Backfills) -> None:
         super().__init__()
-        self.count = tracker.backfill
+        self.tracker = backfills._tracker
         self.waiting: list[defer.Deferred] | None = []
-        tracker.backfill = self
+        backfills._tracker = self
 
-    async def __call__(self, *args: object) -> bool:
+    async def opened(self, scope: str) -> int:
+        return await self.tracker.opened(scope)
+
+    async def backfill(self, *args: object) -> bool:
         if self.waiting is not None:
             held: defer.Deferred = defer.Deferred()
             self.waiting.append(held)
             await held
-        return await self.count(*args)
+        return await self.tracker.backfill(*args)
 
     def release(self) -> None:
         waiting, self.waiting = self.waiting or [], None
@@ -177,7 +182,7 @@ class HeldBackfill(Resource):
 @pytest.fixture
 def feed(server, user_name: str):
     """The second origin's address: the page that loads the tracker, the clock, the backfill's release."""
-    backfill = HeldBackfill(server.app.tracker)
+    backfill = HeldBackfill(server.app.backfills)
     port = pytest_twisted.blockon(defer.ensureDeferred(serve_feed(server, user_name, "shop", backfill)))
     yield f"http://127.0.0.1:{port.getHost().port}"
     backfill.release()
