@@ -13,6 +13,7 @@ pure Python it is, the same in everything but speed.
 import functools
 import os
 import sys
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -51,7 +52,8 @@ def _pure(error: BaseException) -> None:
 
 class BuildNativeOrPure(build_ext):
     """Compiles `NATIVE` when the build runs (not each time pip reads the metadata); if that
-    fails, removes whatever it built, and the package is pure Python."""
+    fails, removes whatever it built, and the package is pure Python.  Either way, the compiled
+    modules where the build puts them are this build's and no others."""
 
     def finalize_options(self) -> None:
         self.distribution.ext_modules = []
@@ -67,9 +69,22 @@ class BuildNativeOrPure(build_ext):
             super().run()
         except Exception as error:  # no C compiler, no Python headers
             _pure(error)
-            for extension in self.extensions:
-                Path(self.get_ext_fullpath(extension.name)).unlink(missing_ok=True)
             self.extensions = []
+        self._remove_others()
+
+    def _remove_others(self) -> None:
+        """Removes the compiled modules that this build did not make from where it puts its own: a
+        module compiled by an earlier build (with another `NATIVE`, or before HIITRACK_PURE=1) would
+        be imported before its source, or shipped in the wheel from build/."""
+        made = {self.get_ext_filename(extension.name) for extension in self.extensions}
+        roots = [Path(self.build_lib)]
+        if self.inplace or getattr(self, "editable_mode", False):
+            roots.append(Path(__file__).parent)
+        for root in roots:
+            for suffix in EXTENSION_SUFFIXES:
+                for found in [*root.glob(f"hiitrack/**/*{suffix}"), *root.glob(f"{GROUP}__mypyc*{suffix}")]:
+                    if str(found.relative_to(root)) not in made:
+                        found.unlink(missing_ok=True)
 
 
 # A stand-in that BuildNativeOrPure replaces: it makes the wheel one of this platform's, and has

@@ -15,6 +15,8 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import pytest
@@ -57,10 +59,14 @@ def _run(*command: str | Path, cwd: Path) -> str:
     return done.stdout
 
 
-def _install(tmp_path: Path, *pip_arguments: str) -> tuple[Path, Path]:
-    """A venv with a copy of the checkout installed by pip; its bin folder and the copy."""
+def _install(tmp_path: Path, *pip_arguments: str, leftovers: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """A venv with a copy of the checkout installed by pip; its bin folder and the copy, in which
+    empty files stand at `leftovers` (relative paths) as if an earlier build had left them."""
     checkout = tmp_path / "checkout"
     shutil.copytree(ROOT, checkout, ignore=GENERATED)
+    for leftover in leftovers:
+        (checkout / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / leftover).touch()
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv, cwd=tmp_path)
     _run(
@@ -109,10 +115,19 @@ def test_install_gives_twistd_hiitrack(tmp_path: Path, editable: bool) -> None:
 
 @pytest.mark.timeout(300)
 def test_hiitrack_pure_installs_the_hot_path_uncompiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also when an earlier build left compiled modules, in build/ (which the wheel is made from)
+    or in place (which Python imports before the source)."""
     monkeypatch.setenv("HIITRACK_PURE", "1")
-    bin_folder, _ = _install(tmp_path)
+    build_lib = f"build/lib.{sysconfig.get_platform()}-{sys.implementation.cache_tag}"
+    module = f"hiitrack/counting{EXTENSION_SUFFIXES[0]}"
+    in_place = [module, f"hiitrack_native__mypyc{EXTENSION_SUFFIXES[0]}"]
+    bin_folder, checkout = _install(tmp_path, leftovers=(f"{build_lib}/{module}", *in_place))
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     package, _, tapnames, compiled = _run(bin_folder / "python", "-c", WHERE, cwd=outside).splitlines()
     assert compiled == "False" and not list(Path(package).rglob("*.so"))
     assert "hiitrack" in tapnames.split(), tapnames
+    # A wheel's build leaves the checkout's own files; a build in place makes them this build's.
+    assert all((checkout / leftover).exists() for leftover in in_place)
+    _run(bin_folder / "python", "setup.py", "--quiet", "build_ext", "--inplace", cwd=checkout)
+    assert not any((checkout / leftover).exists() for leftover in in_place)
