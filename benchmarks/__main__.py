@@ -19,7 +19,7 @@ from benchmarks.phases import LOAD_EVENTS, Bench
 from benchmarks.report import TARGETS, Report
 from benchmarks.servers import drop_keyspaces
 from benchmarks.wrk import CONNECTIONS
-from hiitrack.native import build, stale
+from hiitrack.native import build, stale_refusal
 
 __all__ = ["main"]
 
@@ -168,11 +168,8 @@ def _costs_and_exact(args: argparse.Namespace, bench: Bench) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    if older := stale():
-        print(
-            f"compiled modules older than their source: {', '.join(older)}"
-            " (scripts/bench rebuilds them: `python setup.py build_ext --inplace --force`)"
-        )
+    if refusal := stale_refusal():
+        print(refusal)
         return 2
     started = time.monotonic()
     report = Report()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import hiitrack
 
-__all__ = ["build", "compiled", "stale"]
+__all__ = ["build", "compiled", "stale", "stale_refusal"]
 
 _PACKAGE = Path(hiitrack.__file__).parent
 
@@ -34,3 +34,15 @@ def stale() -> list[str]:
         if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
             older.append(str(source.relative_to(_PACKAGE)))
     return sorted(older)
+
+
+def stale_refusal() -> str | None:
+    """Why a run of the checkout (the suite, the benchmark) must not start, or None: a compiled
+    module older than its source would run the code before the edit."""
+    older = stale()
+    if not older:
+        return None
+    return (
+        f"compiled modules older than their source: {', '.join(older)}; rebuild them"
+        " (`python setup.py build_ext --inplace --force`, as scripts/test and scripts/bench do)"
+    )

@@ -18,7 +18,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 
 from hiitrack.app import HiiTrack
-from hiitrack.native import stale
+from hiitrack.native import stale_refusal
 from hiitrack.sending import listening_reactor
 from hiitrack.store import open_store
 from hiitrack.web.site import make_site
@@ -101,12 +101,8 @@ def server(store):
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to test compiled modules older than their source: the edit would not be tested."""
-    if older := stale():
-        pytest.exit(
-            f"compiled modules older than their source: {', '.join(older)};"
-            " rebuild them (`python setup.py build_ext --inplace --force`, as scripts/test does) or delete the *.so",
-            returncode=2,
-        )
+    if refusal := stale_refusal():
+        pytest.exit(refusal, returncode=2)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
