@@ -127,6 +127,9 @@ def test_hiitrack_pure_installs_the_hot_path_uncompiled(tmp_path: Path, monkeypa
     package, _, tapnames, compiled = _run(bin_folder / "python", "-c", WHERE, cwd=outside).splitlines()
     assert compiled == "False" and not list(Path(package).rglob("*.so"))
     assert "hiitrack" in tapnames.split(), tapnames
+    # The wheel was made from the folder the leftover stood in, and the leftover is gone from it.
+    assert (checkout / build_lib / "hiitrack" / "counting.py").exists()
+    assert not (checkout / build_lib / module).exists()
     # A wheel's build leaves the checkout's own files; a build in place makes them this build's.
     assert all((checkout / leftover).exists() for leftover in in_place)
     _run(bin_folder / "python", "setup.py", "--quiet", "build_ext", "--inplace", cwd=checkout)
