@@ -104,7 +104,12 @@ class GroupCommitter:
     one unit.  With `reactor`, a commit that would start at once waits for
     the end of the reactor's turn, so that the batches of one turn go
     together: a commit that ends before `write` returns (SQLite's, made on
-    the reactor thread) would otherwise carry one batch.
+    the reactor thread) would otherwise carry one batch.  With `fill` (and
+    `reactor`), a commit ending while fewer than `fill` batches wait lets
+    the next one start `fill_wait` seconds later, with those that came
+    meanwhile: under load each commit's own cost (a statement built, sent
+    and answered) is shared by more requests; with one request at a time
+    nothing waits, since none is waiting when a commit ends.
     """
 
     def __init__(
@@ -114,7 +119,11 @@ class GroupCommitter:
         weigh: Callable[[WriteBatch], int] | None = None,
         unit_weight: int = 0,
         reactor: Any = None,
+        fill: int = 0,
+        fill_wait: float = 0.0,
     ) -> None:
+        if fill and reactor is None:
+            raise ValueError("waiting for a commit to fill needs a reactor")
         self._commit = commit
         self._max_batches = max_batches
         self._weigh = weigh
@@ -122,23 +131,30 @@ class GroupCommitter:
         self._waiting: list[tuple[WriteBatch, Deferred]] = []
         self._in_flight: Deferred | None = None
         self._reactor = reactor
-        self._turn_ending = False
+        self._fill = fill
+        self._fill_wait = fill_wait
+        self._start_due = False
         self.commits = 0
         self.batches = 0
 
     def write(self, batch: WriteBatch) -> Deferred:
         done: Deferred = Deferred()
         self._waiting.append((batch, done))
-        if self._in_flight is None and not self._turn_ending:
+        if self._in_flight is None and not self._start_due:
             if self._reactor is None:
                 self._next()
             else:
-                self._turn_ending = True
-                self._reactor.callLater(0, self._at_turn_end)
+                self._start_after(0)
         return done
 
-    def _at_turn_end(self) -> None:
-        self._turn_ending = False
+    def _start_after(self, seconds: float) -> None:
+        """The next commit in `seconds` (0: at the end of the reactor's turn), with every batch
+        waiting by then."""
+        self._start_due = True
+        self._reactor.callLater(seconds, self._due)
+
+    def _due(self) -> None:
+        self._start_due = False
         if self._in_flight is None and self._waiting:
             self._next()
 
@@ -179,8 +195,10 @@ class GroupCommitter:
         if isinstance(result, Failure):
             METRICS.commit_failures.inc()
         self._in_flight = None
-        if self._waiting:
+        if len(self._waiting) >= max(1, self._fill):
             self._next()
+        elif self._waiting:
+            self._start_after(self._fill_wait)
         for _, done in group:
             if isinstance(result, Failure):
                 done.errback(result)
