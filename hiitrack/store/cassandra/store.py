@@ -80,12 +80,12 @@ LOGGED_BATCH_BYTES = 40 * 1024
 """Bytes of a commit's unit past which it is not one logged batch: Cassandra refuses batches over
 ``batch_size_fail_threshold`` (50 KiB by default).  Only a single request this large (an
 import's) is such a unit."""
-COMMIT_FILL = 8
-COMMIT_FILL_WAIT = 0.001
-"""Under load, a commit ending with fewer than `COMMIT_FILL` hits waiting lets the next start a
-millisecond later, with those that came meanwhile: at 100,000 visitors a commit then carried 7.5
-hits instead of 4.4, and the server's CPU a hit fell by a sixth (docs/performance.md, "Session
-46")."""
+COMMIT_FILL = 4
+COMMIT_FILL_WAIT = 0.0005
+"""Under load, a commit ending with fewer than `COMMIT_FILL` hits waiting lets the next start half
+a millisecond later, with those that came meanwhile: with 1,000 visitors a commit then carried 8
+event hits instead of 5.3, and the server's CPU a hit fell by about a sixth; with 100,000 it moved
+within the machine's noise (docs/performance.md, "Session 46")."""
 CELL_BYTES = 24
 """What an increment adds to a journal entry, beyond its row and column (an overestimate)."""
 
