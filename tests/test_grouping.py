@@ -52,10 +52,11 @@ def hit(scope: str) -> WriteBatch:
 
 
 class Commits:
-    """A store's commit function whose commits end when the test says: the batches of each."""
+    """A store's commit function whose commits end when the test says; `started` has the scopes
+    of each commit's batches."""
 
     def __init__(self) -> None:
-        self.started: list[list[str]] = []  # the scopes of each commit's batches
+        self.started: list[list[str]] = []
         self._ends: list[Deferred] = []
 
     def __call__(self, units: list) -> Deferred:
