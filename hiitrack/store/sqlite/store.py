@@ -1,22 +1,22 @@
 """The SQLite store: records and counters in one file.
 
 Writes go out one after another, so they never contend with each other for
-the file's lock.  Small, bounded work runs on the reactor thread itself: a
-group commit of at most `AT_ONCE_ROWS`, made at the end of the turn in
-which its hits arrived, a point read (`get`: a visitor's state, an
-`insert_id`) and a plain report's counter rows (`AT_ONCE_READ_ROWS`).
-Everything whose size grows with the data or the load runs on threads:
-larger commits, folds, checkpoints, account writes and migrations on a
-writer thread, scans and time-bounded counter reads on a reader thread
-whose connection reads the last committed state through WAL while a write
-is in progress.
-Handed to a thread, a commit of about a millisecond's work took twice as
-long from hand-off to answer, waiting for the busy reactor to let go of the
-GIL at each step, and its hits waited with it; a point read likewise; and
-the benchmark's funnel report read its rows in 1.7 to 3.1 ms there, where
-`sqlite3` alone reads them in 1.5 ms on any one thread.  The reactor
-waits for the disk only there, and never for another process: when one
-holds the file's write lock, the work goes to its thread and waits there.
+the file's lock.  They run on a writer thread: group commits (the batches
+written in one turn of the reactor, and those written while the commit
+before was made), folds, checkpoints, account writes and migrations.  A
+commit's `fsync` releases the GIL, so under load the reactor parses and
+counts the next hits while the disk makes the last ones durable: event
+ingest ran 6 to 16 % faster than with commits on the reactor thread, which
+waited for each one with every connection in it (docs/performance.md,
+"Session 47").  Small, bounded reads run on the reactor thread itself: a
+point read (`get`: a visitor's state, an `insert_id`) and a plain report's
+counter rows (`AT_ONCE_READ_ROWS`).  Handed to a thread, the benchmark's
+funnel report read its rows in 1.7 to 3.1 ms, where `sqlite3` alone reads
+them in 1.5 ms on any one thread.  Scans and time-bounded counter reads,
+whose size grows with the data, run on a reader thread whose connection
+reads the last committed state through WAL while a write is in progress.
+The reactor never waits for another process: when one holds the file's
+write lock, the read goes to the reader thread and waits there.
 Records of kinds with an expiry carry their time of expiry: reads skip
 them once it has passed, and commits delete them in bounded rounds.
 
@@ -89,14 +89,6 @@ PURGE_SECONDS = 60.0
 """How often a commit also deletes expired records."""
 PURGE_ROWS = 1000
 """At most this many expired records per commit, so a purge never stalls writes."""
-AT_ONCE_ROWS = 1000
-"""A commit that writes at most this many rows is made on the reactor thread, about 2 ms of
-SQLite's work and `fsync` here; a larger one on the writer thread, so the reactor never waits
-long.  Each record is a row, and so is each counter cell of a process that does not journal; a
-journaling process's increments are one row, the journal entry, however many cells they touch.
-Under the benchmark's load a group commit of event hits writes about 30 records and touches
-about 200 cells; one of batches of events, about 30 records and 3,000 cells.  (Once a
-`PURGE_SECONDS` a commit also deletes up to `PURGE_ROWS` expired records.)"""
 AT_ONCE_READ_ROWS = 16
 """A counter read of at most this many rows and no column range (an event's or property's report,
 a funnel's steps, a saved funnel's conversion and its days) is made on the reactor thread.  Its
@@ -109,8 +101,8 @@ read of more rows stay on the reader thread."""
 CHECKPOINT_SECONDS = 1.0
 """How often the writer thread copies the WAL's pages into the file (SQLite's checkpoint).  No
 connection checkpoints at the end of a commit, as SQLite's do by default once the WAL holds
-1,000 pages: on the reactor thread that copy, thousands of pages after a fold, and its two
-`fsync`s would stop every connection meanwhile.  The checkpoints tick half a period after the
+1,000 pages: that copy, thousands of pages after a fold, and its two `fsync`s would hold the
+commits behind it at unforeseeable times.  The checkpoints tick half a period after the
 folds, so that a commit waits for one of them at a time."""
 JOURNAL_LOCK = ".journal-lock"
 """Appended to the file's path: the lock the journaling process holds."""
@@ -350,9 +342,9 @@ class SQLiteStore:
         self._local = _Connection()
         self._writer = ThreadPool(1, 1, "hiitrack-sqlite-writer")
         self._reader = ThreadPool(1, 1, "hiitrack-sqlite-reader")
-        # Held by every write, on the reactor thread or the writer thread: one at a time.
+        # Held by every write: one at a time, in the order they were asked for.
         self._writing = DeferredLock()
-        # The reactor thread's connection, for small commits and point reads; it never waits for the file.
+        # The reactor thread's connection, for point reads and small counter reads; it never waits for the file.
         self._at_once: sqlite3.Connection | None = None
         self._group = GroupCommitter(lambda units: Deferred.fromCoroutine(self._commit(units)), reactor=self._reactor)
         # Whether this process journals (it holds the lock), and the lock's file.
@@ -396,21 +388,20 @@ class SQLiteStore:
 
         return await deferToThreadPool(self._reactor, pool, in_thread)
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T], here: bool = False) -> T:
-        """`work` once no other write runs: on the writer thread, or with `here` on the reactor
-        thread (on the writer thread if the file is busy)."""
-        run = self._here_or_on if here else self._run
-        return await self._writing.run(lambda: Deferred.fromCoroutine(run(self._writer, work)))
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` on the writer thread, once no other write runs."""
+        return await self._writing.run(lambda: Deferred.fromCoroutine(self._run(self._writer, work)))
 
     async def _here_or_on(self, pool: ThreadPool, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` here on the reactor thread; on `pool`'s thread, which waits for the file, when
-        the file is busy (another process holds its write lock)."""
+        """The read `work` here on the reactor thread; on `pool`'s thread, which waits for the
+        file, when the file is busy (under WAL, a read is refused only in rare moments: while
+        another connection recovers the WAL, or closes the file's last connection)."""
         try:
             if self._at_once is None:
                 self._at_once = self._open(timeout=0)
             return work(self._at_once)
         except sqlite3.Error as error:
-            # A busy file refused the transaction (or the statement) whole: nothing was written.
+            # A busy file refused the read whole: read again where waiting is allowed.
             # (Errors of the module's own, a closed connection's, carry no SQLite code.)
             if getattr(error, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:
                 raise StoreUnavailable(f"sqlite: {error}") from error
@@ -606,8 +597,7 @@ class SQLiteStore:
                 # The one statement is a transaction of its own.
                 connection.execute(WRITE_COMMIT, write)
 
-        rows_written = len(merged) - merged.cells if journaled else len(merged)
-        await self._write(commit, here=rows_written <= AT_ONCE_ROWS)
+        await self._write(commit)
         if seq is not None:
             # Before the GroupCommitter answers the commit's requests.
             self._behind.add(seq, rows)
