@@ -68,7 +68,7 @@ from typing import IO, Any, TypeVar
 
 import ujson
 from twisted.internet import reactor as default_reactor
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
@@ -340,10 +340,9 @@ class SQLiteStore:
         self._purge_seconds = purge_seconds
         self._next_purge = 0.0
         self._local = _Connection()
+        # Every write runs on this one thread: one at a time, in the order they were asked for.
         self._writer = ThreadPool(1, 1, "hiitrack-sqlite-writer")
         self._reader = ThreadPool(1, 1, "hiitrack-sqlite-reader")
-        # Held by every write: one at a time, in the order they were asked for.
-        self._writing = DeferredLock()
         # The reactor thread's connection, for point reads and small counter reads; it never waits for the file.
         self._at_once: sqlite3.Connection | None = None
         self._group = GroupCommitter(lambda units: Deferred.fromCoroutine(self._commit(units)), reactor=self._reactor)
@@ -389,8 +388,8 @@ class SQLiteStore:
         return await deferToThreadPool(self._reactor, pool, in_thread)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` on the writer thread, once no other write runs."""
-        return await self._writing.run(lambda: Deferred.fromCoroutine(self._run(self._writer, work)))
+        """`work` on the writer thread, after the writes asked for before it."""
+        return await self._run(self._writer, work)
 
     async def _here_or_on(self, pool: ThreadPool, work: Callable[[sqlite3.Connection], T]) -> T:
         """The read `work` here on the reactor thread; on `pool`'s thread, which waits for the
@@ -589,7 +588,7 @@ class SQLiteStore:
                 self._next_purge = now if purged == PURGE_ROWS else now + self._purge_seconds
 
         def commit(connection: sqlite3.Connection) -> None:
-            # One write at a time (self._writing): _next_purge needs no lock of its own.
+            # One write at a time (the writer thread): _next_purge needs no lock of its own.
             purge = now >= self._next_purge
             if removals or purge or (rows and not journaled):
                 _in_transaction(connection, partial(write_all, purge=purge))
